@@ -1,0 +1,139 @@
+//! `ApiError`: every refusal the API makes, as a status code and a JSON body
+//! `{"error": {"code", "message"}}` that tells the caller what to do.
+
+use axum::Json;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::registry::{RegistryError, UploadError};
+use crate::scheduler::{CancelError, SubmitError};
+use crate::task::TaskId;
+
+/// Seconds a client is asked to wait after a 429.
+const RETRY_AFTER_SECS: u64 = 1;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub task_id: Option<TaskId>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), task_id: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn with_task(mut self, id: TaskId) -> Self {
+        self.task_id = Some(id);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(id) = self.task_id {
+            error["task_id"] = json!(id);
+        }
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        let (status, code) = match &error {
+            UploadError::Empty => (StatusCode::BAD_REQUEST, "empty_body"),
+            UploadError::NotWasm => (StatusCode::BAD_REQUEST, "not_wasm"),
+            UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
+            UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
+            UploadError::Prepare(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
+            UploadError::Internal(e) => {
+                tracing::error!(error = ?e, "upload failed inside the host");
+                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host could not store the plugin; see its log");
+            }
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::Upload(e) => e.into(),
+            RegistryError::NothingToRollBackTo(_) => Self::new(StatusCode::CONFLICT, "no_previous_version", error.to_string()),
+            RegistryError::NoSuchPlugin(_) | RegistryError::NoSuchVersion { .. } => Self::not_found(error.to_string()),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        let (status, code) = match error {
+            SubmitError::NoSuchPlugin(_) => (StatusCode::NOT_FOUND, "not_found"),
+            SubmitError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(error: CancelError) -> Self {
+        match error {
+            CancelError::NotFound(_) => Self::not_found(error.to_string()),
+            CancelError::AlreadyFinished(id) => Self::new(StatusCode::CONFLICT, "task_finished", error.to_string()).with_task(id),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
+        let hint = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            " (limits.max_component_mb for uploads, limits.max_input_mb for task inputs)"
+        } else {
+            ""
+        };
+        Self::new(status, code, format!("{}{hint}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request("bad_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::bad_request("bad_path", rejection.body_text())
+    }
+}

@@ -1,0 +1,280 @@
+//! Tasks: run synchronously, submit asynchronously, look up (with long-polling), list,
+//! stream events (SSE), cancel.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{self, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::extract::{Body, PluginName, Query, TaskIdParam};
+use super::{ApiError, AppState};
+use crate::events::{Event, Subscription};
+use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState};
+
+/// How long `DELETE /v1/tasks/{id}` waits for the task to stop before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+const DEFAULT_LIST_LIMIT: usize = 100;
+const MAX_LIST_LIMIT: usize = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitQuery {
+    /// Seconds this task may run; the host's default (and maximum) if absent.
+    timeout: Option<u64>,
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+    Query(query): Query<SubmitQuery>,
+    Body(input): Body,
+) -> Result<Response, ApiError> {
+    let timeout = task_timeout(&state, &query)?;
+    let task = state.scheduler.submit(&name, input, timeout)?;
+    let status = task.finished().await;
+    match status.outcome {
+        Some(Outcome::Succeeded(output)) => {
+            let content_type = if serde_json::from_slice::<serde::de::IgnoredAny>(&output).is_ok() {
+                "application/json"
+            } else {
+                "application/octet-stream"
+            };
+            let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], output).into_response();
+            identify(&mut response, &task);
+            Ok(response)
+        }
+        Some(outcome) => Err(outcome_error(&outcome).with_task(task.id)),
+        None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the task ended without an outcome").with_task(task.id)),
+    }
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+    Query(query): Query<SubmitQuery>,
+    Body(input): Body,
+) -> Result<Response, ApiError> {
+    let timeout = task_timeout(&state, &query)?;
+    let task = state.scheduler.submit(&name, input, timeout)?;
+    let location = format!("/v1/tasks/{}", task.id);
+    let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
+    identify(&mut response, &task);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    /// Seconds to wait for the task to end before answering.
+    wait: Option<f64>,
+}
+
+pub async fn show(State(state): State<AppState>, TaskIdParam(id): TaskIdParam, Query(query): Query<ShowQuery>) -> Result<impl IntoResponse, ApiError> {
+    let task = find(&state, id)?;
+    if let Some(wait) = query.wait {
+        let max = state.scheduler.limits().max_wait_secs;
+        if !(0.0..=max as f64).contains(&wait) {
+            return Err(ApiError::bad_request("bad_query", format!("wait must be between 0 and {max} seconds (limits.max_wait_secs)")));
+        }
+        let _ = tokio::time::timeout(Duration::from_secs_f64(wait), task.finished()).await;
+    }
+    Ok(axum::Json(TaskView::of(&task)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    plugin: Option<String>,
+    state: Option<TaskState>,
+    limit: Option<usize>,
+}
+
+pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request("bad_query", format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
+    }
+    let tasks = state.scheduler.list(query.plugin.as_deref(), query.state, limit);
+    let views: Vec<TaskView> = tasks.iter().map(|t| TaskView::of(t)).collect();
+    Ok(axum::Json(serde_json::json!({ "tasks": views })))
+}
+
+pub async fn cancel(State(state): State<AppState>, TaskIdParam(id): TaskIdParam) -> Result<impl IntoResponse, ApiError> {
+    let task = state.scheduler.cancel(id)?;
+    let _ = tokio::time::timeout(CANCEL_WAIT, task.finished()).await;
+    Ok(axum::Json(TaskView::of(&task)))
+}
+
+/// Server-Sent Events: the kept history, then live events, ending after the final state.
+/// A reconnecting client sends `Last-Event-ID` and resumes after it.
+pub async fn events(
+    State(state): State<AppState>,
+    TaskIdParam(id): TaskIdParam,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
+    let task = find(&state, id)?;
+    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Sse::new(event_stream(task.events.subscribe(after), after)).keep_alive(KeepAlive::default()))
+}
+
+fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Result<sse::Event, Infallible>> {
+    struct Cursor {
+        history: VecDeque<Arc<Event>>,
+        live: tokio::sync::broadcast::Receiver<Arc<Event>>,
+        last_seq: u64,
+        done: bool,
+    }
+    let cursor = Cursor { history: subscription.history.into(), live: subscription.live, last_seq: after, done: false };
+    futures::stream::unfold(cursor, |mut cursor| async move {
+        if cursor.done {
+            return None;
+        }
+        let event = loop {
+            if let Some(event) = cursor.history.pop_front() {
+                break event;
+            }
+            match cursor.live.recv().await {
+                Ok(event) if event.seq <= cursor.last_seq => continue,
+                Ok(event) => break event,
+                Err(RecvError::Lagged(missed)) => {
+                    let notice = sse::Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));
+                    return Some((Ok(notice), cursor));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        };
+        cursor.last_seq = event.seq;
+        cursor.done = event.kind.is_final();
+        let data = serde_json::to_string(&*event).unwrap_or_default();
+        let sse_event = sse::Event::default().id(event.seq.to_string()).event(event.kind.name()).data(data);
+        Some((Ok(sse_event), cursor))
+    })
+}
+
+fn find(state: &AppState, id: TaskId) -> Result<Arc<Task>, ApiError> {
+    state.scheduler.get(id).ok_or_else(|| ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)")))
+}
+
+fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Option<Duration>, ApiError> {
+    let max = state.scheduler.limits().task_timeout_secs;
+    match query.timeout {
+        None => Ok(None),
+        Some(secs) if (1..=max).contains(&secs) => Ok(Some(Duration::from_secs(secs))),
+        Some(secs) => Err(ApiError::bad_request(
+            "bad_query",
+            format!("timeout={secs} is out of range: between 1 and {max} seconds (limits.task_timeout_secs)"),
+        )),
+    }
+}
+
+fn identify(response: &mut Response, task: &Task) {
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&task.id.to_string()) {
+        headers.insert("ignareo-task-id", id);
+    }
+    if let Ok(version) = HeaderValue::from_str(&task.version) {
+        headers.insert("ignareo-plugin-version", version);
+    }
+}
+
+/// The API error a synchronous run answers when its task did not succeed.
+fn outcome_error(outcome: &Outcome) -> ApiError {
+    let (status, code) = match outcome {
+        Outcome::Failed(Failure { kind: FailureKind::InvalidInput, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+        Outcome::Failed(Failure { kind: FailureKind::TaskError, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "task_failed"),
+        Outcome::Failed(Failure { kind: FailureKind::Trap, .. }) => (StatusCode::BAD_GATEWAY, "task_trapped"),
+        Outcome::Failed(Failure { kind: FailureKind::MemoryLimit, .. }) => (StatusCode::BAD_GATEWAY, "memory_limit"),
+        Outcome::Failed(Failure { kind: FailureKind::Instantiate, .. }) => (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed"),
+        Outcome::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
+        Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
+        Outcome::Succeeded(_) => (StatusCode::OK, "ok"),
+    };
+    ApiError::new(status, code, outcome.describe())
+}
+
+#[derive(Serialize)]
+struct ErrorView {
+    kind: &'static str,
+    message: String,
+}
+
+/// A task as the API shows it.
+#[derive(Serialize)]
+struct TaskView {
+    id: TaskId,
+    plugin: String,
+    version: String,
+    state: TaskState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<TaskId>,
+    submitted_at_ms: u64,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
+    duration_ms: Option<u64>,
+    timeout_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<serde_json::Value>,
+    /// Output that is not JSON, base64-encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorView>,
+}
+
+impl TaskView {
+    fn of(task: &Task) -> Self {
+        let Status { state, started_at, finished_at, outcome } = task.status();
+        let (mut output, mut output_base64, mut error) = (None, None, None);
+        match &outcome {
+            Some(Outcome::Succeeded(bytes)) => match serde_json::from_slice(bytes) {
+                Ok(value) => output = Some(value),
+                Err(_) => output_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            },
+            Some(other) => error = Some(ErrorView { kind: error_kind(other), message: other.describe() }),
+            None => {}
+        }
+        Self {
+            id: task.id,
+            plugin: task.plugin.clone(),
+            version: task.version.to_string(),
+            state,
+            parent: task.parent,
+            submitted_at_ms: epoch_ms(task.submitted_at),
+            started_at_ms: started_at.map(epoch_ms),
+            finished_at_ms: finished_at.map(epoch_ms),
+            duration_ms: started_at.zip(finished_at).map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
+            timeout_ms: task.timeout.as_millis() as u64,
+            output,
+            output_base64,
+            error,
+        }
+    }
+}
+
+fn error_kind(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Failed(f) => match f.kind {
+            FailureKind::InvalidInput => "invalid-input",
+            FailureKind::TaskError => "task-error",
+            FailureKind::Trap => "trap",
+            FailureKind::MemoryLimit => "memory-limit",
+            FailureKind::Instantiate => "instantiate",
+        },
+        Outcome::TimedOut(_) => "timeout",
+        Outcome::Cancelled => "cancelled",
+        Outcome::Succeeded(_) => "none",
+    }
+}
+
+fn epoch_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

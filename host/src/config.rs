@@ -1,0 +1,235 @@
+//! The host's configuration: every limit with its default, where values come from (flags and
+//! environment over a TOML file over defaults), and validation before anything is bound.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./ignareo-data";
+
+/// Everything `ignareo serve` needs. Field names are the TOML keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Bearer token for plugin management; generated at first start when unset.
+    pub token: Option<String>,
+    pub limits: Limits,
+    pub outbound: OutboundConfig,
+}
+
+/// Admission, task and request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Tasks running at once across all plugins; also sizes the instance pool.
+    pub max_running_tasks: u32,
+    /// Tasks of one plugin running at once (at most `max_running_tasks`).
+    pub max_running_per_plugin: Option<u32>,
+    /// Accepted tasks waiting for a slot; beyond this, submissions get 429.
+    pub max_queued_tasks: u32,
+    /// Wall-clock limit of one task, from its start.
+    pub task_timeout_secs: u64,
+    /// Linear memory one task may use.
+    pub task_memory_mb: u64,
+    /// Largest component upload.
+    pub max_component_mb: u64,
+    /// Largest task input (request body of `run` and `tasks`).
+    pub max_input_mb: u64,
+    /// Longest `?wait=` a long-poll may ask for.
+    pub max_wait_secs: u64,
+    /// Finished tasks kept in memory for `GET /v1/tasks/{id}`; the oldest go first.
+    pub retain_finished_tasks: u32,
+    /// Events (logs, progress) kept per task for late subscribers; older ones are dropped.
+    pub events_per_task: u32,
+    /// How deep tasks may spawn tasks that spawn tasks.
+    pub max_spawn_depth: u32,
+    /// Versions kept per plugin for rollback; the oldest non-live ones are pruned.
+    pub versions_per_plugin: u32,
+    /// On SIGTERM/SIGINT, how long running tasks may take to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Outbound HTTP made on behalf of plugins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// Timeout of a request that does not set its own.
+    pub request_timeout_ms: u64,
+    /// Largest response body a plugin may receive.
+    pub max_response_mb: u64,
+    pub max_redirects: u32,
+    /// Requests a `fetch-all` runs at once when the plugin does not say.
+    pub fetch_all_concurrency: u32,
+    /// Most requests one `fetch-all` may run at once, whatever the plugin asks.
+    pub max_fetch_all_concurrency: u32,
+    /// Idle connections kept per destination host.
+    pub pool_idle_per_host: usize,
+    pub user_agent: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default listen address is valid"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            token: None,
+            limits: Limits::default(),
+            outbound: OutboundConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: 1024,
+            max_running_per_plugin: None,
+            max_queued_tasks: 10_000,
+            task_timeout_secs: 300,
+            task_memory_mb: 128,
+            max_component_mb: 64,
+            max_input_mb: 4,
+            max_wait_secs: 60,
+            retain_finished_tasks: 10_000,
+            events_per_task: 1_000,
+            max_spawn_depth: 8,
+            versions_per_plugin: 10,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 30_000,
+            max_response_mb: 16,
+            max_redirects: 10,
+            fetch_all_concurrency: 32,
+            max_fetch_all_concurrency: 1_024,
+            pool_idle_per_host: 256,
+            user_agent: concat!("ignareo/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+impl Config {
+    /// Reads a TOML file; unknown keys and bad values are errors that name the key.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Refuses values the host cannot run with, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        positive("limits.max_running_tasks", l.max_running_tasks.into())?;
+        positive("limits.max_queued_tasks", l.max_queued_tasks.into())?;
+        positive("limits.task_timeout_secs", l.task_timeout_secs)?;
+        positive("limits.max_component_mb", l.max_component_mb)?;
+        positive("limits.max_input_mb", l.max_input_mb)?;
+        positive("limits.events_per_task", l.events_per_task.into())?;
+        positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;
+        if !(1..=4096).contains(&l.task_memory_mb) {
+            bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
+        }
+        if let Some(per_plugin) = l.max_running_per_plugin {
+            if per_plugin == 0 || per_plugin > l.max_running_tasks {
+                bail!(
+                    "limits.max_running_per_plugin must be between 1 and limits.max_running_tasks ({}), got {per_plugin}",
+                    l.max_running_tasks
+                );
+            }
+        }
+        let o = &self.outbound;
+        positive("outbound.request_timeout_ms", o.request_timeout_ms)?;
+        positive("outbound.max_response_mb", o.max_response_mb)?;
+        positive("outbound.fetch_all_concurrency", o.fetch_all_concurrency.into())?;
+        if o.fetch_all_concurrency > o.max_fetch_all_concurrency {
+            bail!(
+                "outbound.fetch_all_concurrency ({}) exceeds outbound.max_fetch_all_concurrency ({})",
+                o.fetch_all_concurrency,
+                o.max_fetch_all_concurrency
+            );
+        }
+        if let Some(token) = &self.token {
+            if token.trim().len() < 16 {
+                bail!("token must be at least 16 characters (IGNAREO_TOKEN / --token / token)");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Limits {
+    pub fn task_timeout(&self) -> Duration {
+        Duration::from_secs(self.task_timeout_secs)
+    }
+
+    pub fn task_memory_bytes(&self) -> usize {
+        usize::try_from(self.task_memory_mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_component_bytes(&self) -> usize {
+        usize::try_from(self.max_component_mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_input_bytes(&self) -> usize {
+        usize::try_from(self.max_input_mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    pub fn running_per_plugin(&self) -> u32 {
+        self.max_running_per_plugin.unwrap_or(self.max_running_tasks)
+    }
+}
+
+impl OutboundConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_mb * MIB
+    }
+}
+
+fn positive(key: &str, value: u64) -> anyhow::Result<()> {
+    if value == 0 {
+        bail!("{key} must be greater than 0");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nmax_runing = 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_runing"), "{err}");
+    }
+
+    #[test]
+    fn invalid_limits_name_the_key() {
+        let mut config: Config = toml::from_str("[limits]\nmax_running_tasks = 4\nmax_running_per_plugin = 5\n").unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("limits.max_running_per_plugin"), "{err}");
+        config.limits.max_running_per_plugin = None;
+        config.limits.task_memory_mb = 0;
+        assert!(config.validate().unwrap_err().to_string().contains("limits.task_memory_mb"));
+    }
+}

@@ -1,0 +1,141 @@
+//! The events of one task (log lines, progress, custom events, state changes), kept in a
+//! bounded history for late subscribers and broadcast live to current ones.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::task::TaskState;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventKind {
+    Log { level: Level, message: String },
+    Progress { done: u64, total: Option<u64>, message: Option<String> },
+    Custom { name: String, data: serde_json::Value },
+    State { state: TaskState, #[serde(skip_serializing_if = "Option::is_none")] error: Option<String> },
+}
+
+impl EventKind {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Log { .. } => "log",
+            Self::Progress { .. } => "progress",
+            Self::Custom { .. } => "custom",
+            Self::State { .. } => "state",
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::State { state, .. } if state.is_final())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Event {
+    /// Position in this task's stream, from 1; gaps mean dropped events.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+pub struct EventLog {
+    inner: Mutex<History>,
+    live: broadcast::Sender<Arc<Event>>,
+}
+
+/// The first event (the task was queued) stays; after it, the most recent ones.
+struct History {
+    first: Option<Arc<Event>>,
+    recent: VecDeque<Arc<Event>>,
+    recent_capacity: usize,
+    next_seq: u64,
+}
+
+/// What a subscriber gets: the kept events after the one it has seen, then live ones.
+pub struct Subscription {
+    pub history: Vec<Arc<Event>>,
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+impl EventLog {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(2);
+        Self {
+            inner: Mutex::new(History { first: None, recent: VecDeque::new(), recent_capacity: capacity - 1, next_seq: 1 }),
+            live: broadcast::Sender::new(capacity.min(4096)),
+        }
+    }
+
+    pub fn push(&self, kind: EventKind) {
+        let mut history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let event = Arc::new(Event { seq: history.next_seq, at_ms, kind });
+        history.next_seq += 1;
+        if history.first.is_none() {
+            history.first = Some(event.clone());
+        } else {
+            if history.recent.len() == history.recent_capacity {
+                history.recent.pop_front();
+            }
+            history.recent.push_back(event.clone());
+        }
+        // No receivers is fine: nobody is watching live.
+        let _ = self.live.send(event);
+    }
+
+    /// Subscribes under the history lock so no event is missed or seen twice.
+    pub fn subscribe(&self, after_seq: u64) -> Subscription {
+        let history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        Subscription {
+            history: history.first.iter().chain(&history.recent).filter(|e| e.seq > after_seq).cloned().collect(),
+            live: self.live.subscribe(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(n: u32) -> EventKind {
+        EventKind::Log { level: Level::Info, message: n.to_string() }
+    }
+
+    #[test]
+    fn history_is_bounded_and_keeps_order() {
+        let events = EventLog::new(3);
+        for n in 0..10 {
+            events.push(log(n));
+        }
+        let seqs: Vec<u64> = events.subscribe(0).history.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 9, 10]);
+        assert_eq!(events.subscribe(9).history.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn live_events_follow_history_without_gaps() {
+        let events = EventLog::new(10);
+        events.push(log(1));
+        let mut sub = events.subscribe(0);
+        events.push(log(2));
+        assert_eq!(sub.history.len(), 1);
+        assert_eq!(sub.live.recv().await.unwrap().seq, 2);
+    }
+}

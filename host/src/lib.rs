@@ -1,0 +1,22 @@
+//! ignareo: a WebAssembly task host.
+//!
+//! Module map (data flows down this list):
+//! - [`api`]: the HTTP API (axum): plugins, tasks, events, health.
+//! - [`scheduler`]: admission (limits, bounded queue), task lifecycle, cancellation.
+//! - [`registry`]: plugin versions, upload validation, the live version, hot swap and rollback.
+//! - [`runtime`]: the wasmtime engine, linker, per-invocation stores and limits.
+//! - [`capabilities`]: what guests may call: outbound HTTP, events, timers, task context.
+//! - [`task`], [`events`]: a task's record and its event stream.
+//! - [`config`], [`auth`], [`server`], [`cli`]: configuration, the admin token, wiring, the command line.
+
+pub mod api;
+pub mod auth;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod registry;
+pub mod runtime;
+pub mod scheduler;
+pub mod server;
+pub mod task;

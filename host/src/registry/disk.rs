@@ -1,0 +1,115 @@
+//! The registry's files in the data directory:
+//!
+//! - `components/{sha256}.wasm`: uploaded component bytes, content-addressed;
+//! - `compiled/{sha256}.{engine}.cwasm`: compiled artifacts, so a restart does not recompile;
+//! - `plugins.json`: which versions each plugin has and which one is live.
+//!
+//! Every file is replaced by write-then-rename: artifacts are memory-mapped while in use, and
+//! a crash must never leave a half-written index.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// One uploaded version of a plugin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// sha256 of the component bytes, hex.
+    pub version: String,
+    pub size: u64,
+    pub uploaded_at_ms: u64,
+    /// Time the first compilation took.
+    pub compile_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PluginIndex {
+    pub live: String,
+    /// Oldest first.
+    pub versions: Vec<VersionInfo>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Index {
+    pub plugins: BTreeMap<String, PluginIndex>,
+}
+
+pub struct Disk {
+    components: PathBuf,
+    compiled: PathBuf,
+    index: PathBuf,
+    fingerprint: String,
+}
+
+impl Disk {
+    pub fn open(data_dir: &Path, fingerprint: String) -> anyhow::Result<Self> {
+        let disk = Self {
+            components: data_dir.join("components"),
+            compiled: data_dir.join("compiled"),
+            index: data_dir.join("plugins.json"),
+            fingerprint,
+        };
+        for dir in [&disk.components, &disk.compiled] {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(disk)
+    }
+
+    pub fn component_path(&self, version: &str) -> PathBuf {
+        self.components.join(format!("{version}.wasm"))
+    }
+
+    pub fn artifact_path(&self, version: &str) -> PathBuf {
+        self.compiled.join(format!("{version}.{}.cwasm", self.fingerprint))
+    }
+
+    pub fn load_index(&self) -> anyhow::Result<Index> {
+        match std::fs::read(&self.index) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is corrupt; restore it from a backup or move it away to start empty", self.index.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.index.display())),
+        }
+    }
+
+    pub fn save_index(&self, index: &Index) -> anyhow::Result<()> {
+        write_atomic(&self.index, &serde_json::to_vec_pretty(index)?)
+    }
+
+    pub fn write_component(&self, version: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.component_path(version);
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomic(&path, bytes)
+    }
+
+    pub fn write_artifact(&self, version: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.artifact_path(version), bytes)
+    }
+
+    /// Removes a version's files; running tasks keep their mapping until they end.
+    pub fn remove_version(&self, version: &str) {
+        for path in [self.component_path(version), self.artifact_path(version)] {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a pruned plugin version");
+                }
+            }
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}

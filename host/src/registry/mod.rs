@@ -1,0 +1,335 @@
+//! The plugin registry: uploaded versions, validation of uploads, which version is live, hot
+//! swap and rollback.
+//!
+//! Hot swap is a pointer swap: an invocation clones the live `Arc<LoadedVersion>` when it is
+//! accepted and keeps it to its end, so an upload never waits for running tasks and running
+//! tasks never see a half-made version. Compilation happens at upload (or at start, from the
+//! artifact cache), never on the invocation path.
+
+mod disk;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+pub use disk::VersionInfo;
+use disk::{Disk, Index, PluginIndex};
+
+use crate::runtime::{PrepareError, Prepared, Runtime};
+
+/// A plugin version compiled, linked and ready to instantiate.
+pub struct LoadedVersion {
+    pub plugin: String,
+    pub info: VersionInfo,
+    pub prepared: Prepared,
+}
+
+struct Plugin {
+    live: Arc<LoadedVersion>,
+    versions: Vec<VersionInfo>,
+}
+
+/// Why an upload was refused; each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the body is empty: send the component's bytes (e.g. curl --data-binary @plugin.wasm)")]
+    Empty,
+    #[error("the body is not WebAssembly (no \\0asm header): send a .wasm component built for wasm32-wasip2")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component: build with `cargo build --target wasm32-wasip2` or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule,
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no plugin named {0:?}")]
+    NoSuchPlugin(String),
+    #[error("plugin {plugin:?} has no version {version:?}")]
+    NoSuchVersion { plugin: String, version: String },
+    #[error("plugin {0:?} has no version older than the live one to roll back to")]
+    NothingToRollBackTo(String),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+}
+
+/// What an upload answers.
+#[derive(Debug, Serialize)]
+pub struct UploadReport {
+    pub plugin: String,
+    pub version: String,
+    pub size: u64,
+    pub compile_ms: u64,
+    /// True when a compiled artifact was reused instead of compiling.
+    pub cached: bool,
+}
+
+/// A plugin as `GET /v1/plugins/{name}` shows it.
+#[derive(Debug, Serialize)]
+pub struct PluginView {
+    pub name: String,
+    pub live: String,
+    pub versions: Vec<VersionInfo>,
+}
+
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    disk: Disk,
+    plugins: RwLock<HashMap<String, Plugin>>,
+    /// Held while the map changes and the index is written, so the file follows the map.
+    persist: Mutex<()>,
+    versions_kept: usize,
+    compilations: AtomicU64,
+}
+
+impl Registry {
+    /// Opens the data directory and makes every plugin's live version ready, reusing compiled
+    /// artifacts where they match this build.
+    pub async fn open(runtime: Arc<Runtime>, data_dir: &Path, versions_kept: usize) -> anyhow::Result<Self> {
+        let disk = Disk::open(data_dir, runtime.artifact_fingerprint())?;
+        let index = disk.load_index()?;
+        let registry = Self {
+            runtime,
+            disk,
+            plugins: RwLock::new(HashMap::new()),
+            persist: Mutex::new(()),
+            versions_kept: versions_kept.max(1),
+            compilations: AtomicU64::new(0),
+        };
+        for (name, entry) in index.plugins {
+            let info = entry
+                .versions
+                .iter()
+                .find(|v| v.version == entry.live)
+                .cloned()
+                .with_context(|| format!("plugins.json: plugin {name:?} names a live version it does not list"))?;
+            let loaded = registry.load(&name, info).await.with_context(|| format!("cannot load plugin {name:?}"))?;
+            registry.write().insert(name, Plugin { live: Arc::new(loaded), versions: entry.versions });
+        }
+        Ok(registry)
+    }
+
+    /// The live version of `name`, to run a new task on.
+    pub fn live(&self, name: &str) -> Option<Arc<LoadedVersion>> {
+        self.read().get(name).map(|p| p.live.clone())
+    }
+
+    /// How many components this process has compiled (not loaded from the cache).
+    pub fn compilations(&self) -> u64 {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    pub fn list(&self) -> Vec<PluginView> {
+        let mut plugins: Vec<PluginView> = self.read().iter().map(|(name, p)| view(name, p)).collect();
+        plugins.sort_by(|a, b| a.name.cmp(&b.name));
+        plugins
+    }
+
+    pub fn get(&self, name: &str) -> Option<PluginView> {
+        self.read().get(name).map(|p| view(name, p))
+    }
+
+    /// Validates, compiles and links `bytes`, then makes them the live version of `name`.
+    pub async fn upload(&self, name: &str, bytes: &[u8]) -> Result<UploadReport, UploadError> {
+        check_binary(bytes)?;
+        let version = hex::encode(Sha256::digest(bytes));
+        let previous = self.read().get(name).and_then(|p| p.versions.iter().find(|v| v.version == version).cloned());
+        let (component, compile_ms, cached) = match self.cached_component(&version) {
+            Some(component) => (component, previous.as_ref().map_or(0, |v| v.compile_ms), true),
+            None => {
+                let (component, compile_ms) = self.compile(bytes).await?;
+                (component, compile_ms, false)
+            }
+        };
+        let prepared = self.runtime.prepare(&component).await?;
+        if !cached {
+            self.disk.write_component(&version, bytes)?;
+            self.disk.write_artifact(&version, &self.runtime.serialize(&component)?)?;
+        }
+        let info = VersionInfo { version: version.clone(), size: bytes.len() as u64, uploaded_at_ms: now_ms(), compile_ms };
+        let loaded = Arc::new(LoadedVersion { plugin: name.to_owned(), info: info.clone(), prepared });
+        self.make_live(name, loaded, Some(info))?;
+        Ok(UploadReport { plugin: name.to_owned(), version, size: bytes.len() as u64, compile_ms, cached })
+    }
+
+    /// Makes `version` (or, if none, the version before the live one) live again.
+    pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<PluginView, RegistryError> {
+        let target = {
+            let plugins = self.read();
+            let plugin = plugins.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
+            match version {
+                Some(v) => plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
+                    RegistryError::NoSuchVersion { plugin: name.to_owned(), version: v.to_owned() }
+                })?,
+                None => {
+                    let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
+                    live.and_then(|i| i.checked_sub(1))
+                        .map(|i| plugin.versions[i].clone())
+                        .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
+                }
+            }
+        };
+        let loaded = self.load(name, target).await.map_err(UploadError::Internal)?;
+        self.make_live(name, Arc::new(loaded), None).map_err(UploadError::Internal)?;
+        self.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))
+    }
+
+    /// Removes a plugin and its files; tasks already running finish on their version.
+    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let _persist = self.persist.lock().unwrap_or_else(PoisonError::into_inner);
+        let removed = self.write().remove(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
+        self.save_index().map_err(UploadError::Internal)?;
+        for version in &removed.versions {
+            if !self.in_use(&version.version) {
+                self.disk.remove_version(&version.version);
+            }
+        }
+        Ok(())
+    }
+
+    fn make_live(&self, name: &str, loaded: Arc<LoadedVersion>, new_version: Option<VersionInfo>) -> anyhow::Result<()> {
+        let _persist = self.persist.lock().unwrap_or_else(PoisonError::into_inner);
+        let pruned = {
+            let mut plugins = self.write();
+            let plugin = plugins.entry(name.to_owned()).or_insert_with(|| Plugin { live: loaded.clone(), versions: Vec::new() });
+            plugin.live = loaded;
+            if let Some(info) = new_version {
+                plugin.versions.retain(|v| v.version != info.version);
+                plugin.versions.push(info);
+            }
+            let excess = plugin.versions.len().saturating_sub(self.versions_kept);
+            let live = plugin.live.info.version.clone();
+            let mut pruned = Vec::new();
+            plugin.versions.retain(|v| {
+                let prune = pruned.len() < excess && v.version != live;
+                if prune {
+                    pruned.push(v.version.clone());
+                }
+                !prune
+            });
+            pruned
+        };
+        self.save_index()?;
+        for version in pruned.iter().filter(|v| !self.in_use(v)) {
+            self.disk.remove_version(version);
+        }
+        Ok(())
+    }
+
+    /// Whether any plugin still lists this content (versions are shared by content).
+    fn in_use(&self, version: &str) -> bool {
+        self.read().values().any(|p| p.versions.iter().any(|v| v.version == version))
+    }
+
+    fn save_index(&self) -> anyhow::Result<()> {
+        let index = Index {
+            plugins: self
+                .read()
+                .iter()
+                .map(|(name, p)| (name.clone(), PluginIndex { live: p.live.info.version.clone(), versions: p.versions.clone() }))
+                .collect(),
+        };
+        self.disk.save_index(&index)
+    }
+
+    /// Loads a stored version: from its artifact if it matches this build, else recompiled.
+    async fn load(&self, name: &str, info: VersionInfo) -> anyhow::Result<LoadedVersion> {
+        let component = match self.cached_component(&info.version) {
+            Some(component) => component,
+            None => {
+                let path = self.disk.component_path(&info.version);
+                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let (component, _) = self.compile(&bytes).await?;
+                self.disk.write_artifact(&info.version, &self.runtime.serialize(&component)?)?;
+                component
+            }
+        };
+        let prepared = self.runtime.prepare(&component).await?;
+        Ok(LoadedVersion { plugin: name.to_owned(), info, prepared })
+    }
+
+    fn cached_component(&self, version: &str) -> Option<Component> {
+        let path = self.disk.artifact_path(version);
+        if !path.exists() {
+            return None;
+        }
+        match self.runtime.load_compiled(&path) {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "compiled artifact unusable; recompiling");
+                None
+            }
+        }
+    }
+
+    async fn compile(&self, bytes: &[u8]) -> Result<(Component, u64), UploadError> {
+        let runtime = self.runtime.clone();
+        let bytes = bytes.to_vec();
+        let started = Instant::now();
+        let component = tokio::task::spawn_blocking(move || runtime.compile(&bytes))
+            .await
+            .context("the compiler thread failed")?
+            .map_err(|e| UploadError::Compile(format!("{e:#}")))?;
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        Ok((component, started.elapsed().as_millis() as u64))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Plugin>> {
+        self.plugins.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Plugin>> {
+        self.plugins.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Tells apart "not wasm", "a core module" and "a component" from the preamble.
+fn check_binary(bytes: &[u8]) -> Result<(), UploadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    if bytes.is_empty() {
+        return Err(UploadError::Empty);
+    }
+    if !bytes.starts_with(MAGIC) || bytes.len() < 8 {
+        return Err(UploadError::NotWasm);
+    }
+    if bytes[4..8] == CORE_VERSION {
+        return Err(UploadError::CoreModule);
+    }
+    Ok(())
+}
+
+fn view(name: &str, plugin: &Plugin) -> PluginView {
+    PluginView { name: name.to_owned(), live: plugin.live.info.version.clone(), versions: plugin.versions.clone() }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preamble_checks() {
+        assert!(matches!(check_binary(b""), Err(UploadError::Empty)));
+        assert!(matches!(check_binary(b"hello world"), Err(UploadError::NotWasm)));
+        assert!(matches!(check_binary(b"\0asm\x01\0\0\0"), Err(UploadError::CoreModule)));
+        assert!(check_binary(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+}

@@ -1,0 +1,170 @@
+//! The WebAssembly runtime: one engine configured in one place, one linker built once, and
+//! a fresh `Store` per invocation instantiated from a plugin version's prepared `InstancePre`.
+//!
+//! Instances come from the pooling allocator (sized from `limits.max_running_tasks`, which the
+//! scheduler never exceeds); the epoch ticker makes computing guests yield to tokio every
+//! millisecond, which is also how their deadline and cancellation reach them.
+
+mod bindings;
+mod epoch;
+mod state;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+
+pub use bindings::WORLD;
+pub(crate) use bindings::{context, events, http, timer, types};
+pub use state::{HostState, Invocation};
+
+use crate::config::Limits;
+use crate::task::{Failure, FailureKind, Outcome};
+
+/// A Rust `wasm32-wasip2` component is three core instances and two tables; leave room.
+const CORE_INSTANCES_PER_TASK: u32 = 4;
+const TABLES_PER_TASK: u32 = 3;
+const MEMORIES_PER_TASK: u32 = 1;
+/// Epoch ticks a guest may compute before it yields to the executor.
+const TICKS_PER_SLICE: u64 = 1;
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    task_memory_bytes: usize,
+    _ticker: epoch::EpochTicker,
+}
+
+/// A plugin version linked against this host, ready to instantiate.
+pub struct Prepared {
+    pre: bindings::TaskPre<HostState>,
+}
+
+/// Why a component cannot run here; the messages are meant for the plugin's author.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("the component imports something this host does not provide: {0}")]
+    Imports(String),
+    #[error("the component does not target the world {WORLD}: {0}")]
+    Exports(String),
+    #[error("the component cannot be instantiated within this host's limits: {0}")]
+    Instantiate(String),
+}
+
+impl Runtime {
+    pub fn new(limits: &Limits) -> anyhow::Result<Self> {
+        let engine = Engine::new(&engine_config(limits)).map_err(anyhow::Error::from).context("cannot configure the WebAssembly engine")?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+        bindings::Task::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("cannot link the ignareo:task imports")?;
+        let ticker = epoch::EpochTicker::start(engine.clone()).context("cannot start the epoch ticker")?;
+        Ok(Self { engine, linker, task_memory_bytes: limits.task_memory_bytes(), _ticker: ticker })
+    }
+
+    /// Compiles component bytes to machine code: CPU-heavy, call from a blocking thread.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
+        Ok(Component::new(&self.engine, bytes)?)
+    }
+
+    /// The compiled form of a component, for the artifact cache.
+    pub fn serialize(&self, component: &Component) -> anyhow::Result<Vec<u8>> {
+        Ok(component.serialize()?)
+    }
+
+    /// Loads an artifact written by [`Runtime::serialize`] (memory-mapped, no compilation).
+    pub fn load_compiled(&self, path: &Path) -> anyhow::Result<Component> {
+        // SAFETY: artifacts are written only by this host into its own data directory, by
+        // write-then-rename, and never modified in place; wasmtime checks they match this
+        // engine's version and settings and refuses them otherwise.
+        Ok(unsafe { Component::deserialize_file(&self.engine, path) }?)
+    }
+
+    /// Changes whenever compiled artifacts of another build or configuration would not load.
+    pub fn artifact_fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// Links a component against the host and checks it exports `run`, then instantiates it
+    /// once to prove it fits the pool's limits.
+    pub async fn prepare(&self, component: &Component) -> Result<Prepared, PrepareError> {
+        let instance_pre =
+            self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(format!("{e:#}")))?;
+        let pre = bindings::TaskPre::new(instance_pre).map_err(|e| PrepareError::Exports(format!("{e:#}")))?;
+        let mut store = Store::new(&self.engine, HostState::for_validation(self.task_memory_bytes));
+        store.limiter(|s| s.limits());
+        store.set_epoch_deadline(TICKS_PER_SLICE);
+        pre.instantiate_async(&mut store).await.map_err(|e| PrepareError::Instantiate(format!("{e:#}")))?;
+        Ok(Prepared { pre })
+    }
+
+    /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`.
+    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration) -> Outcome {
+        let mut store = Store::new(&self.engine, HostState::new(invocation, self.task_memory_bytes));
+        store.limiter(|s| s.limits());
+        store.set_epoch_deadline(TICKS_PER_SLICE);
+        // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
+        // tokio lets other tasks (and this task's deadline) run.
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(TICKS_PER_SLICE, Box::pin(tokio::task::yield_now())))
+        });
+        let run = async {
+            let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| {
+                Failure { kind: FailureKind::Instantiate, message: format!("cannot instantiate: {e:#}") }
+            })?;
+            task.call_run(&mut store, input).await.map_err(|e| self.classify(e))
+        };
+        match tokio::time::timeout(deadline, run).await {
+            Err(_elapsed) => Outcome::TimedOut(deadline),
+            Ok(Err(failure)) => Outcome::Failed(failure),
+            Ok(Ok(Ok(output))) => Outcome::Succeeded(Bytes::from(output)),
+            Ok(Ok(Err(types::TaskError::InvalidInput(message)))) => {
+                Outcome::Failed(Failure { kind: FailureKind::InvalidInput, message })
+            }
+            Ok(Ok(Err(types::TaskError::Failed(message)))) => {
+                Outcome::Failed(Failure { kind: FailureKind::TaskError, message })
+            }
+        }
+    }
+
+    fn classify(&self, error: wasmtime::Error) -> Failure {
+        if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
+            let limit_mb = self.task_memory_bytes / (1024 * 1024);
+            return Failure {
+                kind: FailureKind::MemoryLimit,
+                message: format!("the task exceeded its memory limit of {limit_mb} MiB"),
+            };
+        }
+        let message = match error.downcast_ref::<Trap>() {
+            Some(trap) => format!("the guest trapped: {trap}\n{error:?}"),
+            None => format!("the guest failed: {error:?}"),
+        };
+        Failure { kind: FailureKind::Trap, message }
+    }
+}
+
+fn engine_config(limits: &Limits) -> Config {
+    let instances = limits.max_running_tasks;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances * CORE_INSTANCES_PER_TASK)
+        .total_memories(instances * MEMORIES_PER_TASK)
+        .total_tables(instances * TABLES_PER_TASK)
+        .total_stacks(instances)
+        .max_memory_size(limits.task_memory_bytes());
+
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .wasm_component_model(true);
+    config
+}
+

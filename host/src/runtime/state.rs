@@ -1,0 +1,60 @@
+//! The per-invocation host state: what one task's `Store` holds. It implements WASI's view
+//! trait here and each `ignareo:task` interface in its capability module.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::capabilities::context::Spawner;
+use crate::capabilities::outbound::Outbound;
+use crate::task::Task;
+
+/// What a task may reach on the host, handed in by the scheduler.
+#[derive(Clone)]
+pub struct Invocation {
+    pub task: Arc<Task>,
+    pub outbound: Arc<Outbound>,
+    pub spawner: Arc<dyn Spawner>,
+}
+
+pub struct HostState {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    limits: StoreLimits,
+    /// `None` only while an upload is validated: no guest code runs then.
+    invocation: Option<Invocation>,
+}
+
+impl HostState {
+    pub fn new(invocation: Invocation, memory_bytes: usize) -> Self {
+        Self { invocation: Some(invocation), ..Self::for_validation(memory_bytes) }
+    }
+
+    pub fn for_validation(memory_bytes: usize) -> Self {
+        // No preopened directories, no environment, no arguments: a plugin sees only what the
+        // ignareo:task interfaces give it (plus clocks and randomness).
+        Self {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
+            invocation: None,
+        }
+    }
+
+    pub fn limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+
+    /// The running task's capabilities; a guest calling imports during validation traps.
+    pub(crate) fn invocation(&self) -> wasmtime::Result<&Invocation> {
+        self.invocation.as_ref().ok_or_else(|| wasmtime::format_err!("no task is running in this store"))
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,249 @@
+//! Admission and lifecycle: which tasks are accepted, when they run, how they end.
+//!
+//! A task is accepted only while fewer than `max_queued_tasks` wait for a slot; beyond that
+//! the caller is told to come back later (429) instead of the host growing without bound.
+//! Accepted tasks wait, in order, for a per-plugin slot and then a global one (the global
+//! count also bounds the instance pool). Each runs as its own tokio task with its own store,
+//! and ends succeeded, failed, timed out or cancelled, exactly once.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::capabilities::context::Spawner;
+use crate::capabilities::outbound::Outbound;
+use crate::config::Limits;
+use crate::registry::{LoadedVersion, Registry};
+use crate::runtime::context::SpawnError;
+use crate::runtime::{Invocation, Runtime};
+use crate::task::{Outcome, Task, TaskId, TaskState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("no plugin named {0:?}: upload it with PUT /v1/plugins/{0}")]
+    NoSuchPlugin(String),
+    #[error("the task queue is full ({0} tasks waiting); retry later")]
+    QueueFull(usize),
+    #[error("the host is shutting down and accepts no new tasks")]
+    ShuttingDown,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("no task with id {0}")]
+    NotFound(TaskId),
+    #[error("task {0} has already ended")]
+    AlreadyFinished(TaskId),
+}
+
+/// Counts for health checks and operators.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Load {
+    pub running: usize,
+    pub queued: usize,
+    pub max_running: usize,
+    pub max_queued: usize,
+}
+
+pub struct Scheduler {
+    this: Weak<Scheduler>,
+    registry: Arc<Registry>,
+    runtime: Arc<Runtime>,
+    outbound: Arc<Outbound>,
+    limits: Limits,
+    tasks: Mutex<TaskTable>,
+    running: Arc<Semaphore>,
+    per_plugin: Mutex<HashMap<String, Arc<Semaphore>>>,
+    queued: AtomicUsize,
+    tracker: TaskTracker,
+    closed: CancellationToken,
+}
+
+/// Every known task; finished ones are forgotten oldest first beyond the retention limit.
+#[derive(Default)]
+struct TaskTable {
+    by_id: HashMap<TaskId, Arc<Task>>,
+    finished: VecDeque<TaskId>,
+}
+
+impl Scheduler {
+    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, outbound: Arc<Outbound>, limits: Limits) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            this: this.clone(),
+            registry,
+            runtime,
+            outbound,
+            running: Arc::new(Semaphore::new(limits.max_running_tasks as usize)),
+            limits,
+            tasks: Mutex::default(),
+            per_plugin: Mutex::default(),
+            queued: AtomicUsize::new(0),
+            tracker: TaskTracker::new(),
+            closed: CancellationToken::new(),
+        })
+    }
+
+    /// Accepts a task of `plugin`'s live version, or says why not.
+    pub fn submit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>) -> Result<Arc<Task>, SubmitError> {
+        self.admit(plugin, input, timeout, None)
+    }
+
+    pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
+        self.table().by_id.get(&id).cloned()
+    }
+
+    /// The most recent tasks first, optionally of one plugin or in one state.
+    pub fn list(&self, plugin: Option<&str>, state: Option<TaskState>, limit: usize) -> Vec<Arc<Task>> {
+        let mut tasks: Vec<Arc<Task>> = self
+            .table()
+            .by_id
+            .values()
+            .filter(|t| plugin.is_none_or(|p| t.plugin == p) && state.is_none_or(|s| t.state() == s))
+            .cloned()
+            .collect();
+        tasks.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+        tasks.truncate(limit);
+        tasks
+    }
+
+    pub fn cancel(&self, id: TaskId) -> Result<Arc<Task>, CancelError> {
+        let task = self.get(id).ok_or(CancelError::NotFound(id))?;
+        if task.state().is_final() {
+            return Err(CancelError::AlreadyFinished(id));
+        }
+        task.cancel();
+        Ok(task)
+    }
+
+    pub fn load(&self) -> Load {
+        let max_running = self.limits.max_running_tasks as usize;
+        Load {
+            running: max_running - self.running.available_permits(),
+            queued: self.queued.load(Ordering::Relaxed),
+            max_running,
+            max_queued: self.limits.max_queued_tasks as usize,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Stops accepting tasks, lets running and queued ones finish for up to `grace`, then
+    /// cancels the rest.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.closed.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
+            let unfinished: Vec<Arc<Task>> =
+                self.table().by_id.values().filter(|t| !t.state().is_final()).cloned().collect();
+            tracing::warn!(tasks = unfinished.len(), "shutdown grace period over; cancelling the remaining tasks");
+            for task in unfinished {
+                task.cancel();
+            }
+            self.tracker.wait().await;
+        }
+    }
+
+    fn admit(
+        &self,
+        plugin: &str,
+        input: Bytes,
+        timeout: Option<Duration>,
+        parent: Option<(TaskId, u32)>,
+    ) -> Result<Arc<Task>, SubmitError> {
+        if self.closed.is_cancelled() {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let version = self.registry.live(plugin).ok_or_else(|| SubmitError::NoSuchPlugin(plugin.to_owned()))?;
+        let max_queued = self.limits.max_queued_tasks as usize;
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < max_queued).then_some(q + 1))
+            .map_err(SubmitError::QueueFull)?;
+        let task = Arc::new(Task::new(
+            plugin.to_owned(),
+            version.info.version.as_str().into(),
+            parent,
+            timeout.unwrap_or(self.limits.task_timeout()),
+            self.limits.events_per_task as usize,
+        ));
+        self.table().by_id.insert(task.id, task.clone());
+        let this = self.this.upgrade().expect("the scheduler outlives its tasks");
+        self.tracker.spawn(this.drive(task.clone(), version, input));
+        Ok(task)
+    }
+
+    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
+        let permits = tokio::select! {
+            _ = task.cancellation().cancelled() => None,
+            permits = self.acquire(&task.plugin) => Some(permits),
+        };
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        if permits.is_some() && task.start() {
+            let invocation = Invocation {
+                task: task.clone(),
+                outbound: self.outbound.clone(),
+                spawner: self.clone(),
+            };
+            let outcome = tokio::select! {
+                _ = task.cancellation().cancelled() => Outcome::Cancelled,
+                outcome = self.runtime.invoke(&version.prepared, invocation, &input, task.timeout) => outcome,
+            };
+            tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
+            task.finish(outcome);
+        } else {
+            task.finish(Outcome::Cancelled);
+        }
+        drop(permits);
+        self.retire(task.id);
+    }
+
+    async fn acquire(&self, plugin: &str) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+        let per_plugin = self
+            .per_plugin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(plugin.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.running_per_plugin() as usize)))
+            .clone();
+        // The semaphores are never closed, so acquiring cannot fail.
+        let plugin_permit = per_plugin.acquire_owned().await.expect("per-plugin semaphore is never closed");
+        let global_permit = self.running.clone().acquire_owned().await.expect("global semaphore is never closed");
+        (plugin_permit, global_permit)
+    }
+
+    fn retire(&self, id: TaskId) {
+        let mut table = self.table();
+        table.finished.push_back(id);
+        while table.finished.len() > self.limits.retain_finished_tasks as usize {
+            if let Some(oldest) = table.finished.pop_front() {
+                table.by_id.remove(&oldest);
+            }
+        }
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, TaskTable> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Spawner for Scheduler {
+    fn spawn(&self, parent: &Task, plugin: &str, input: Bytes) -> Result<Arc<Task>, SpawnError> {
+        if parent.depth >= self.limits.max_spawn_depth {
+            return Err(SpawnError::Rejected(format!(
+                "spawn depth limit of {} reached (limits.max_spawn_depth)",
+                self.limits.max_spawn_depth
+            )));
+        }
+        self.admit(plugin, input, None, Some((parent.id, parent.depth))).map_err(|e| match e {
+            SubmitError::NoSuchPlugin(name) => SpawnError::NoSuchPlugin(name),
+            other => SpawnError::Rejected(other.to_string()),
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Wiring: builds the runtime, registry, scheduler and API from a validated configuration,
+//! binds the listener, and shuts down gracefully (stop accepting, let tasks finish, cancel
+//! what is left after the grace period).
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::auth::{AdminToken, TokenSource};
+use crate::capabilities::outbound::Outbound;
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
+
+/// How long open connections get to finish after the tasks are done.
+const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
+
+/// A host that is ready to serve: everything loaded, the socket bound.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    grace: Duration,
+}
+
+impl Server {
+    /// Validates the configuration, loads plugins, then binds: an invalid configuration is
+    /// refused before any socket is opened.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
+        let (admin, source) = AdminToken::resolve(config.token.as_deref(), &config.data_dir)?;
+        if let TokenSource::Generated(token) = source {
+            println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
+        }
+        let runtime = Arc::new(Runtime::new(&config.limits)?);
+        let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
+        let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize).await?);
+        let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone());
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState { registry, scheduler, admin: Arc::new(admin) };
+        Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets running tasks finish
+    /// (which also ends their event streams and long-polls), and lets connections drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let scheduler = self.state.scheduler.clone();
+        let app = api::router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
+        let closing = CancellationToken::new();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(closing.clone().cancelled_owned());
+        let mut serve = std::pin::pin!(serve.into_future());
+        tokio::select! {
+            result = &mut serve => return result.context("the HTTP server failed"),
+            () = shutdown => {}
+        }
+        closing.cancel();
+        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: no new connections; waiting for running tasks");
+        scheduler.shutdown(self.grace).await;
+        if tokio::time::timeout(CONNECTION_DRAIN, serve).await.is_err() {
+            tracing::warn!("connections still open after the drain period; closing them");
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,216 @@
+//! A task: its id, its lifecycle state, how it ended, and the record the API reads.
+//!
+//! The scheduler writes a task's status; everyone else watches it (`watch` channel), which is
+//! what makes long-polls and `join` return the moment a task ends.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::events::{EventKind, EventLog};
+
+/// A task's id: 122 random bits, so ids cannot be guessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TaskId(Uuid);
+
+impl TaskId {
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl TaskState {
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+}
+
+/// What went wrong, in words a plugin author can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// The task rejected its input.
+    InvalidInput,
+    /// The task returned an error of its own.
+    TaskError,
+    /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
+    Trap,
+    /// The guest tried to grow its memory past the per-task limit.
+    MemoryLimit,
+    /// The host could not start the task.
+    Instantiate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+/// How a task ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Succeeded(Bytes),
+    Failed(Failure),
+    TimedOut(Duration),
+    Cancelled,
+}
+
+impl Outcome {
+    pub fn state(&self) -> TaskState {
+        match self {
+            Self::Succeeded(_) => TaskState::Succeeded,
+            Self::Failed(_) => TaskState::Failed,
+            Self::TimedOut(_) => TaskState::TimedOut,
+            Self::Cancelled => TaskState::Cancelled,
+        }
+    }
+
+    /// One line for logs and events.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Succeeded(output) => format!("succeeded with {} bytes of output", output.len()),
+            Self::Failed(f) => f.message.clone(),
+            Self::TimedOut(limit) => format!("exceeded its deadline of {} ms", limit.as_millis()),
+            Self::Cancelled => "cancelled".to_owned(),
+        }
+    }
+}
+
+/// A task's status at one moment.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub state: TaskState,
+    pub started_at: Option<SystemTime>,
+    pub finished_at: Option<SystemTime>,
+    pub outcome: Option<Outcome>,
+}
+
+/// Everything known about one task.
+pub struct Task {
+    pub id: TaskId,
+    pub plugin: String,
+    pub version: Arc<str>,
+    pub parent: Option<TaskId>,
+    pub depth: u32,
+    pub timeout: Duration,
+    pub submitted_at: SystemTime,
+    pub events: EventLog,
+    status: watch::Sender<Status>,
+    cancel: CancellationToken,
+}
+
+impl Task {
+    pub fn new(plugin: String, version: Arc<str>, parent: Option<(TaskId, u32)>, timeout: Duration, events_kept: usize) -> Self {
+        let task = Self {
+            id: TaskId::random(),
+            plugin,
+            version,
+            parent: parent.map(|(id, _)| id),
+            depth: parent.map_or(0, |(_, depth)| depth + 1),
+            timeout,
+            submitted_at: SystemTime::now(),
+            events: EventLog::new(events_kept),
+            status: watch::Sender::new(Status { state: TaskState::Queued, started_at: None, finished_at: None, outcome: None }),
+            cancel: CancellationToken::new(),
+        };
+        task.events.push(EventKind::State { state: TaskState::Queued, error: None });
+        task
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    pub fn state(&self) -> TaskState {
+        self.status.borrow().state
+    }
+
+    /// Marks the task running; false if it was cancelled while queued.
+    pub fn start(&self) -> bool {
+        let started = self.status.send_if_modified(|s| {
+            if s.state != TaskState::Queued {
+                return false;
+            }
+            s.state = TaskState::Running;
+            s.started_at = Some(SystemTime::now());
+            true
+        });
+        if started {
+            self.events.push(EventKind::State { state: TaskState::Running, error: None });
+        }
+        started
+    }
+
+    /// Records the outcome, once; later calls are ignored.
+    pub fn finish(&self, outcome: Outcome) {
+        let state = outcome.state();
+        let error = (state != TaskState::Succeeded).then(|| outcome.describe());
+        let finished = self.status.send_if_modified(|s| {
+            if s.state.is_final() {
+                return false;
+            }
+            s.state = state;
+            s.finished_at = Some(SystemTime::now());
+            s.outcome = Some(outcome);
+            true
+        });
+        if finished {
+            self.events.push(EventKind::State { state, error });
+        }
+    }
+
+    /// Asks the task to stop. A queued task ends at once; a running one when its next await
+    /// point (or epoch tick) is reached.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+        if self.state() == TaskState::Queued {
+            self.finish(Outcome::Cancelled);
+        }
+    }
+
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Waits until the task has ended, then returns its status.
+    pub async fn finished(&self) -> Status {
+        let mut rx = self.status.subscribe();
+        // The sender lives as long as `self`, so this cannot fail while we borrow it.
+        let _ = rx.wait_for(|s| s.state.is_final()).await;
+        self.status()
+    }
+}

@@ -1,0 +1,31 @@
+//! `trap`: `{"kind": "panic" | "unreachable" | "divide-by-zero"}` → traps that way.
+
+use ignareo_sdk::Error;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Kind {
+    Panic,
+    Unreachable,
+    DivideByZero,
+}
+
+#[derive(Deserialize)]
+struct Input {
+    kind: Kind,
+}
+
+fn run(input: Input) -> Result<Value, Error> {
+    match input.kind {
+        Kind::Panic => panic!("the trap plugin panics on purpose"),
+        Kind::Unreachable => std::process::abort(),
+        Kind::DivideByZero => {
+            let zero = std::hint::black_box(0u32);
+            Ok(Value::from(std::hint::black_box(1u32) / zero))
+        }
+    }
+}
+
+ignareo_sdk::task!(run);
