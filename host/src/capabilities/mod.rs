@@ -5,4 +5,5 @@ pub mod context;
 pub mod events;
 pub mod http;
 pub mod outbound;
+pub mod stdio;
 pub mod timer;

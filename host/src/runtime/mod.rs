@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 pub use bindings::WORLD;
 pub(crate) use bindings::{context, events, http, timer, types};
@@ -98,28 +98,21 @@ impl Runtime {
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(format!("{e:#}")))?;
         let pre = bindings::TaskPre::new(instance_pre).map_err(|e| PrepareError::Exports(format!("{e:#}")))?;
-        let mut store = Store::new(&self.engine, HostState::for_validation(self.task_memory_bytes));
-        store.limiter(|s| s.limits());
-        store.set_epoch_deadline(TICKS_PER_SLICE);
+        let mut store = self.store(HostState::for_validation(self.task_memory_bytes));
         pre.instantiate_async(&mut store).await.map_err(|e| PrepareError::Instantiate(format!("{e:#}")))?;
         Ok(Prepared { pre })
     }
 
     /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`.
     pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration) -> Outcome {
-        let mut store = Store::new(&self.engine, HostState::new(invocation, self.task_memory_bytes));
-        store.limiter(|s| s.limits());
-        store.set_epoch_deadline(TICKS_PER_SLICE);
-        // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
-        // tokio lets other tasks (and this task's deadline) run.
-        store.epoch_deadline_callback(|_| {
-            Ok(UpdateDeadline::YieldCustom(TICKS_PER_SLICE, Box::pin(tokio::task::yield_now())))
-        });
+        let mut store = self.store(HostState::new(invocation, self.task_memory_bytes));
         let run = async {
             let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| {
                 Failure { kind: FailureKind::Instantiate, message: format!("cannot instantiate: {e:#}") }
             })?;
-            task.call_run(&mut store, input).await.map_err(|e| self.classify(e))
+            let result = task.call_run(&mut store, input).await;
+            let stderr = store.data().finish_output();
+            result.map_err(|e| self.classify(e, &stderr))
         };
         match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut(deadline),
@@ -134,7 +127,20 @@ impl Runtime {
         }
     }
 
-    fn classify(&self, error: wasmtime::Error) -> Failure {
+    /// A store with the memory cap and the time slicing every guest runs under.
+    fn store(&self, state: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| s.limits());
+        store.set_epoch_deadline(TICKS_PER_SLICE);
+        // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
+        // tokio lets other tasks (and this task's deadline) run.
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(TICKS_PER_SLICE, Box::pin(tokio::task::yield_now())))
+        });
+        store
+    }
+
+    fn classify(&self, error: wasmtime::Error, stderr: &str) -> Failure {
         if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
             let limit_mb = self.task_memory_bytes / (1024 * 1024);
             return Failure {
@@ -142,10 +148,18 @@ impl Runtime {
                 message: format!("the task exceeded its memory limit of {limit_mb} MiB"),
             };
         }
-        let message = match error.downcast_ref::<Trap>() {
-            Some(trap) => format!("the guest trapped: {trap}\n{error:?}"),
-            None => format!("the guest failed: {error:?}"),
+        let mut message = match error.downcast_ref::<Trap>() {
+            Some(trap) => format!("the guest trapped: {trap}"),
+            None => format!("the guest failed: {}", error.root_cause()),
         };
+        if !stderr.is_empty() {
+            message.push_str("\nguest stderr:\n");
+            message.push_str(stderr.trim_end());
+        }
+        if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+            message.push('\n');
+            message.push_str(&backtrace.to_string());
+        }
         Failure { kind: FailureKind::Trap, message }
     }
 }

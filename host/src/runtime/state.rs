@@ -9,6 +9,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::context::Spawner;
 use crate::capabilities::outbound::Outbound;
+use crate::capabilities::stdio::GuestOutput;
+use crate::events::Level;
 use crate::task::Task;
 
 /// What a task may reach on the host, handed in by the scheduler.
@@ -25,11 +27,17 @@ pub struct HostState {
     limits: StoreLimits,
     /// `None` only while an upload is validated: no guest code runs then.
     invocation: Option<Invocation>,
+    /// The guest's stdout and stderr, in that order.
+    output: Option<(GuestOutput, GuestOutput)>,
 }
 
 impl HostState {
     pub fn new(invocation: Invocation, memory_bytes: usize) -> Self {
-        Self { invocation: Some(invocation), ..Self::for_validation(memory_bytes) }
+        let stdout = GuestOutput::new(invocation.task.clone(), Level::Info);
+        let stderr = GuestOutput::new(invocation.task.clone(), Level::Warn);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        Self { wasi: wasi.build(), invocation: Some(invocation), output: Some((stdout, stderr)), ..Self::for_validation(memory_bytes) }
     }
 
     pub fn for_validation(memory_bytes: usize) -> Self {
@@ -40,7 +48,16 @@ impl HostState {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
             invocation: None,
+            output: None,
         }
+    }
+
+    /// Emits unterminated output lines; returns the end of stderr (a panic message, typically).
+    pub fn finish_output(&self) -> String {
+        self.output.as_ref().map(|(stdout, stderr)| {
+            stdout.finish();
+            stderr.finish()
+        }).unwrap_or_default()
     }
 
     pub fn limits(&mut self) -> &mut StoreLimits {
