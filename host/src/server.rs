@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api::{self, AppState};
 use crate::auth::{AdminToken, TokenSource};
@@ -57,7 +58,9 @@ impl Server {
     /// (which also ends their event streams and long-polls), and lets connections drain.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let scheduler = self.state.scheduler.clone();
-        let app = api::router(self.state).layer(tower_http::trace::TraceLayer::new_for_http());
+        // A guest that traps answers 502; that is the plugin's failure, not the host's.
+        let trace = TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
+        let app = api::router(self.state).layer(trace);
         let closing = CancellationToken::new();
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(closing.clone().cancelled_owned());
         let mut serve = std::pin::pin!(serve.into_future());

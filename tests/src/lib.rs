@@ -1,0 +1,156 @@
+//! The harness for end-to-end tests: starts the real `ignareo` binary on 127.0.0.1:0 with a
+//! fresh data directory, and serves local target sites (pages, a slow endpoint, a shop) for
+//! plugins to fetch. Nothing here talks to anything but 127.0.0.1.
+
+pub mod target;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Where cargo put the binaries of this workspace (target/debug or target/release).
+fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent().and_then(Path::parent).expect("test binaries live in target/<profile>/deps").to_path_buf()
+}
+
+/// A plugin component built by `cargo build --release` in `plugins/`.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let profile_dir = target_profile_dir();
+    let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
+    target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    let path = plugin_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("cannot read {} ({e}): build the plugins first with `cd plugins && cargo build --release`", path.display())
+    })
+}
+
+/// A running host process, killed when dropped.
+pub struct Host {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+    child: Child,
+    owns_data_dir: bool,
+}
+
+impl Host {
+    /// A host with a fresh data directory and default limits.
+    pub async fn start() -> Host {
+        Self::start_with(&[]).await
+    }
+
+    /// A host with extra `serve` flags.
+    pub async fn start_with(args: &[&str]) -> Host {
+        let data_dir = std::env::temp_dir().join(format!("ignareo-e2e-{:016x}", rand::random::<u64>()));
+        let mut host = Self::start_in(&data_dir, args).await.expect("the host starts");
+        host.owns_data_dir = true;
+        host
+    }
+
+    /// A host on an existing data directory (for restarts); it is left in place.
+    pub async fn start_in(data_dir: &Path, args: &[&str]) -> anyhow::Result<Host> {
+        let binary = target_profile_dir().join("ignareo");
+        let mut child = Command::new(&binary)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("IGNAREO_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(addr) = line.strip_prefix("ignareo listening on ") {
+                    return Ok(addr.to_owned());
+                }
+            }
+            bail!("the host exited before listening")
+        })
+        .await
+        .context("the host did not start within 60 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Host { base, data_dir: data_dir.to_path_buf(), client: reqwest::Client::new(), child, owns_data_dir: false })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Uploads plugin component `file` (a name under plugins/) as plugin `name`.
+    pub async fn upload(&self, name: &str, file: &str) -> Value {
+        let response = self.upload_bytes(name, plugin_bytes(file)).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("upload answers JSON");
+        assert!(status.is_success(), "upload of {file} as {name} failed: {status} {body}");
+        body
+    }
+
+    pub async fn upload_bytes(&self, name: &str, bytes: Vec<u8>) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/v1/plugins/{name}")))
+            .bearer_auth(TOKEN)
+            .body(bytes)
+            .send()
+            .await
+            .expect("the host answers")
+    }
+
+    /// `POST /v1/plugins/{name}/run` with a JSON input: (status, body).
+    pub async fn run(&self, name: &str, input: &Value) -> (u16, Value) {
+        let response = self.client.post(self.url(&format!("/v1/plugins/{name}/run"))).json(input).send().await.expect("the host answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("run answers JSON"))
+    }
+
+    /// `POST /v1/plugins/{name}/tasks`: the task id.
+    pub async fn submit(&self, name: &str, input: &Value) -> String {
+        let response = self.client.post(self.url(&format!("/v1/plugins/{name}/tasks"))).json(input).send().await.expect("the host answers");
+        assert_eq!(response.status().as_u16(), 202, "submit to {name} was not accepted");
+        let body: Value = response.json().await.expect("submit answers JSON");
+        body["id"].as_str().expect("a task id").to_owned()
+    }
+
+    /// `GET /v1/tasks/{id}?wait=...` until the task has ended (or the wait runs out).
+    pub async fn wait(&self, id: &str, seconds: u64) -> Value {
+        self.get_json(&format!("/v1/tasks/{id}?wait={seconds}")).await
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client.get(self.url(path)).send().await.expect("the host answers").json().await.expect("JSON")
+    }
+
+    /// Stops the host with SIGTERM and waits for it to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("the host is running");
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("the host exits after SIGTERM").expect("exit status")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}

@@ -14,12 +14,14 @@ where
     O: Serialize,
     E: Into<Error>,
 {
-    let parsed = if input.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice(b"null")
-    } else {
-        serde_json::from_slice(input)
-    };
-    let input = parsed.map_err(|e| Error::invalid_input(format!("input is not the expected JSON: {e}")).into_wit())?;
+    let input: &[u8] = if input.iter().all(u8::is_ascii_whitespace) { b"null" } else { input };
+    let input = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(input)).map_err(|e| {
+        let at = match e.path().to_string().as_str() {
+            "." => String::new(),
+            path => format!(" at {path}"),
+        };
+        Error::invalid_input(format!("input is not the expected JSON{at}: {}", e.inner())).into_wit()
+    })?;
     let output = run(input).map_err(|e| e.into().into_wit())?;
     serde_json::to_vec(&output).map_err(|e| Error::msg(format!("output could not be serialized: {e}")).into_wit())
 }

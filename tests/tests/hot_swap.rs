@@ -1,0 +1,70 @@
+//! Hot swap: a new version takes every new invocation at once, in-flight tasks finish on the
+//! version they started with, and no request fails meanwhile.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ignareo_e2e::Host;
+use serde_json::{Value, json};
+
+/// Most rounds a client makes; it stops earlier once it has seen the new version.
+const MAX_ROUNDS: usize = 400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_under_200_concurrent_triggers_fails_nothing() {
+    let host = Arc::new(Host::start().await);
+    host.upload("hello", "hello").await;
+    let completed = Arc::new(AtomicUsize::new(0));
+
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            let (host, completed) = (host.clone(), completed.clone());
+            tokio::spawn(async move {
+                let mut outputs = Vec::new();
+                for round in 0..MAX_ROUNDS {
+                    let (status, body) = host.run("hello", &json!([i, round])).await;
+                    assert_eq!(status, 200, "client {i} round {round}: {body}");
+                    completed.fetch_add(1, Ordering::Relaxed);
+                    let new_version = body.get("version") == Some(&json!(2));
+                    outputs.push(body);
+                    if new_version {
+                        break;
+                    }
+                }
+                outputs
+            })
+        })
+        .collect();
+    // Swap once the load is well under way.
+    while completed.load(Ordering::Relaxed) < 1000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    host.upload("hello", "hello-v2").await;
+
+    let mut versions = [0usize; 2];
+    for client in clients {
+        for body in client.await.expect("no client failed") {
+            assert_eq!(body["hello"].as_array().map(Vec::len), Some(2), "{body}");
+            versions[usize::from(body.get("version") == Some(&json!(2)))] += 1;
+        }
+    }
+    assert!(versions[0] >= 1000, "the old version answered before the swap: {versions:?}");
+    assert_eq!(versions[1], 200, "every client saw the new version: {versions:?}");
+    let (_, last) = host.run("hello", &json!(0)).await;
+    assert_eq!(last["version"], 2, "new invocations use the new version");
+}
+
+#[tokio::test]
+async fn tasks_in_flight_finish_on_the_version_they_started_with() {
+    let host = Host::start().await;
+    let old = host.upload("swap", "sleep").await["version"].as_str().unwrap().to_owned();
+    let id = host.submit("swap", &json!({"ms": 1500})).await;
+    let new = host.upload("swap", "hello-v2").await["version"].as_str().unwrap().to_owned();
+    assert_eq!(host.run("swap", &json!({"ms": 1500})).await.1, json!({"hello": {"ms": 1500}, "version": 2}));
+    let finished: Value = host.wait(&id, 30).await;
+    assert_eq!(finished["state"], "succeeded");
+    assert_eq!(finished["output"], json!({"slept_ms": 1500}));
+    assert_eq!(finished["version"], old);
+    assert_ne!(old, new);
+}

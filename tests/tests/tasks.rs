@@ -1,0 +1,280 @@
+//! Running tasks: sync and async, long-polling, events, cancellation, traps, deadlines,
+//! back-pressure, child tasks, and the refusals of the task endpoints.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use ignareo_e2e::target::Target;
+use ignareo_e2e::Host;
+use serde_json::{Value, json};
+
+async fn wait_until_running(host: &Host, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+        assert!(Instant::now() < deadline, "task {id} never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sync_runs_answer_the_output() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    host.upload("sleep", "sleep").await;
+    let response = host.client.post(host.url("/v1/plugins/hello/run")).json(&json!({"a": [1, 2]})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("ignareo-task-id"));
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"hello": {"a": [1, 2]}}));
+    assert_eq!(host.run("hello", &json!(null)).await, (200, json!({"hello": null})));
+    assert_eq!(host.run("sleep", &json!({"ms": 50})).await, (200, json!({"slept_ms": 50})));
+
+    let (status, body) = host.run("sleep", &json!({"ms": "soon"})).await;
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["code"], "invalid_input");
+    assert!(body["error"]["message"].as_str().unwrap().contains("ms"), "{body}");
+    assert!(body["error"]["task_id"].is_string());
+}
+
+#[tokio::test]
+async fn async_tasks_are_accepted_and_long_polled() {
+    let host = Host::start().await;
+    host.upload("sleep", "sleep").await;
+    let response = host.client.post(host.url("/v1/plugins/sleep/tasks")).json(&json!({"ms": 700})).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let accepted: Value = response.json().await.unwrap();
+    let id = accepted["id"].as_str().unwrap();
+    assert_eq!(location, format!("/v1/tasks/{id}"));
+    assert!(matches!(accepted["state"].as_str(), Some("queued" | "running")));
+
+    let started = Instant::now();
+    let done = host.wait(id, 30).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "the long-poll returned when the task ended, not at its limit");
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["output"], json!({"slept_ms": 700}));
+    assert!(done["duration_ms"].as_u64().unwrap() >= 700);
+    assert_eq!(done["version"], host.get_json("/v1/plugins/sleep").await["live"]);
+
+    let listed = host.get_json("/v1/tasks?plugin=sleep&state=succeeded").await;
+    assert_eq!(listed["tasks"][0]["id"], id);
+    assert_eq!(host.get_json("/v1/tasks?plugin=hello").await["tasks"], json!([]));
+}
+
+/// Reads a whole SSE stream: (event name, data) pairs.
+async fn read_events(host: &Host, id: &str) -> Vec<(String, Value)> {
+    let response = host.client.get(host.url(&format!("/v1/tasks/{id}/events"))).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    let mut body = response.bytes_stream();
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ends after the final state");
+    text.split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_owned(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_stream_logs_and_progress_in_order_then_the_final_state() {
+    let host = Host::start().await;
+    host.upload("chatter", "chatter").await;
+    let id = host.submit("chatter", &json!({"steps": 4, "ms": 100})).await;
+    let events = read_events(&host, &id).await;
+
+    let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "events are in order: {seqs:?}");
+    let expected: Vec<(&str, Value)> = vec![
+        ("state", json!("queued")),
+        ("state", json!("running")),
+        ("log", json!("step 1")),
+        ("progress", json!(1)),
+        ("log", json!("step 2")),
+        ("progress", json!(2)),
+        ("log", json!("step 3")),
+        ("progress", json!(3)),
+        ("log", json!("step 4")),
+        ("progress", json!(4)),
+        ("state", json!("succeeded")),
+    ];
+    let observed: Vec<(&str, Value)> = events
+        .iter()
+        .map(|(name, data)| {
+            let key = match name.as_str() {
+                "state" => data["state"].clone(),
+                "log" => data["message"].clone(),
+                "progress" => data["done"].clone(),
+                other => panic!("unexpected event {other}: {data}"),
+            };
+            (name.as_str(), key)
+        })
+        .collect();
+    assert_eq!(observed, expected);
+    assert_eq!(events[3].1["total"], 4);
+
+    // A late subscriber gets the same history and the stream still ends.
+    assert_eq!(read_events(&host, &id).await.len(), expected.len());
+}
+
+#[tokio::test]
+async fn guest_output_becomes_log_events_and_explains_traps() {
+    let host = Host::start().await;
+    host.upload("trap", "trap").await;
+    let (status, body) = host.run("trap", &json!({"kind": "panic"})).await;
+    assert_eq!(status, 502);
+    assert_eq!(body["error"]["code"], "task_trapped");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unreachable") && message.contains("panics on purpose"), "{message}");
+    let id = body["error"]["task_id"].as_str().unwrap();
+    let task = host.get_json(&format!("/v1/tasks/{id}")).await;
+    assert_eq!(task["state"], "failed");
+    assert_eq!(task["error"]["kind"], "trap");
+
+    for kind in ["unreachable", "divide-by-zero"] {
+        let (status, body) = host.run("trap", &json!({"kind": kind})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (502, Some("task_trapped")), "{kind}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
+    let host = Host::start().await;
+    host.upload("spin", "spin").await;
+    host.upload("sleep", "sleep").await;
+    let spin = host.client.post(host.url("/v1/plugins/spin/tasks?timeout=2")).send().await.unwrap();
+    let spin: Value = spin.json().await.unwrap();
+    let spin_id = spin["id"].as_str().unwrap().to_owned();
+    wait_until_running(&host, &spin_id).await;
+
+    // While it spins, other tasks start and finish.
+    let input = json!({"ms": 100});
+    let sleepers: Vec<String> = futures::future::join_all((0..20).map(|_| host.submit("sleep", &input))).await;
+    for id in &sleepers {
+        assert_eq!(host.wait(id, 30).await["state"], "succeeded");
+    }
+    assert_eq!(host.get_json(&format!("/v1/tasks/{spin_id}")).await["state"], "running", "the spinner was still running");
+
+    let ended = host.wait(&spin_id, 30).await;
+    assert_eq!(ended["state"], "timed-out");
+    assert_eq!(ended["error"]["kind"], "timeout");
+    assert_eq!(ended["timeout_ms"], 2000);
+    assert_eq!(host.get_json("/healthz").await["load"]["running"], 0);
+}
+
+#[tokio::test]
+async fn cancelling_stops_a_sleeping_task_and_one_mid_request() {
+    let host = Host::start().await;
+    let target = Target::start().await;
+    host.upload("sleep", "sleep").await;
+    host.upload("fetch-title", "fetch-title").await;
+
+    let sleeping = host.submit("sleep", &json!({"ms": 600_000})).await;
+    wait_until_running(&host, &sleeping).await;
+    let started = Instant::now();
+    let response = host.client.delete(host.url(&format!("/v1/tasks/{sleeping}"))).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap()["state"], "cancelled");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let fetching = host.submit("fetch-title", &json!({"url": target.url("/slow?ms=600000")})).await;
+    wait_until_running(&host, &fetching).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while target.requests.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the target");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = host.client.delete(host.url(&format!("/v1/tasks/{fetching}"))).send().await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["state"], "cancelled");
+
+    let again = host.client.delete(host.url(&format!("/v1/tasks/{fetching}"))).send().await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(again.json::<Value>().await.unwrap()["error"]["code"], "task_finished");
+    assert_eq!(host.get_json("/healthz").await["load"]["running"], 0);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let host = Host::start_with(&["--max-running-tasks", "1", "--max-queued-tasks", "2"]).await;
+    host.upload("sleep", "sleep").await;
+    let running = host.submit("sleep", &json!({"ms": 600_000})).await;
+    wait_until_running(&host, &running).await;
+    let queued = [host.submit("sleep", &json!({"ms": 1})).await, host.submit("sleep", &json!({"ms": 1})).await];
+    assert_eq!(host.get_json(&format!("/v1/tasks/{}", queued[0])).await["state"], "queued");
+
+    for path in ["/v1/plugins/sleep/tasks", "/v1/plugins/sleep/run"] {
+        let response = host.client.post(host.url(path)).json(&json!({"ms": 1})).send().await.unwrap();
+        assert_eq!(response.status(), 429);
+        assert_eq!(response.headers()["retry-after"], "1");
+        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "queue_full");
+    }
+    let load = host.get_json("/healthz").await["load"].clone();
+    assert_eq!((load["running"].as_u64(), load["queued"].as_u64()), (Some(1), Some(2)));
+
+    // A queued task can be cancelled, and the slot it frees is usable at once.
+    let cancelled = host.client.delete(host.url(&format!("/v1/tasks/{}", queued[0]))).send().await.unwrap();
+    assert_eq!(cancelled.json::<Value>().await.unwrap()["state"], "cancelled");
+    host.submit("sleep", &json!({"ms": 1})).await;
+    host.client.delete(host.url(&format!("/v1/tasks/{running}"))).send().await.unwrap();
+    assert_eq!(host.wait(&queued[1], 30).await["state"], "succeeded");
+}
+
+#[tokio::test]
+async fn tasks_spawn_and_join_children() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    host.upload("spawner", "spawner").await;
+    let (status, body) = host.run("spawner", &json!({"plugin": "hello", "inputs": [1, "two", {"three": 3}]})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["outputs"], json!([{"hello": 1}, {"hello": "two"}, {"hello": {"three": 3}}]));
+    let child = body["children"][0].as_str().unwrap();
+    assert_eq!(host.get_json(&format!("/v1/tasks/{child}")).await["parent"], body["task_id"]);
+
+    let (status, body) = host.run("spawner", &json!({"plugin": "missing", "inputs": [1]})).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().contains("no plugin named missing"), "{body}");
+
+    // A task that spawns itself forever is stopped by the depth limit.
+    let nested = (0..12).fold(json!([1]), |inner, _| json!([{"plugin": "spawner", "inputs": inner}]));
+    let (status, body) = host.run("spawner", &json!({"plugin": "spawner", "inputs": nested})).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().contains("spawn depth limit"), "{body}");
+}
+
+#[tokio::test]
+async fn task_endpoints_refuse_bad_requests_clearly() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    let get = |path: &str| host.client.get(host.url(path)).send();
+
+    let missing = get("/v1/tasks/6f1f4d5e-8c4b-4f7e-9d3e-0a1b2c3d4e5f").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let bad_id = get("/v1/tasks/not-a-uuid").await.unwrap();
+    assert_eq!(bad_id.status(), 400);
+    assert_eq!(bad_id.json::<Value>().await.unwrap()["error"]["code"], "invalid_task_id");
+    let bad_wait = get("/v1/tasks/6f1f4d5e-8c4b-4f7e-9d3e-0a1b2c3d4e5f?wait=abc").await.unwrap();
+    assert_eq!(bad_wait.status(), 400);
+    let no_route = get("/v2/anything").await.unwrap();
+    assert_eq!(no_route.status(), 404);
+    assert_eq!(no_route.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    let wrong_method = host.client.patch(host.url("/v1/plugins/hello/run")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.json::<Value>().await.unwrap()["error"]["code"], "method_not_allowed");
+
+    let too_long = host.client.post(host.url("/v1/plugins/hello/tasks?timeout=999999")).send().await.unwrap();
+    assert_eq!(too_long.status(), 400);
+    assert!(too_long.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("task_timeout_secs"));
+    let bad_json = host.client.post(host.url("/v1/plugins/hello/run")).body("{not json").send().await.unwrap();
+    assert_eq!(bad_json.status(), 422);
+    assert_eq!(bad_json.json::<Value>().await.unwrap()["error"]["code"], "invalid_input");
+    let big = host.client.post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 5 * 1024 * 1024]).send().await.unwrap();
+    assert_eq!(big.status(), 413);
+    let unknown_param = get("/v1/tasks?colour=red").await.unwrap();
+    assert_eq!(unknown_param.status(), 400);
+}
