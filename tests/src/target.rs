@@ -31,6 +31,8 @@ impl Drop for Target {
 
 /// The shop: sessions by cookie, polls per session, orders taken.
 pub struct Shop {
+    /// Hits per key of `/changing/{key}`.
+    changing: Mutex<HashMap<String, u64>>,
     /// Polls of the item a session makes before it is in stock.
     pub polls_until_stock: u64,
     sessions: Mutex<HashMap<String, u64>>,
@@ -49,7 +51,7 @@ impl Target {
     }
 
     pub async fn start_with_stock_after(polls_until_stock: u64) -> Target {
-        let shop = Arc::new(Shop { polls_until_stock, sessions: Mutex::default(), orders: Mutex::default() });
+        let shop = Arc::new(Shop { changing: Mutex::default(), polls_until_stock, sessions: Mutex::default(), orders: Mutex::default() });
         let requests = Arc::new(AtomicU64::new(0));
         let state = AppState { shop: shop.clone(), requests: requests.clone() };
         let app = Router::new()
@@ -57,6 +59,7 @@ impl Target {
             .route("/slow", get(slow))
             .route("/redirect", get(|| async { Redirect::to("/page/0") }))
             .route("/status/{code}", get(status))
+            .route("/changing/{key}", get(changing))
             .route("/", get(shop_home))
             .route("/api/items/{id}", get(shop_item))
             .route("/api/orders", post(shop_order))
@@ -93,6 +96,14 @@ async fn slow(State(state): State<AppState>, Query(q): Query<SlowQuery>) -> Html
 
 async fn status(Path(code): Path<u16>) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// "Sold out" until the shop's `polls_until_stock`-th hit of this key, then "In stock".
+async fn changing(State(state): State<AppState>, Path(key): Path<String>) -> Html<&'static str> {
+    let mut hits = state.shop.changing.lock().expect("lock");
+    let hits = hits.entry(key).or_default();
+    *hits += 1;
+    Html(if *hits >= state.shop.polls_until_stock { "<p>In stock</p>" } else { "<p>Sold out</p>" })
 }
 
 fn session_of(headers: &HeaderMap) -> Option<String> {

@@ -77,3 +77,17 @@ async fn monitor_and_order_polls_until_stock_then_orders_with_the_session_cookie
     assert_eq!(orders.len(), 3);
     assert_ne!(orders[1].0, orders[2].0, "cookies never leak between tasks");
 }
+
+#[tokio::test]
+async fn the_page_watch_example_polls_until_the_text_appears() {
+    let host = Host::start().await;
+    let target = Target::start_with_stock_after(3).await;
+    host.upload("page-watch", "page-watch").await;
+    let input = json!({"url": target.url("/changing/a"), "contains": "In stock", "interval_ms": 20});
+    let (status, body) = host.run("page-watch", &input).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["found"], true);
+    assert_eq!(body["checks"], 3);
+    let input = json!({"url": target.url("/changing/b"), "contains": "Never", "interval_ms": 1, "max_checks": 2});
+    assert_eq!(host.run("page-watch", &input).await.1["found"], false);
+}
