@@ -1,1 +1,77 @@
-fn main(){}
+//! ignareo's benchmarks. `bench/run` builds everything in release mode and runs `all`, which
+//! writes `bench/RESULTS.md`. Every scenario is bounded in count and time and talks only to
+//! 127.0.0.1.
+//!
+//! - `invoke`: instantiate + run of `hello` in-process, one invocation at a time (µs).
+//! - `trigger`: `POST /v1/plugins/hello/run` at 64 keep-alive connections (wrk), next to a plain
+//!   axum handler answering the same bytes.
+//! - `sleepers`: N tasks each sleeping S ms at once: time to accept, time to finish, peak RSS.
+
+mod invoke;
+mod process;
+mod report;
+mod sleepers;
+mod trigger;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+pub struct Paths {
+    /// The release `ignareo` binary.
+    pub host: PathBuf,
+    /// `target/wasm32-wasip2/release`.
+    pub plugins: PathBuf,
+}
+
+impl Paths {
+    fn discover() -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let release = exe.parent().context("the bench binary has a directory")?.to_path_buf();
+        let paths = Self {
+            host: release.join("ignareo"),
+            plugins: release.parent().context("target/release has a parent")?.join("wasm32-wasip2/release"),
+        };
+        if !paths.host.exists() {
+            bail!("{} is missing: run bench/run (it builds the host in release mode)", paths.host.display());
+        }
+        Ok(paths)
+    }
+
+    pub fn plugin(&self, file: &str) -> anyhow::Result<Vec<u8>> {
+        let path = self.plugins.join(format!("{file}.wasm"));
+        std::fs::read(&path).with_context(|| format!("cannot read {}: build the plugins first", path.display()))
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("all");
+    match command {
+        "plain-server" => trigger::plain_server(args.get(1).map_or("127.0.0.1:0", String::as_str)).await,
+        "invoke" => {
+            let paths = Paths::discover()?;
+            println!("{}", invoke::run(&paths, 20_000).await?.markdown());
+            Ok(())
+        }
+        "all" => {
+            let paths = Paths::discover()?;
+            let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
+            let mut report = report::Report::new(&command_line);
+            eprintln!("== invoke");
+            for _ in 0..3 {
+                report.invoke.push(invoke::run(&paths, 20_000).await?);
+            }
+            eprintln!("== trigger");
+            report.trigger = trigger::run(&paths, 3).await?;
+            eprintln!("== sleepers");
+            report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
+            std::fs::write(&path, report.markdown())?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}: use all, invoke or plain-server"),
+    }
+}

@@ -49,6 +49,16 @@ pub struct Load {
     pub queued: usize,
     pub max_running: usize,
     pub max_queued: usize,
+    /// Tasks that ended since the host started, by final state.
+    pub ended: Ended,
+}
+
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Ended {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub timed_out: u64,
 }
 
 pub struct Scheduler {
@@ -61,6 +71,7 @@ pub struct Scheduler {
     running: Arc<Semaphore>,
     per_plugin: Mutex<HashMap<String, Arc<Semaphore>>>,
     queued: AtomicUsize,
+    ended: Mutex<Ended>,
     tracker: TaskTracker,
     closed: CancellationToken,
 }
@@ -84,6 +95,7 @@ impl Scheduler {
             tasks: Mutex::default(),
             per_plugin: Mutex::default(),
             queued: AtomicUsize::new(0),
+            ended: Mutex::default(),
             tracker: TaskTracker::new(),
             closed: CancellationToken::new(),
         })
@@ -128,6 +140,7 @@ impl Scheduler {
             queued: self.queued.load(Ordering::Relaxed),
             max_running,
             max_queued: self.limits.max_queued_tasks as usize,
+            ended: *self.ended.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
 
@@ -201,7 +214,7 @@ impl Scheduler {
             task.finish(Outcome::Cancelled);
         }
         drop(permits);
-        self.retire(task.id);
+        self.retire(&task);
     }
 
     async fn acquire(&self, plugin: &str) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
@@ -218,7 +231,18 @@ impl Scheduler {
         (plugin_permit, global_permit)
     }
 
-    fn retire(&self, id: TaskId) {
+    fn retire(&self, task: &Task) {
+        {
+            let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
+            match task.state() {
+                TaskState::Succeeded => ended.succeeded += 1,
+                TaskState::Failed => ended.failed += 1,
+                TaskState::Cancelled => ended.cancelled += 1,
+                TaskState::TimedOut => ended.timed_out += 1,
+                TaskState::Queued | TaskState::Running => {}
+            }
+        }
+        let id = task.id;
         let mut table = self.table();
         table.finished.push_back(id);
         while table.finished.len() > self.limits.retain_finished_tasks as usize {

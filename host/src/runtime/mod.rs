@@ -19,6 +19,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::WORLD;
 pub(crate) use bindings::{context, events, http, timer, types};
+pub use bindings::context::SpawnError;
 pub use state::{HostState, Invocation};
 
 use crate::config::Limits;

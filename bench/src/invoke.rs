@@ -1,0 +1,71 @@
+//! Instantiate + run of `hello` in-process: a fresh store per invocation, as the host does.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use ignareo::capabilities::context::Spawner;
+use ignareo::capabilities::outbound::Outbound;
+use ignareo::config::{Limits, OutboundConfig};
+use ignareo::runtime::{Invocation, Runtime};
+use ignareo::task::{Outcome, Task};
+
+use crate::Paths;
+use crate::report::percentile;
+
+const WARMUP: usize = 1_000;
+
+pub struct InvokeResult {
+    pub iterations: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+}
+
+impl InvokeResult {
+    pub fn markdown(&self) -> String {
+        format!("p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs over {} invocations", self.p50_us, self.p99_us, self.mean_us, self.iterations)
+    }
+}
+
+/// `hello` has no imports to serve; a spawner that refuses is all it needs.
+struct NoSpawn;
+
+impl Spawner for NoSpawn {
+    fn spawn(&self, _: &Task, _: &str, _: Bytes) -> Result<Arc<Task>, ignareo::runtime::SpawnError> {
+        Err(ignareo::runtime::SpawnError::Rejected("spawning is not part of this benchmark".into()))
+    }
+}
+
+pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResult> {
+    let runtime = Runtime::new(&Limits::default())?;
+    let component = runtime.compile(&paths.plugin("hello")?)?;
+    let prepared = runtime.prepare(&component).await?;
+    let outbound = Arc::new(Outbound::new(&OutboundConfig::default())?);
+    let spawner: Arc<dyn Spawner> = Arc::new(NoSpawn);
+    let input = br#"{"bench":true}"#;
+    let deadline = Duration::from_secs(10);
+
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..WARMUP + iterations {
+        let task = Arc::new(Task::new("hello".into(), "bench".into(), None, deadline, 16));
+        let invocation = Invocation { task, outbound: outbound.clone(), spawner: spawner.clone() };
+        let started = Instant::now();
+        let outcome = runtime.invoke(&prepared, invocation, input, deadline).await;
+        let elapsed = started.elapsed();
+        if !matches!(outcome, Outcome::Succeeded(_)) {
+            bail!("hello did not succeed: {}", outcome.describe());
+        }
+        if i >= WARMUP {
+            samples.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(InvokeResult {
+        iterations,
+        p50_us: percentile(&samples, 0.50),
+        p99_us: percentile(&samples, 0.99),
+        mean_us: samples.iter().sum::<f64>() / samples.len() as f64,
+    })
+}

@@ -1,0 +1,81 @@
+//! Child processes the benchmarks start: the release host and the plain axum server. Both print
+//! a "listening on http://ADDR" line, which is how their port is found.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const TOKEN: &str = "bench-admin-token-0123456789";
+
+pub struct Process {
+    pub base: String,
+    child: Child,
+    data_dir: Option<PathBuf>,
+}
+
+impl Process {
+    pub async fn host(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let data_dir = std::env::temp_dir().join(format!("ignareo-bench-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let mut command = Command::new(binary);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(&data_dir).args(args);
+        command.env("IGNAREO_LOG", "warn");
+        let mut process = Self::spawn(command).await?;
+        process.data_dir = Some(data_dir);
+        Ok(process)
+    }
+
+    pub async fn spawn(mut command: Command) -> anyhow::Result<Self> {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).kill_on_drop(true).spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(at) = line.find("listening on ") {
+                    return Ok(line[at + "listening on ".len()..].to_owned());
+                }
+            }
+            bail!("the process exited before listening")
+        })
+        .await
+        .context("the process did not start within 60 s")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { base, child, data_dir: None })
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child.id().context("the process has exited")
+    }
+
+    /// A line of /proc/PID/status in MiB (VmRSS, VmHWM).
+    pub fn memory_mib(&self, field: &str) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field).and_then(|v| v.trim_start_matches(':').trim().strip_suffix(" kB")))
+            .with_context(|| format!("no {field} in /proc/PID/status"))?
+            .trim()
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+
+    pub async fn upload(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let response = client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).body(bytes).send().await?;
+        if !response.status().is_success() {
+            bail!("upload of {name} failed: {}", response.text().await?);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! RESULTS.md: the figures, the machine they were measured on, and the command.
+
+use std::process::Command;
+
+use crate::invoke::InvokeResult;
+use crate::sleepers::SleepersResult;
+use crate::trigger::TriggerResult;
+
+pub struct Report {
+    command: String,
+    pub invoke: Vec<InvokeResult>,
+    pub trigger: Vec<TriggerResult>,
+    pub sleepers: Option<SleepersResult>,
+}
+
+/// The value at fraction `p` of sorted `samples`.
+pub fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((samples.len() - 1) as f64 * p).round() as usize;
+    samples[index]
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    percentile(&values, 0.5)
+}
+
+fn spread(values: &[f64]) -> (f64, f64) {
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (min, max)
+}
+
+fn shell(command: &str) -> String {
+    Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+impl Report {
+    pub fn new(command: &str) -> Self {
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::from("# Benchmark results\n\n");
+        out += &format!("- Date: {}\n", shell("date -u '+%Y-%m-%d %H:%M UTC'"));
+        out += &format!(
+            "- Machine: {} cores, {}, {} RAM\n",
+            shell("nproc"),
+            shell("sed -n 's/^model name\\s*: //p' /proc/cpuinfo | head -n1"),
+            shell("free -h | awk '/Mem:/ {print $2}'")
+        );
+        out += &format!(
+            "- Versions: {}, wasmtime {}, {}\n",
+            shell("rustc -V"),
+            shell("awk '/^name = \"wasmtime\"$/ {getline; print $3}' Cargo.lock | tr -d '\"'"),
+            shell("wrk -v 2>&1 | head -n1")
+        );
+        out += &format!("- Command: `{}` (release builds; everything on 127.0.0.1)\n\n", self.command);
+
+        out += "## Invocation overhead: instantiate + run of `hello`, in-process\n\n";
+        out += "A fresh store per invocation from the pooling allocator, one at a time, after 1,000 warm-up runs.\n\n";
+        out += "| repetition | p50 (µs) | p99 (µs) | mean (µs) | invocations |\n|---|---|---|---|---|\n";
+        for (i, r) in self.invoke.iter().enumerate() {
+            out += &format!("| {} | {:.1} | {:.1} | {:.1} | {} |\n", i + 1, r.p50_us, r.p99_us, r.mean_us, r.iterations);
+        }
+        let p50s: Vec<f64> = self.invoke.iter().map(|r| r.p50_us).collect();
+        let p99s: Vec<f64> = self.invoke.iter().map(|r| r.p99_us).collect();
+        let (p50_min, p50_max) = spread(&p50s);
+        let (p99_min, p99_max) = spread(&p99s);
+        out += &format!(
+            "| **median** | **{:.1}** ({p50_min:.1}–{p50_max:.1}) | **{:.1}** ({p99_min:.1}–{p99_max:.1}) | | |\n\n",
+            median(p50s.clone()),
+            median(p99s.clone())
+        );
+
+        out += "## Trigger throughput: `POST /v1/plugins/hello/run`, 64 keep-alive connections\n\n";
+        out += "`wrk -t2 -c64 -d10s --latency` with a small JSON body, against the host (a fresh instance per request) and against a plain axum handler that answers the same bytes. Load generator and server share the 2 cores.\n\n";
+        out += "| server | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
+        let mut medians = Vec::new();
+        for server in ["ignareo", "plain axum"] {
+            let runs: Vec<&TriggerResult> = self.trigger.iter().filter(|r| r.server == server).collect();
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            let med = median(rps.clone());
+            medians.push(med);
+            out += &format!(
+                "| {server} | {med:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} | {} |\n",
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect()),
+                runs.iter().map(|r| r.errors).sum::<u64>()
+            );
+        }
+        if let [ignareo, plain] = medians[..] {
+            out += &format!("\nignareo / plain axum: **{:.2}×**\n\n", ignareo / plain);
+        }
+
+        if let Some(s) = &self.sleepers {
+            out += &format!("## Many tasks at once: {} tasks each sleeping {} ms\n\n", s.count, s.sleep_ms);
+            out += &format!("Host started with `--max-running-tasks {0} --max-queued-tasks {0}`; tasks submitted with `POST /v1/plugins/sleep/tasks` over 64 connections. {1}\n\n", s.count, s.map_count_note);
+            out += "| figure | value |\n|---|---|\n";
+            out += &format!("| RSS of the idle host (pool reserved) | {:.0} MiB |\n", s.idle_rss_mib);
+            out += &format!("| peak RSS | **{:.0} MiB** |\n", s.peak_rss_mib);
+            out += &format!("| peak RSS per sleeping task (above idle) | {:.1} KiB |\n", (s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.count as f64);
+            out += &format!("| time to accept all | {:.2} s |\n", s.accept_secs);
+            out += &format!("| time until all finished (from the first submission) | {:.2} s |\n", s.finish_secs);
+            out += &format!("| succeeded / not succeeded | {} / {} |\n\n", s.succeeded, s.count - s.succeeded);
+        }
+        out
+    }
+}
