@@ -148,7 +148,7 @@ async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
     let host = Host::start().await;
     host.upload("spin", "spin").await;
     host.upload("sleep", "sleep").await;
-    let spin = host.client.post(host.url("/v1/plugins/spin/tasks?timeout=2")).send().await.unwrap();
+    let spin = host.client.post(host.url("/v1/plugins/spin/tasks?timeout=5")).send().await.unwrap();
     let spin: Value = spin.json().await.unwrap();
     let spin_id = spin["id"].as_str().unwrap().to_owned();
     wait_until_running(&host, &spin_id).await;
@@ -164,7 +164,7 @@ async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
     let ended = host.wait(&spin_id, 30).await;
     assert_eq!(ended["state"], "timed-out");
     assert_eq!(ended["error"]["kind"], "timeout");
-    assert_eq!(ended["timeout_ms"], 2000);
+    assert_eq!(ended["timeout_ms"], 5000);
     assert_eq!(host.get_json("/healthz").await["load"]["running"], 0);
 }
 
