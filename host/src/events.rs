@@ -55,9 +55,11 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Live events buffered per subscriber before it is told it lagged.
+const LIVE_CAPACITY: usize = 256;
+
 pub struct EventLog {
     inner: Mutex<History>,
-    live: broadcast::Sender<Arc<Event>>,
 }
 
 /// The first event (the task was queued) stays; after it, the most recent ones.
@@ -66,6 +68,8 @@ struct History {
     recent: VecDeque<Arc<Event>>,
     recent_capacity: usize,
     next_seq: u64,
+    /// Made at the first subscription: most tasks are never watched live.
+    live: Option<broadcast::Sender<Arc<Event>>>,
 }
 
 /// What a subscriber gets: the kept events after the one it has seen, then live ones.
@@ -78,8 +82,7 @@ impl EventLog {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2);
         Self {
-            inner: Mutex::new(History { first: None, recent: VecDeque::new(), recent_capacity: capacity - 1, next_seq: 1 }),
-            live: broadcast::Sender::new(capacity.min(4096)),
+            inner: Mutex::new(History { first: None, recent: VecDeque::new(), recent_capacity: capacity - 1, next_seq: 1, live: None }),
         }
     }
 
@@ -96,16 +99,19 @@ impl EventLog {
             }
             history.recent.push_back(event.clone());
         }
-        // No receivers is fine: nobody is watching live.
-        let _ = self.live.send(event);
+        if let Some(live) = &history.live {
+            // No receivers left is fine: nobody is watching any more.
+            let _ = live.send(event);
+        }
     }
 
     /// Subscribes under the history lock so no event is missed or seen twice.
     pub fn subscribe(&self, after_seq: u64) -> Subscription {
-        let history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let live = history.live.get_or_insert_with(|| broadcast::Sender::new(LIVE_CAPACITY)).subscribe();
         Subscription {
             history: history.first.iter().chain(&history.recent).filter(|e| e.seq > after_seq).cloned().collect(),
-            live: self.live.subscribe(),
+            live,
         }
     }
 }
