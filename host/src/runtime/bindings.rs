@@ -12,7 +12,7 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use ignareo::task::{context, events, http, timer, types};
+pub use self::ignareo::task::{context, events, http, timer, types};
 
 /// The world this host runs, as users see it in error messages.
 pub const WORLD: &str = "ignareo:task/task@0.1.0";
