@@ -55,6 +55,22 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Longest text one event keeps (log message, progress message, custom event data); a guest
+/// cannot make the host keep more than `events_per_task` times this per task.
+pub const MAX_EVENT_TEXT: usize = 16 * 1024;
+
+/// `text`, cut to [`MAX_EVENT_TEXT`] bytes with a note saying how long it was.
+pub fn clip(mut text: String) -> String {
+    if text.len() <= MAX_EVENT_TEXT {
+        return text;
+    }
+    let original = text.len();
+    let cut = (0..=MAX_EVENT_TEXT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    text.truncate(cut);
+    text.push_str(&format!("… [truncated from {original} bytes]"));
+    text
+}
+
 /// Live events buffered per subscriber before it is told it lagged.
 const LIVE_CAPACITY: usize = 256;
 
@@ -133,6 +149,15 @@ mod tests {
         let seqs: Vec<u64> = events.subscribe(0).history.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![1, 9, 10]);
         assert_eq!(events.subscribe(9).history.len(), 1);
+    }
+
+    #[test]
+    fn long_texts_are_clipped_on_a_char_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(MAX_EVENT_TEXT);
+        let clipped = clip(long);
+        assert!(clipped.len() < MAX_EVENT_TEXT + 64);
+        assert!(clipped.ends_with(&format!("[truncated from {} bytes]", 2 * MAX_EVENT_TEXT)));
     }
 
     #[tokio::test]

@@ -1,7 +1,7 @@
 //! The `events` interface: a task's log lines, progress and custom events go to its event
 //! log, where the API streams them to watchers.
 
-use crate::events::{EventKind, Level};
+use crate::events::{EventKind, Level, MAX_EVENT_TEXT, clip};
 use crate::runtime::HostState;
 use crate::runtime::events::{Host, Level as WitLevel};
 
@@ -14,18 +14,22 @@ impl Host for HostState {
             WitLevel::Warn => Level::Warn,
             WitLevel::Error => Level::Error,
         };
-        self.invocation()?.task.events.push(EventKind::Log { level, message });
+        self.invocation()?.task.events.push(EventKind::Log { level, message: clip(message) });
         Ok(())
     }
 
     async fn progress(&mut self, done: u64, total: Option<u64>, message: Option<String>) -> wasmtime::Result<()> {
-        self.invocation()?.task.events.push(EventKind::Progress { done, total, message });
+        self.invocation()?.task.events.push(EventKind::Progress { done, total, message: message.map(clip) });
         Ok(())
     }
 
     async fn emit(&mut self, name: String, data: String) -> wasmtime::Result<()> {
-        let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data));
-        self.invocation()?.task.events.push(EventKind::Custom { name, data });
+        let data = if data.len() > MAX_EVENT_TEXT {
+            serde_json::json!({ "truncated": true, "bytes": data.len() })
+        } else {
+            serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data))
+        };
+        self.invocation()?.task.events.push(EventKind::Custom { name: clip(name), data });
         Ok(())
     }
 }
