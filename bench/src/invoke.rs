@@ -42,7 +42,8 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     let runtime = Runtime::new(&Limits::default())?;
     let component = runtime.compile(&paths.plugin("hello")?)?;
     let prepared = runtime.prepare(&component).await?;
-    let outbound = Arc::new(Outbound::new(&OutboundConfig::default())?);
+    let limits = Limits::default();
+    let outbound = Arc::new(Outbound::new(&OutboundConfig::default(), limits.task_memory_bytes() as u64)?);
     let spawner: Arc<dyn Spawner> = Arc::new(NoSpawn);
     let input = br#"{"bench":true}"#;
     let deadline = Duration::from_secs(10);

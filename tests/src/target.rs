@@ -60,6 +60,7 @@ impl Target {
             .route("/redirect", get(|| async { Redirect::to("/page/0") }))
             .route("/status/{code}", get(status))
             .route("/changing/{key}", get(changing))
+            .route("/big/{kib}", get(big))
             .route("/", get(shop_home))
             .route("/api/items/{id}", get(shop_item))
             .route("/api/orders", post(shop_order))
@@ -92,6 +93,13 @@ async fn slow(State(state): State<AppState>, Query(q): Query<SlowQuery>) -> Html
     state.requests.fetch_add(1, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(q.ms)).await;
     Html("<title>slow</title>")
+}
+
+/// A page of `kib` KiB (with a title), for response size limits.
+async fn big(Path(kib): Path<usize>) -> Html<String> {
+    let mut page = String::from("<title>big</title>");
+    page.push_str(&"x".repeat(kib * 1024));
+    Html(page)
 }
 
 async fn status(Path(code): Path<u16>) -> StatusCode {

@@ -91,3 +91,17 @@ async fn the_page_watch_example_polls_until_the_text_appears() {
     let input = json!({"url": target.url("/changing/b"), "contains": "Never", "interval_ms": 1, "max_checks": 2});
     assert_eq!(host.run("page-watch", &input).await.1["found"], false);
 }
+
+#[tokio::test]
+async fn responses_over_the_size_limit_are_refused_while_streaming() {
+    let config = std::env::temp_dir().join(format!("ignareo-small-responses-{:x}.toml", rand::random::<u64>()));
+    std::fs::write(&config, "[outbound]\nmax_response_mb = 1\n").unwrap();
+    let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
+    let target = Target::start().await;
+    host.upload("fetch-title", "fetch-title").await;
+    assert_eq!(host.run("fetch-title", &json!({"url": target.url("/big/1000")})).await.1["title"], "big");
+    let (status, body) = host.run("fetch-title", &json!({"url": target.url("/big/2048")})).await;
+    assert_eq!(status, 422);
+    assert!(body["error"]["message"].as_str().unwrap().contains("larger than 1048576 bytes"), "{body}");
+    std::fs::remove_file(config).unwrap();
+}

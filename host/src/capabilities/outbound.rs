@@ -5,6 +5,7 @@
 //! sees the session's cookies), cookie jars, timeouts and the response size limit, which is
 //! enforced while the (decompressed) body streams in.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -52,13 +53,16 @@ pub struct Outbound {
     client: reqwest::Client,
     default_timeout: Duration,
     max_response_bytes: u64,
+    /// Bodies one `fetch-all` may hold at once: they must fit in the guest's memory anyway,
+    /// and the host buffers them all before handing them over.
+    max_batch_bytes: u64,
     max_redirects: u32,
     fetch_all_concurrency: u32,
     max_fetch_all_concurrency: u32,
 }
 
 impl Outbound {
-    pub fn new(config: &OutboundConfig) -> anyhow::Result<Self> {
+    pub fn new(config: &OutboundConfig, max_batch_bytes: u64) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .pool_max_idle_per_host(config.pool_idle_per_host)
@@ -70,6 +74,7 @@ impl Outbound {
             client,
             default_timeout: config.request_timeout(),
             max_response_bytes: config.max_response_bytes(),
+            max_batch_bytes,
             max_redirects: config.max_redirects,
             fetch_all_concurrency: config.fetch_all_concurrency,
             max_fetch_all_concurrency: config.max_fetch_all_concurrency,
@@ -78,9 +83,13 @@ impl Outbound {
 
     /// Sends one request, following redirects, within its timeout.
     pub async fn send(&self, request: Request, session: Option<&SessionState>) -> Result<Response, Error> {
+        self.send_within(request, session, None).await
+    }
+
+    async fn send_within(&self, request: Request, session: Option<&SessionState>, batch: Option<&AtomicI64>) -> Result<Response, Error> {
         let timeout = request.timeout_ms.map_or(self.default_timeout, |ms| Duration::from_millis(ms.into()));
         let url = request.url.clone();
-        match tokio::time::timeout(timeout, self.follow(request, session)).await {
+        match tokio::time::timeout(timeout, self.follow(request, session, batch)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout(format!("{url} did not complete within {} ms", timeout.as_millis()))),
         }
@@ -94,14 +103,16 @@ impl Outbound {
         session: Option<&SessionState>,
     ) -> Vec<Result<Response, Error>> {
         let concurrency = concurrency.unwrap_or(self.fetch_all_concurrency).clamp(1, self.max_fetch_all_concurrency);
+        let batch = AtomicI64::new(i64::try_from(self.max_batch_bytes).unwrap_or(i64::MAX));
+        let batch = &batch;
         futures::stream::iter(requests)
-            .map(|request| self.send(request, session))
+            .map(|request| self.send_within(request, session, Some(batch)))
             .buffered(concurrency as usize)
             .collect()
             .await
     }
 
-    async fn follow(&self, request: Request, session: Option<&SessionState>) -> Result<Response, Error> {
+    async fn follow(&self, request: Request, session: Option<&SessionState>, batch: Option<&AtomicI64>) -> Result<Response, Error> {
         let mut method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Error::InvalidRequest(format!("invalid method {:?}", request.method)))?;
         let mut url = Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("invalid URL {:?}: {e}", request.url)))?;
@@ -150,7 +161,7 @@ impl Outbound {
                 }
                 continue;
             }
-            return self.read(response, url).await;
+            return self.read(response, url, batch).await;
         }
         Err(Error::TooManyRedirects(self.max_redirects))
     }
@@ -164,7 +175,7 @@ impl Outbound {
         }
     }
 
-    async fn read(&self, response: reqwest::Response, url: Url) -> Result<Response, Error> {
+    async fn read(&self, response: reqwest::Response, url: Url, batch: Option<&AtomicI64>) -> Result<Response, Error> {
         let limit = self.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(Error::TooLarge(limit));
@@ -181,6 +192,12 @@ impl Outbound {
             let chunk = chunk.map_err(|e| transport_error(&url, &e))?;
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(Error::TooLarge(limit));
+            }
+            if let Some(batch) = batch {
+                let len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                if batch.fetch_sub(len, Ordering::Relaxed) < len {
+                    return Err(Error::TooLarge(self.max_batch_bytes));
+                }
             }
             body.extend_from_slice(&chunk);
         }
