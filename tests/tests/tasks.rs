@@ -144,6 +144,17 @@ async fn guest_output_becomes_log_events_and_explains_traps() {
 }
 
 #[tokio::test]
+async fn a_guest_that_outgrows_its_memory_limit_fails_naming_the_limit() {
+    let host = Host::start_with(&["--task-memory-mb", "16"]).await;
+    host.upload("trap", "trap").await;
+    let (status, body) = host.run("trap", &json!({"kind": "out-of-memory"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("memory_limit")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("memory limit of 16 MiB"), "{body}");
+    let id = body["error"]["task_id"].as_str().unwrap();
+    assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["error"]["kind"], "memory-limit");
+}
+
+#[tokio::test]
 async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
     let host = Host::start().await;
     host.upload("spin", "spin").await;

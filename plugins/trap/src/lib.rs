@@ -1,4 +1,5 @@
-//! `trap`: `{"kind": "panic" | "unreachable" | "divide-by-zero"}` → traps that way.
+//! `trap`: `{"kind": "panic" | "unreachable" | "divide-by-zero" | "out-of-memory"}` → traps
+//! that way (out-of-memory: allocates until the host refuses to grow its memory).
 
 use ignareo_sdk::Error;
 use serde::Deserialize;
@@ -10,6 +11,7 @@ enum Kind {
     Panic,
     Unreachable,
     DivideByZero,
+    OutOfMemory,
 }
 
 #[derive(Deserialize)]
@@ -24,6 +26,12 @@ fn run(input: Input) -> Result<Value, Error> {
         Kind::DivideByZero => {
             let zero = std::hint::black_box(0u32);
             Ok(Value::from(std::hint::black_box(1u32) / zero))
+        }
+        Kind::OutOfMemory => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
+            }
         }
     }
 }
