@@ -175,15 +175,15 @@ impl Limits {
     }
 
     pub fn task_memory_bytes(&self) -> usize {
-        usize::try_from(self.task_memory_mb * MIB).unwrap_or(usize::MAX)
+        usize::try_from(self.task_memory_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn max_component_bytes(&self) -> usize {
-        usize::try_from(self.max_component_mb * MIB).unwrap_or(usize::MAX)
+        usize::try_from(self.max_component_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn max_input_bytes(&self) -> usize {
-        usize::try_from(self.max_input_mb * MIB).unwrap_or(usize::MAX)
+        usize::try_from(self.max_input_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn running_per_plugin(&self) -> u32 {
@@ -197,7 +197,7 @@ impl OutboundConfig {
     }
 
     pub fn max_response_bytes(&self) -> u64 {
-        self.max_response_mb * MIB
+        self.max_response_mb.saturating_mul(MIB)
     }
 }
 
