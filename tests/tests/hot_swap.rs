@@ -68,3 +68,20 @@ async fn tasks_in_flight_finish_on_the_version_they_started_with() {
     assert_eq!(finished["version"], old);
     assert_ne!(old, new);
 }
+
+#[tokio::test]
+async fn an_upload_works_while_every_task_slot_is_busy() {
+    let host = Host::start_with(&["--max-running-tasks", "1"]).await;
+    host.upload("sleep", "sleep").await;
+    let id = host.submit("sleep", &json!({"ms": 600_000})).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "the sleeper never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.upload("sleep", "hello-v2").await;
+    host.upload("hello", "hello").await;
+    assert_eq!(host.get_json("/healthz").await["load"]["running"], 1);
+    host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    assert_eq!(host.run("sleep", &json!(1)).await.1, json!({"hello": 1, "version": 2}));
+}

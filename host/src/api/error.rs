@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::registry::{RegistryError, UploadError};
+use crate::runtime::PrepareError;
 use crate::scheduler::{CancelError, SubmitError};
 use crate::task::TaskId;
 
@@ -73,6 +74,7 @@ impl From<UploadError> for ApiError {
             UploadError::NotWasm => (StatusCode::BAD_REQUEST, "not_wasm"),
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
             UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
+            UploadError::Prepare(PrepareError::Instantiate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate"),
             UploadError::Prepare(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
             UploadError::Internal(e) => {
                 tracing::error!(error = ?e, "upload failed inside the host");

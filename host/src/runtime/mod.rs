@@ -29,6 +29,9 @@ use crate::task::{Failure, FailureKind, Outcome};
 const CORE_INSTANCES_PER_TASK: u32 = 4;
 const TABLES_PER_TASK: u32 = 3;
 const MEMORIES_PER_TASK: u32 = 1;
+/// Pool slots kept beyond `max_running_tasks` for validating uploads, so that an upload (a hot
+/// swap) still works while every task slot is busy.
+const VALIDATION_SLOTS: u32 = 2;
 /// Epoch ticks a guest may compute before it yields to the executor.
 const TICKS_PER_SLICE: u64 = 1;
 
@@ -36,6 +39,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     task_memory_bytes: usize,
+    /// At most `VALIDATION_SLOTS` uploads instantiate at once.
+    validations: tokio::sync::Semaphore,
     _ticker: epoch::EpochTicker,
 }
 
@@ -64,7 +69,13 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("cannot link the ignareo:task imports")?;
         let ticker = epoch::EpochTicker::start(engine.clone()).context("cannot start the epoch ticker")?;
-        Ok(Self { engine, linker, task_memory_bytes: limits.task_memory_bytes(), _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            task_memory_bytes: limits.task_memory_bytes(),
+            validations: tokio::sync::Semaphore::new(VALIDATION_SLOTS as usize),
+            _ticker: ticker,
+        })
     }
 
     /// Compiles component bytes to machine code: CPU-heavy, call from a blocking thread.
@@ -99,6 +110,8 @@ impl Runtime {
         let instance_pre =
             self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(format!("{e:#}")))?;
         let pre = bindings::TaskPre::new(instance_pre).map_err(|e| PrepareError::Exports(format!("{e:#}")))?;
+        // The semaphore is never closed.
+        let _slot = self.validations.acquire().await.map_err(|e| PrepareError::Instantiate(e.to_string()))?;
         let mut store = self.store(HostState::for_validation(self.task_memory_bytes));
         pre.instantiate_async(&mut store).await.map_err(|e| PrepareError::Instantiate(format!("{e:#}")))?;
         Ok(Prepared { pre })
@@ -166,7 +179,7 @@ impl Runtime {
 }
 
 fn engine_config(limits: &Limits) -> Config {
-    let instances = limits.max_running_tasks;
+    let instances = limits.max_running_tasks + VALIDATION_SLOTS;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
         .total_core_instances(instances * CORE_INSTANCES_PER_TASK)
