@@ -136,6 +136,13 @@ async fn guest_output_becomes_log_events_and_explains_traps() {
     let task = host.get_json(&format!("/v1/tasks/{id}")).await;
     assert_eq!(task["state"], "failed");
     assert_eq!(task["error"]["kind"], "trap");
+    let events = read_events(&host, id).await;
+    assert!(
+        events.iter().any(|(name, data)| name == "log"
+            && data["level"] == "warn"
+            && data["message"].as_str().is_some_and(|m| m.contains("panics on purpose"))),
+        "the panic message was a warn log event: {events:?}"
+    );
 
     for kind in ["unreachable", "divide-by-zero"] {
         let (status, body) = host.run("trap", &json!({"kind": kind})).await;
