@@ -1,6 +1,7 @@
 //! The host's configuration: every limit with its default, where values come from (flags and
 //! environment over a TOML file over defaults), and validation before anything is bound.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -71,6 +72,108 @@ pub struct OutboundConfig {
     /// Idle connections kept per destination host.
     pub pool_idle_per_host: usize,
     pub user_agent: String,
+    /// Most tries a retry policy may ask for.
+    pub max_retry_attempts: u32,
+    /// Distinct proxies whose connection pools are kept at once; the least recently used go.
+    pub proxy_clients: usize,
+    /// Limits per destination host, shared by every task of every plugin on this host.
+    #[serde(deserialize_with = "Politeness::with_host_defaults")]
+    pub politeness: Politeness,
+}
+
+/// Pressure on one destination host: concurrent requests and a request rate (a token bucket
+/// of `burst` tokens refilled at `requests_per_second`). Requests over a limit wait.
+///
+/// The operator's rules (`[outbound.politeness]`) bind every plugin together; a plugin's
+/// manifest may add its own (`[politeness]`), which bind that plugin's tasks on top: a plugin
+/// can be more polite than the host, never less.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Politeness {
+    /// Requests in flight to one host at once.
+    pub max_concurrent_per_host: Option<u32>,
+    /// Requests started per second to one host; no rate cap if unset.
+    pub requests_per_second: Option<f64>,
+    /// Requests that may start back to back before the rate applies.
+    pub burst: Option<u32>,
+    /// Rules for particular hosts (exact host names or addresses, lowercase), each key
+    /// falling back to the rule above.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, HostPoliteness>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostPoliteness {
+    pub max_concurrent_per_host: Option<u32>,
+    pub requests_per_second: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+/// The limits that apply to one destination host under a [`Politeness`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostLimits {
+    pub concurrent: Option<u32>,
+    pub rate: Option<(f64, u32)>,
+}
+
+/// Requests in flight to one destination host unless the operator says otherwise.
+pub const DEFAULT_MAX_CONCURRENT_PER_HOST: u32 = 8;
+
+impl Politeness {
+    /// The host's defaults: 8 requests at once per destination, no rate cap.
+    pub fn host_default() -> Self {
+        Self { max_concurrent_per_host: Some(DEFAULT_MAX_CONCURRENT_PER_HOST), ..Self::default() }
+    }
+
+    /// The operator's rules always cap concurrency: an unset key keeps the default.
+    fn with_host_defaults<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut rules = Self::deserialize(deserializer)?;
+        rules.max_concurrent_per_host.get_or_insert(DEFAULT_MAX_CONCURRENT_PER_HOST);
+        Ok(rules)
+    }
+
+    pub fn limits_for(&self, host: &str) -> HostLimits {
+        let rule = self.hosts.get(host);
+        let concurrent = rule.and_then(|r| r.max_concurrent_per_host).or(self.max_concurrent_per_host);
+        let rate = rule.and_then(|r| r.requests_per_second).or(self.requests_per_second);
+        let burst = rule.and_then(|r| r.burst).or(self.burst).unwrap_or(1);
+        HostLimits { concurrent, rate: rate.map(|r| (r, burst)) }
+    }
+
+    /// Whether any rule limits anything.
+    pub fn is_empty(&self) -> bool {
+        self.max_concurrent_per_host.is_none()
+            && self.requests_per_second.is_none()
+            && self.hosts.values().all(|h| h.max_concurrent_per_host.is_none() && h.requests_per_second.is_none())
+    }
+
+    /// Refuses zero or non-finite limits, naming the key under `prefix`.
+    pub fn validate(&self, prefix: &str) -> anyhow::Result<()> {
+        let rules = std::iter::once((String::new(), self.max_concurrent_per_host, self.requests_per_second, self.burst)).chain(
+            self.hosts
+                .iter()
+                .map(|(host, r)| (format!("hosts.{host:?}."), r.max_concurrent_per_host, r.requests_per_second, r.burst)),
+        );
+        for (scope, concurrent, rate, burst) in rules {
+            if concurrent == Some(0) {
+                bail!("{prefix}{scope}max_concurrent_per_host must be at least 1");
+            }
+            if let Some(rate) = rate
+                && !(rate.is_finite() && rate > 0.0) {
+                    bail!("{prefix}{scope}requests_per_second must be a positive number (got {rate}); leave it out for no rate cap");
+                }
+            if burst == Some(0) {
+                bail!("{prefix}{scope}burst must be at least 1");
+            }
+        }
+        for host in self.hosts.keys() {
+            if host.is_empty() || host.contains(['/', ':']) && !host.starts_with('[') || *host != host.to_ascii_lowercase() {
+                bail!("{prefix}hosts.{host:?}: use a lowercase host name or address without scheme or port, e.g. \"api.example.com\"");
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -115,6 +218,9 @@ impl Default for OutboundConfig {
             max_fetch_all_concurrency: 1_024,
             pool_idle_per_host: 256,
             user_agent: concat!("ignareo/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_retry_attempts: 10,
+            proxy_clients: 64,
+            politeness: Politeness::host_default(),
         }
     }
 }
@@ -141,14 +247,13 @@ impl Config {
         if !(1..=4096).contains(&l.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
         }
-        if let Some(per_plugin) = l.max_running_per_plugin {
-            if per_plugin == 0 || per_plugin > l.max_running_tasks {
+        if let Some(per_plugin) = l.max_running_per_plugin
+            && (per_plugin == 0 || per_plugin > l.max_running_tasks) {
                 bail!(
                     "limits.max_running_per_plugin must be between 1 and limits.max_running_tasks ({}), got {per_plugin}",
                     l.max_running_tasks
                 );
             }
-        }
         let o = &self.outbound;
         positive("outbound.request_timeout_ms", o.request_timeout_ms)?;
         positive("outbound.max_response_mb", o.max_response_mb)?;
@@ -160,11 +265,13 @@ impl Config {
                 o.max_fetch_all_concurrency
             );
         }
-        if let Some(token) = &self.token {
-            if token.trim().len() < 16 {
+        positive("outbound.max_retry_attempts", o.max_retry_attempts.into())?;
+        positive("outbound.proxy_clients", o.proxy_clients as u64)?;
+        o.politeness.validate("outbound.politeness.")?;
+        if let Some(token) = &self.token
+            && token.trim().len() < 16 {
                 bail!("token must be at least 16 characters (IGNAREO_TOKEN / --token / token)");
             }
-        }
         Ok(())
     }
 }
@@ -231,5 +338,22 @@ mod tests {
         config.limits.max_running_per_plugin = None;
         config.limits.task_memory_mb = 0;
         assert!(config.validate().unwrap_err().to_string().contains("limits.task_memory_mb"));
+    }
+
+    #[test]
+    fn politeness_rules_fall_back_per_key() {
+        let config: Config = toml::from_str(
+            "[outbound.politeness]\nrequests_per_second = 5.0\n[outbound.politeness.hosts.\"a.example\"]\nmax_concurrent_per_host = 2\n",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let rules = &config.outbound.politeness;
+        assert_eq!(rules.limits_for("b.example"), HostLimits { concurrent: Some(8), rate: Some((5.0, 1)) });
+        assert_eq!(rules.limits_for("a.example"), HostLimits { concurrent: Some(2), rate: Some((5.0, 1)) });
+        assert_eq!(Config::default().outbound.politeness.limits_for("x"), HostLimits { concurrent: Some(8), rate: None });
+
+        let bad: Config = toml::from_str("[outbound.politeness.hosts.\"A.example\"]\nburst = 0\n").unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("outbound.politeness.hosts.\"A.example\".burst"), "{err}");
     }
 }

@@ -4,6 +4,7 @@
 //! - [`api`]: the HTTP API (axum): plugins, tasks, events, health.
 //! - [`scheduler`]: admission (limits, bounded queue), task lifecycle, cancellation.
 //! - [`registry`]: plugin versions, upload validation, the live version, hot swap and rollback.
+//! - [`manifest`]: a plugin's `ignareo.toml`: grants and the limits its tasks run under.
 //! - [`runtime`]: the wasmtime engine, linker, per-invocation stores and limits.
 //! - [`capabilities`]: what guests may call: outbound HTTP, events, timers, task context.
 //! - [`task`], [`events`]: a task's record and its event stream.
@@ -15,6 +16,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod manifest;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;

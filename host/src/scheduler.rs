@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::capabilities::context::Spawner;
-use crate::capabilities::outbound::Outbound;
+use crate::capabilities::outbound::{Outbound, TaskOutbound};
 use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
@@ -32,6 +32,8 @@ pub enum SubmitError {
     QueueFull(usize),
     #[error("the host is shutting down and accepts no new tasks")]
     ShuttingDown,
+    #[error("timeout={asked} s exceeds plugin {plugin:?}'s limit of {limit} s (its manifest's timeout)")]
+    TimeoutTooLong { plugin: String, asked: u64, limit: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,11 +71,18 @@ pub struct Scheduler {
     limits: Limits,
     tasks: Mutex<TaskTable>,
     running: Arc<Semaphore>,
-    per_plugin: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_plugin: Mutex<HashMap<String, PluginSlots>>,
     queued: AtomicUsize,
     ended: Mutex<Ended>,
     tracker: TaskTracker,
     closed: CancellationToken,
+}
+
+/// Slots of one plugin: sized by its live version's `max_concurrency`, resized when a new
+/// version changes it.
+struct PluginSlots {
+    size: u32,
+    semaphore: Arc<Semaphore>,
 }
 
 /// Every known task; finished ones are forgotten oldest first beyond the retention limit.
@@ -119,7 +128,7 @@ impl Scheduler {
             .filter(|t| plugin.is_none_or(|p| t.plugin == p) && state.is_none_or(|s| t.state() == s))
             .cloned()
             .collect();
-        tasks.sort_by(|a, b| b.submitted_at.cmp(&a.submitted_at));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
         tasks.truncate(limit);
         tasks
     }
@@ -175,6 +184,13 @@ impl Scheduler {
             return Err(SubmitError::ShuttingDown);
         }
         let version = self.registry.live(plugin).ok_or_else(|| SubmitError::NoSuchPlugin(plugin.to_owned()))?;
+        if let Some(asked) = timeout.filter(|t| *t > version.limits.timeout) {
+            return Err(SubmitError::TimeoutTooLong {
+                plugin: plugin.to_owned(),
+                asked: asked.as_secs(),
+                limit: version.limits.timeout.as_secs(),
+            });
+        }
         let max_queued = self.limits.max_queued_tasks as usize;
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < max_queued).then_some(q + 1))
@@ -183,7 +199,7 @@ impl Scheduler {
             plugin.to_owned(),
             version.info.version.as_str().into(),
             parent,
-            timeout.unwrap_or(self.limits.task_timeout()),
+            timeout.unwrap_or(version.limits.timeout),
             self.limits.events_per_task as usize,
         ));
         self.table().by_id.insert(task.id, task.clone());
@@ -195,18 +211,16 @@ impl Scheduler {
     async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
         let permits = tokio::select! {
             _ = task.cancellation().cancelled() => None,
-            permits = self.acquire(&task.plugin) => Some(permits),
+            permits = self.acquire(&task.plugin, version.limits.max_concurrency) => Some(permits),
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
         if permits.is_some() && task.start() {
-            let invocation = Invocation {
-                task: task.clone(),
-                outbound: self.outbound.clone(),
-                spawner: self.clone(),
-            };
+            let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
+            let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
+            let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
             let outcome = tokio::select! {
                 _ = task.cancellation().cancelled() => Outcome::Cancelled,
-                outcome = self.runtime.invoke(&version.prepared, invocation, &input, task.timeout) => outcome,
+                outcome = self.runtime.invoke(&version.prepared, invocation, &input, task.timeout, memory_bytes) => outcome,
             };
             tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
             task.finish(outcome);
@@ -217,18 +231,34 @@ impl Scheduler {
         self.retire(&task);
     }
 
-    async fn acquire(&self, plugin: &str) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
-        let per_plugin = self
-            .per_plugin
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(plugin.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.running_per_plugin() as usize)))
-            .clone();
+    async fn acquire(&self, plugin: &str, max_concurrency: u32) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+        let per_plugin = self.plugin_slots(plugin, max_concurrency);
         // The semaphores are never closed, so acquiring cannot fail.
         let plugin_permit = per_plugin.acquire_owned().await.expect("per-plugin semaphore is never closed");
         let global_permit = self.running.clone().acquire_owned().await.expect("global semaphore is never closed");
         (plugin_permit, global_permit)
+    }
+
+    /// The plugin's semaphore, resized first if its live version wants another size: grown at
+    /// once, shrunk as running tasks give their permits back.
+    fn plugin_slots(&self, plugin: &str, size: u32) -> Arc<Semaphore> {
+        let mut per_plugin = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+        let slots = per_plugin
+            .entry(plugin.to_owned())
+            .or_insert_with(|| PluginSlots { size, semaphore: Arc::new(Semaphore::new(size as usize)) });
+        if size > slots.size {
+            slots.semaphore.add_permits((size - slots.size) as usize);
+        } else if size < slots.size {
+            let excess = slots.size - size;
+            let semaphore = slots.semaphore.clone();
+            tokio::spawn(async move {
+                if let Ok(permits) = semaphore.acquire_many_owned(excess).await {
+                    permits.forget();
+                }
+            });
+        }
+        slots.size = size;
+        slots.semaphore.clone()
     }
 
     fn retire(&self, task: &Task) {

@@ -16,6 +16,7 @@ use crate::api::{self, AppState};
 use crate::auth::{AdminToken, TokenSource};
 use crate::capabilities::outbound::Outbound;
 use crate::config::Config;
+use crate::manifest::Ceilings;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
@@ -42,8 +43,9 @@ impl Server {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
         let runtime = Arc::new(Runtime::new(&config.limits)?);
-        let outbound = Arc::new(Outbound::new(&config.outbound, config.limits.task_memory_bytes() as u64).context("cannot build the outbound HTTP client")?);
-        let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize).await?);
+        let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
+        let ceilings = Ceilings::of(&config);
+        let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
         let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone());
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = AppState { registry, scheduler, admin: Arc::new(admin) };

@@ -2,6 +2,7 @@
 //! `{"error": {"code", "message"}}` that tells the caller what to do.
 
 use axum::Json;
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -74,6 +75,7 @@ impl From<UploadError> for ApiError {
             UploadError::NotWasm => (StatusCode::BAD_REQUEST, "not_wasm"),
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
             UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
+            UploadError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
             UploadError::Prepare(PrepareError::Instantiate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate"),
             UploadError::Prepare(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
             UploadError::Internal(e) => {
@@ -99,6 +101,7 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         let (status, code) = match error {
             SubmitError::NoSuchPlugin(_) => (StatusCode::NOT_FOUND, "not_found"),
+            SubmitError::TimeoutTooLong { .. } => (StatusCode::BAD_REQUEST, "bad_query"),
             SubmitError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         };
@@ -125,6 +128,22 @@ impl From<BytesRejection> for ApiError {
             ""
         };
         Self::new(status, code, format!("{}{hint}", rejection.body_text()))
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(rejection: MultipartRejection) -> Self {
+        Self::new(rejection.status(), "bad_multipart", rejection.body_text())
+    }
+}
+
+impl From<MultipartError> for ApiError {
+    fn from(error: MultipartError) -> Self {
+        let status = error.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::new(status, "payload_too_large", format!("{} (limits.max_component_mb)", error.body_text()));
+        }
+        Self::new(status, "bad_multipart", format!("invalid multipart body: {}", error.body_text()))
     }
 }
 

@@ -1,8 +1,8 @@
 //! Request extractors that refuse bad input with an [`ApiError`]: the admin bearer token,
 //! plugin names, task ids, bodies and queries.
 
-use axum::extract::{FromRequest, FromRequestParts, Path};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
@@ -80,6 +80,56 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         Ok(Self(bytes::Bytes::from_request(request, state).await?))
+    }
+}
+
+/// A plugin upload: the component as the raw body, or as the `component` part of a
+/// `multipart/form-data` body with an optional `manifest` part (`ignareo.toml`).
+pub struct Upload {
+    pub component: bytes::Bytes,
+    pub manifest: Option<String>,
+}
+
+const UPLOAD_FORM: &str = "curl -F component=@plugin.wasm -F manifest=@ignareo.toml";
+
+impl<S: Send + Sync> FromRequest<S> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let multipart = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        if !multipart {
+            return Ok(Self { component: bytes::Bytes::from_request(request, state).await?, manifest: None });
+        }
+        let mut form = Multipart::from_request(request, state).await?;
+        let (mut component, mut manifest) = (None, None);
+        while let Some(field) = form.next_field().await? {
+            let name = field.name().unwrap_or_default().to_owned();
+            let slot = match name.as_str() {
+                "component" => &mut component,
+                "manifest" => &mut manifest,
+                other => {
+                    return Err(ApiError::bad_request(
+                        "bad_multipart",
+                        format!("unexpected part {other:?}: send a `component` part and optionally a `manifest` part ({UPLOAD_FORM})"),
+                    ));
+                }
+            };
+            if slot.is_some() {
+                return Err(ApiError::bad_request("bad_multipart", format!("the `{name}` part appears twice")));
+            }
+            *slot = Some(field.bytes().await?);
+        }
+        let component = component
+            .ok_or_else(|| ApiError::bad_request("bad_multipart", format!("the form has no `component` part ({UPLOAD_FORM})")))?;
+        let manifest = manifest
+            .map(|m| String::from_utf8(m.to_vec()))
+            .transpose()
+            .map_err(|_| ApiError::bad_request("invalid_manifest", "the manifest is not UTF-8 text"))?;
+        Ok(Self { component, manifest })
     }
 }
 

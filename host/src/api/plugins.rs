@@ -6,12 +6,12 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Admin, Body, PluginName};
+use super::extract::{Admin, Body, PluginName, Upload};
 use super::{ApiError, AppState};
 
-pub async fn upload(_: Admin, State(state): State<AppState>, PluginName(name): PluginName, Body(bytes): Body) -> Result<impl IntoResponse, ApiError> {
+pub async fn upload(_: Admin, State(state): State<AppState>, PluginName(name): PluginName, upload: Upload) -> Result<impl IntoResponse, ApiError> {
     let existed = state.registry.get(&name).is_some();
-    let report = state.registry.upload(&name, &bytes).await?;
+    let report = state.registry.upload(&name, &upload.component, upload.manifest.as_deref()).await?;
     tracing::info!(plugin = %name, version = %report.version, compile_ms = report.compile_ms, cached = report.cached, "plugin version live");
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, axum::Json(report)))

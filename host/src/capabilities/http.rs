@@ -1,13 +1,14 @@
 //! The `http` interface: free requests, `fetch-all`, and the `session` resource. The work is
-//! done by [`Outbound`](super::outbound::Outbound); this module maps guest handles to state.
+//! done by [`TaskOutbound`](super::outbound::TaskOutbound); this module maps guest handles to
+//! session state.
 
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::outbound::SessionState;
+use super::outbound::{SessionState, TaskOutbound};
 use crate::runtime::HostState;
-use crate::runtime::http::{Error, Host, HostSession, Request, Response};
+use crate::runtime::http::{Error, Host, HostSession, Request, Response, RetryPolicy};
 
 /// The host side of a guest's `session` handle.
 pub struct Session(Arc<SessionState>);
@@ -16,27 +17,26 @@ impl HostState {
     fn session(&self, handle: &Resource<Session>) -> wasmtime::Result<Arc<SessionState>> {
         Ok(self.table.get(handle)?.0.clone())
     }
+
+    fn outbound(&self) -> wasmtime::Result<Arc<TaskOutbound>> {
+        Ok(self.invocation()?.outbound.clone())
+    }
 }
 
 impl Host for HostState {
     async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, Error>> {
-        let outbound = self.invocation()?.outbound.clone();
-        Ok(outbound.send(request, None).await)
+        Ok(self.outbound()?.send(request, None).await)
     }
 
-    async fn fetch_all(
-        &mut self,
-        requests: Vec<Request>,
-        concurrency: Option<u32>,
-    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
-        let outbound = self.invocation()?.outbound.clone();
-        Ok(outbound.fetch_all(requests, concurrency, None).await)
+    async fn fetch_all(&mut self, requests: Vec<Request>, concurrency: Option<u32>) -> wasmtime::Result<Vec<Result<Response, Error>>> {
+        Ok(self.outbound()?.fetch_all(requests, concurrency, None).await)
     }
 }
 
 impl HostSession for HostState {
     async fn new(&mut self) -> wasmtime::Result<Resource<Session>> {
-        Ok(self.table.push(Session(Arc::default()))?)
+        let state = self.outbound()?.new_session();
+        Ok(self.table.push(Session(Arc::new(state)))?)
     }
 
     async fn set_default_header(&mut self, handle: Resource<Session>, name: String, value: String) -> wasmtime::Result<()> {
@@ -44,10 +44,35 @@ impl HostSession for HostState {
         Ok(())
     }
 
+    async fn set_proxy(&mut self, handle: Resource<Session>, proxy: Option<String>) -> wasmtime::Result<Result<(), Error>> {
+        let session = self.session(&handle)?;
+        let checked = match proxy {
+            Some(text) => match self.outbound()?.check_proxy(&text) {
+                Ok(proxy) => Some(proxy),
+                Err(error) => return Ok(Err(error)),
+            },
+            None => None,
+        };
+        session.set_proxy(checked);
+        Ok(Ok(()))
+    }
+
+    async fn set_retry(&mut self, handle: Resource<Session>, policy: Option<RetryPolicy>) -> wasmtime::Result<Result<(), Error>> {
+        let session = self.session(&handle)?;
+        let checked = match policy {
+            Some(policy) => match self.outbound()?.check_retry(&policy) {
+                Ok(policy) => Some(policy),
+                Err(error) => return Ok(Err(error)),
+            },
+            None => None,
+        };
+        session.set_retry(checked);
+        Ok(Ok(()))
+    }
+
     async fn send(&mut self, handle: Resource<Session>, request: Request) -> wasmtime::Result<Result<Response, Error>> {
         let session = self.session(&handle)?;
-        let outbound = self.invocation()?.outbound.clone();
-        Ok(outbound.send(request, Some(&session)).await)
+        Ok(self.outbound()?.send(request, Some(&session)).await)
     }
 
     async fn fetch_all(
@@ -57,8 +82,7 @@ impl HostSession for HostState {
         concurrency: Option<u32>,
     ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
         let session = self.session(&handle)?;
-        let outbound = self.invocation()?.outbound.clone();
-        Ok(outbound.fetch_all(requests, concurrency, Some(&session)).await)
+        Ok(self.outbound()?.fetch_all(requests, concurrency, Some(&session)).await)
     }
 
     async fn cookies_for(&mut self, handle: Resource<Session>, url: String) -> wasmtime::Result<String> {

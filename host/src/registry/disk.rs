@@ -2,7 +2,8 @@
 //!
 //! - `components/{sha256}.wasm`: uploaded component bytes, content-addressed;
 //! - `compiled/{sha256}.{engine}.cwasm`: compiled artifacts, so a restart does not recompile;
-//! - `plugins.json`: which versions each plugin has and which one is live.
+//! - `plugins.json`: which versions each plugin has (component and manifest) and which one
+//!   is live.
 //!
 //! Every file is replaced by write-then-rename: artifacts are memory-mapped while in use, and
 //! a crash must never leave a half-written index.
@@ -14,11 +15,15 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-/// One uploaded version of a plugin.
+/// One uploaded version of a plugin: a component and its manifest.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VersionInfo {
-    /// sha256 of the component bytes, hex.
+    /// The component's sha256 without a manifest; with one, the sha256 of both.
     pub version: String,
+    /// sha256 of the component bytes, hex: the name of its files.
+    pub component: String,
+    /// The manifest as uploaded (it may hold proxy credentials: never shown as is).
+    pub manifest: Option<String>,
     pub size: u64,
     pub uploaded_at_ms: u64,
     /// Time the first compilation took.
@@ -58,12 +63,12 @@ impl Disk {
         Ok(disk)
     }
 
-    pub fn component_path(&self, version: &str) -> PathBuf {
-        self.components.join(format!("{version}.wasm"))
+    pub fn component_path(&self, component: &str) -> PathBuf {
+        self.components.join(format!("{component}.wasm"))
     }
 
-    pub fn artifact_path(&self, version: &str) -> PathBuf {
-        self.compiled.join(format!("{version}.{}.cwasm", self.fingerprint))
+    pub fn artifact_path(&self, component: &str) -> PathBuf {
+        self.compiled.join(format!("{component}.{}.cwasm", self.fingerprint))
     }
 
     pub fn load_index(&self) -> anyhow::Result<Index> {
@@ -79,26 +84,25 @@ impl Disk {
         write_atomic(&self.index, &serde_json::to_vec_pretty(index)?)
     }
 
-    pub fn write_component(&self, version: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let path = self.component_path(version);
+    pub fn write_component(&self, component: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        let path = self.component_path(component);
         if path.exists() {
             return Ok(());
         }
         write_atomic(&path, bytes)
     }
 
-    pub fn write_artifact(&self, version: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        write_atomic(&self.artifact_path(version), bytes)
+    pub fn write_artifact(&self, component: &str, bytes: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.artifact_path(component), bytes)
     }
 
-    /// Removes a version's files; running tasks keep their mapping until they end.
-    pub fn remove_version(&self, version: &str) {
-        for path in [self.component_path(version), self.artifact_path(version)] {
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
+    /// Removes a component's files; running tasks keep their mapping until they end.
+    pub fn remove_component(&self, component: &str) {
+        for path in [self.component_path(component), self.artifact_path(component)] {
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a pruned plugin version");
                 }
-            }
         }
     }
 }

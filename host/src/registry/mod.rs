@@ -22,13 +22,18 @@ use wasmtime::component::Component;
 pub use disk::VersionInfo;
 use disk::{Disk, Index, PluginIndex};
 
+use crate::capabilities::outbound::PluginOutbound;
+use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
 use crate::runtime::{PrepareError, Prepared, Runtime};
 
-/// A plugin version compiled, linked and ready to instantiate.
+/// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
     pub plugin: String,
     pub info: VersionInfo,
     pub prepared: Prepared,
+    pub manifest: Manifest,
+    pub limits: TaskLimits,
+    pub outbound: Arc<PluginOutbound>,
 }
 
 struct Plugin {
@@ -49,6 +54,8 @@ pub enum UploadError {
     CoreModule,
     #[error("the component does not compile: {0}")]
     Compile(String),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
     #[error(transparent)]
     Prepare(#[from] PrepareError),
     #[error(transparent)]
@@ -72,10 +79,13 @@ pub enum RegistryError {
 pub struct UploadReport {
     pub plugin: String,
     pub version: String,
+    pub component: String,
     pub size: u64,
     pub compile_ms: u64,
     /// True when a compiled artifact was reused instead of compiling.
     pub cached: bool,
+    /// The manifest as the host understood it (no grants without one).
+    pub manifest: serde_json::Value,
 }
 
 /// A plugin as `GET /v1/plugins/{name}` shows it.
@@ -83,7 +93,19 @@ pub struct UploadReport {
 pub struct PluginView {
     pub name: String,
     pub live: String,
-    pub versions: Vec<VersionInfo>,
+    /// The live version's manifest, proxy passwords hidden.
+    pub manifest: serde_json::Value,
+    pub versions: Vec<VersionView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VersionView {
+    pub version: String,
+    pub component: String,
+    pub has_manifest: bool,
+    pub size: u64,
+    pub uploaded_at_ms: u64,
+    pub compile_ms: u64,
 }
 
 pub struct Registry {
@@ -93,13 +115,14 @@ pub struct Registry {
     /// Held while the map changes and the index is written, so the file follows the map.
     persist: Mutex<()>,
     versions_kept: usize,
+    ceilings: Ceilings,
     compilations: AtomicU64,
 }
 
 impl Registry {
     /// Opens the data directory and makes every plugin's live version ready, reusing compiled
     /// artifacts where they match this build.
-    pub async fn open(runtime: Arc<Runtime>, data_dir: &Path, versions_kept: usize) -> anyhow::Result<Self> {
+    pub async fn open(runtime: Arc<Runtime>, data_dir: &Path, versions_kept: usize, ceilings: Ceilings) -> anyhow::Result<Self> {
         let disk = Disk::open(data_dir, runtime.artifact_fingerprint())?;
         let index = disk.load_index()?;
         let registry = Self {
@@ -108,6 +131,7 @@ impl Registry {
             plugins: RwLock::new(HashMap::new()),
             persist: Mutex::new(()),
             versions_kept: versions_kept.max(1),
+            ceilings,
             compilations: AtomicU64::new(0),
         };
         for (name, entry) in index.plugins {
@@ -143,27 +167,58 @@ impl Registry {
         self.read().get(name).map(|p| view(name, p))
     }
 
-    /// Validates, compiles and links `bytes`, then makes them the live version of `name`.
-    pub async fn upload(&self, name: &str, bytes: &[u8]) -> Result<UploadReport, UploadError> {
+    /// Validates the manifest, compiles and links `bytes`, then makes them the live version
+    /// of `name`.
+    pub async fn upload(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> Result<UploadReport, UploadError> {
         check_binary(bytes)?;
-        let version = hex::encode(Sha256::digest(bytes));
-        let previous = self.read().get(name).and_then(|p| p.versions.iter().find(|v| v.version == version).cloned());
-        let (component, compile_ms, cached) = match self.cached_component(&version) {
-            Some(component) => (component, previous.as_ref().map_or(0, |v| v.compile_ms), true),
+        let parsed = Manifest::parse(manifest.unwrap_or_default(), &self.ceilings)?;
+        let component = hex::encode(Sha256::digest(bytes));
+        let version = match manifest {
+            None => component.clone(),
+            Some(text) => hex::encode(Sha256::digest(format!("{component}\n{text}"))),
+        };
+        let (compiled, compile_ms, cached) = match self.cached_component(&component) {
+            Some(compiled) => (compiled, self.first_compile_ms(&component), true),
             None => {
-                let (component, compile_ms) = self.compile(bytes).await?;
-                (component, compile_ms, false)
+                let (compiled, compile_ms) = self.compile(bytes).await?;
+                (compiled, compile_ms, false)
             }
         };
-        let prepared = self.runtime.prepare(&component).await?;
+        let prepared = self.runtime.prepare(&compiled).await?;
         if !cached {
-            self.disk.write_component(&version, bytes)?;
-            self.disk.write_artifact(&version, &self.runtime.serialize(&component)?)?;
+            self.disk.write_component(&component, bytes)?;
+            self.disk.write_artifact(&component, &self.runtime.serialize(&compiled)?)?;
         }
-        let info = VersionInfo { version: version.clone(), size: bytes.len() as u64, uploaded_at_ms: now_ms(), compile_ms };
-        let loaded = Arc::new(LoadedVersion { plugin: name.to_owned(), info: info.clone(), prepared });
+        let info = VersionInfo {
+            version: version.clone(),
+            component: component.clone(),
+            manifest: manifest.map(str::to_owned),
+            size: bytes.len() as u64,
+            uploaded_at_ms: now_ms(),
+            compile_ms,
+        };
+        let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
+        let loaded = Arc::new(self.loaded(name, info.clone(), prepared, parsed));
         self.make_live(name, loaded, Some(info))?;
-        Ok(UploadReport { plugin: name.to_owned(), version, size: bytes.len() as u64, compile_ms, cached })
+        Ok(UploadReport { plugin: name.to_owned(), version, component, size: bytes.len() as u64, compile_ms, cached, manifest: manifest_view })
+    }
+
+    /// How long `component` took to compile when it was first uploaded (0 if not known).
+    fn first_compile_ms(&self, component: &str) -> u64 {
+        let plugins = self.read();
+        let known = plugins.values().flat_map(|p| p.versions.iter()).find(|v| v.component == component);
+        known.map_or(0, |v| v.compile_ms)
+    }
+
+    fn loaded(&self, name: &str, info: VersionInfo, prepared: Prepared, manifest: Manifest) -> LoadedVersion {
+        LoadedVersion {
+            plugin: name.to_owned(),
+            limits: manifest.task_limits(&self.ceilings),
+            outbound: Arc::new(manifest.outbound(&info.version, &self.ceilings)),
+            info,
+            prepared,
+            manifest,
+        }
     }
 
     /// Makes `version` (or, if none, the version before the live one) live again.
@@ -194,8 +249,8 @@ impl Registry {
         let removed = self.write().remove(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
         self.save_index().map_err(UploadError::Internal)?;
         for version in &removed.versions {
-            if !self.in_use(&version.version) {
-                self.disk.remove_version(&version.version);
+            if !self.in_use(&version.component) {
+                self.disk.remove_component(&version.component);
             }
         }
         Ok(())
@@ -217,22 +272,23 @@ impl Registry {
             plugin.versions.retain(|v| {
                 let prune = pruned.len() < excess && v.version != live;
                 if prune {
-                    pruned.push(v.version.clone());
+                    pruned.push(v.component.clone());
                 }
                 !prune
             });
             pruned
         };
         self.save_index()?;
-        for version in pruned.iter().filter(|v| !self.in_use(v)) {
-            self.disk.remove_version(version);
+        for component in pruned.iter().filter(|c| !self.in_use(c)) {
+            self.disk.remove_component(component);
         }
         Ok(())
     }
 
-    /// Whether any plugin still lists this content (versions are shared by content).
-    fn in_use(&self, version: &str) -> bool {
-        self.read().values().any(|p| p.versions.iter().any(|v| v.version == version))
+    /// Whether any version of any plugin still uses this component (files are shared by
+    /// content).
+    fn in_use(&self, component: &str) -> bool {
+        self.read().values().any(|p| p.versions.iter().any(|v| v.component == component))
     }
 
     fn save_index(&self) -> anyhow::Result<()> {
@@ -248,18 +304,20 @@ impl Registry {
 
     /// Loads a stored version: from its artifact if it matches this build, else recompiled.
     async fn load(&self, name: &str, info: VersionInfo) -> anyhow::Result<LoadedVersion> {
-        let component = match self.cached_component(&info.version) {
+        let manifest = Manifest::parse(info.manifest.as_deref().unwrap_or_default(), &self.ceilings)
+            .with_context(|| format!("version {} no longer fits this host's limits; raise them or upload the plugin again", info.version))?;
+        let component = match self.cached_component(&info.component) {
             Some(component) => component,
             None => {
-                let path = self.disk.component_path(&info.version);
+                let path = self.disk.component_path(&info.component);
                 let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
                 let (component, _) = self.compile(&bytes).await?;
-                self.disk.write_artifact(&info.version, &self.runtime.serialize(&component)?)?;
+                self.disk.write_artifact(&info.component, &self.runtime.serialize(&component)?)?;
                 component
             }
         };
         let prepared = self.runtime.prepare(&component).await?;
-        Ok(LoadedVersion { plugin: name.to_owned(), info, prepared })
+        Ok(self.loaded(name, info, prepared, manifest))
     }
 
     fn cached_component(&self, version: &str) -> Option<Component> {
@@ -314,7 +372,24 @@ fn check_binary(bytes: &[u8]) -> Result<(), UploadError> {
 }
 
 fn view(name: &str, plugin: &Plugin) -> PluginView {
-    PluginView { name: name.to_owned(), live: plugin.live.info.version.clone(), versions: plugin.versions.clone() }
+    let versions = plugin
+        .versions
+        .iter()
+        .map(|v| VersionView {
+            version: v.version.clone(),
+            component: v.component.clone(),
+            has_manifest: v.manifest.is_some(),
+            size: v.size,
+            uploaded_at_ms: v.uploaded_at_ms,
+            compile_ms: v.compile_ms,
+        })
+        .collect();
+    PluginView {
+        name: name.to_owned(),
+        live: plugin.live.info.version.clone(),
+        manifest: serde_json::to_value(&plugin.live.manifest).unwrap_or_default(),
+        versions,
+    }
 }
 
 fn now_ms() -> u64 {

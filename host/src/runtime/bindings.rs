@@ -15,4 +15,4 @@ wasmtime::component::bindgen!({
 pub use self::ignareo::task::{context, events, http, timer, types};
 
 /// The world this host runs, as users see it in error messages.
-pub const WORLD: &str = "ignareo:task/task@0.1.0";
+pub const WORLD: &str = "ignareo:task/task@0.2.0";

@@ -117,16 +117,18 @@ impl Runtime {
         Ok(Prepared { pre })
     }
 
-    /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`.
-    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration) -> Outcome {
-        let mut store = self.store(HostState::new(invocation, self.task_memory_bytes));
+    /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
+    /// and `memory_bytes` (at most the pool's slot size).
+    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Outcome {
+        let memory_bytes = memory_bytes.min(self.task_memory_bytes);
+        let mut store = self.store(HostState::new(invocation, memory_bytes));
         let run = async {
             let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| {
                 Failure { kind: FailureKind::Instantiate, message: format!("cannot instantiate: {e:#}") }
             })?;
             let result = task.call_run(&mut store, input).await;
             let stderr = store.data().finish_output();
-            result.map_err(|e| self.classify(e, &stderr))
+            result.map_err(|e| classify(e, &stderr, memory_bytes))
         };
         match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut(deadline),
@@ -153,29 +155,34 @@ impl Runtime {
         });
         store
     }
+}
 
-    fn classify(&self, error: wasmtime::Error, stderr: &str) -> Failure {
-        if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
-            let limit_mb = self.task_memory_bytes / (1024 * 1024);
-            return Failure {
-                kind: FailureKind::MemoryLimit,
-                message: format!("the task exceeded its memory limit of {limit_mb} MiB"),
-            };
-        }
-        let mut message = match error.downcast_ref::<Trap>() {
-            Some(trap) => format!("the guest trapped: {trap}"),
-            None => format!("the guest failed: {}", error.root_cause()),
+fn classify(error: wasmtime::Error, stderr: &str, memory_bytes: usize) -> Failure {
+    if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
+        return Failure {
+            kind: FailureKind::MemoryLimit,
+            message: format!("the task exceeded its memory limit of {}", mebibytes(memory_bytes)),
         };
-        if !stderr.is_empty() {
-            message.push_str("\nguest stderr:\n");
-            message.push_str(stderr.trim_end());
-        }
-        if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-            message.push('\n');
-            message.push_str(&backtrace.to_string());
-        }
-        Failure { kind: FailureKind::Trap, message }
     }
+    let mut message = match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("the guest trapped: {trap}"),
+        None => format!("the guest failed: {}", error.root_cause()),
+    };
+    if !stderr.is_empty() {
+        message.push_str("\nguest stderr:\n");
+        message.push_str(stderr.trim_end());
+    }
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        message.push('\n');
+        message.push_str(&backtrace.to_string());
+    }
+    Failure { kind: FailureKind::Trap, message }
+}
+
+/// "16 MiB", or the exact byte count when it is not a whole number of MiB.
+fn mebibytes(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes.is_multiple_of(MIB) { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
 }
 
 fn engine_config(limits: &Limits) -> Config {

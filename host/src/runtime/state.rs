@@ -8,7 +8,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::context::Spawner;
-use crate::capabilities::outbound::Outbound;
+use crate::capabilities::outbound::TaskOutbound;
 use crate::capabilities::stdio::GuestOutput;
 use crate::events::Level;
 use crate::task::Task;
@@ -17,7 +17,7 @@ use crate::task::Task;
 #[derive(Clone)]
 pub struct Invocation {
     pub task: Arc<Task>,
-    pub outbound: Arc<Outbound>,
+    pub outbound: Arc<TaskOutbound>,
     pub spawner: Arc<dyn Spawner>,
 }
 

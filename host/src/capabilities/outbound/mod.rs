@@ -1,0 +1,436 @@
+//! Outbound HTTP: the one place every request a plugin makes passes through.
+//!
+//! [`Outbound`] is shared by the whole process: the clients (connection pools, rustls), the
+//! politeness gates, the host's limits. [`PluginOutbound`] is what one plugin version may do,
+//! from its manifest: grants, proxy pool, response limit, its own politeness rules.
+//! [`TaskOutbound`] joins the two for one task and reports to the task's events.
+//!
+//! A request is prepared once (method, URL, headers, proxy, retry policy), then tried: each
+//! try follows redirects here, not in the client, so that every hop is checked against the
+//! plugin's grants, passes the destination's politeness gate and sees the session's cookies;
+//! the body streams in under the size limit (after decompression). Retries wrap whole tries.
+
+mod grant;
+mod politeness;
+mod proxy;
+mod resolver;
+mod retry;
+mod session;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION};
+use reqwest::{Method, StatusCode};
+use tokio::time::Instant;
+use url::Url;
+
+pub use grant::HostGrant;
+pub use politeness::PluginRules;
+pub use proxy::{Proxy, ProxyPool};
+pub use retry::RetryPolicy;
+pub use session::SessionState;
+
+use crate::config::OutboundConfig;
+use crate::events::{EventKind, Level};
+use crate::runtime::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
+use crate::task::Task;
+use politeness::{Pass, Politeness, Waited};
+use proxy::ProxyClients;
+use resolver::{PrivateAddress, PublicOnly};
+use retry::Verdict;
+
+/// How often a task's events may say that its requests wait for politeness.
+const WAIT_NOTE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The process-wide half: clients, politeness gates, the host's limits.
+pub struct Outbound {
+    direct: reqwest::Client,
+    proxied: ProxyClients,
+    politeness: Politeness,
+    config: OutboundConfig,
+}
+
+/// What one plugin version may do outbound, from its manifest.
+pub struct PluginOutbound {
+    /// Deny by default: no grant, no destination.
+    pub grants: Vec<HostGrant>,
+    pub max_response_bytes: u64,
+    pub proxies: ProxyPool,
+    /// The plugin's own politeness rules, on top of the host's.
+    pub politeness: Option<PluginRules>,
+}
+
+/// One task's outbound HTTP.
+pub struct TaskOutbound {
+    shared: Arc<Outbound>,
+    plugin: Arc<PluginOutbound>,
+    task: Arc<Task>,
+    /// Bodies one `fetch-all` may hold at once: they must fit in the guest's memory anyway,
+    /// and the host buffers them all before handing them over.
+    max_batch_bytes: u64,
+    waits: Mutex<WaitNotes>,
+}
+
+/// Politeness waits not yet reported in the task's events.
+#[derive(Default)]
+struct WaitNotes {
+    last_note: Option<Instant>,
+    count: u32,
+    longest: Option<Waited>,
+}
+
+/// Where a request's connections go.
+#[derive(Clone)]
+enum Route {
+    Direct,
+    Via(Proxy),
+}
+
+/// A request checked and ready to try.
+struct Prepared {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    explicit_cookie: bool,
+    body: Option<Bytes>,
+    timeout: Duration,
+    route: Route,
+    retry: Option<RetryPolicy>,
+}
+
+/// How one try ended.
+enum Tried {
+    Done(Result<Response, Error>),
+    /// The answer's status asks for another try after this long.
+    Again { wait: Duration, status: StatusCode },
+}
+
+impl Outbound {
+    pub fn new(config: &OutboundConfig) -> anyhow::Result<Self> {
+        let direct = client_builder(config).no_proxy().dns_resolver(Arc::new(PublicOnly)).build()?;
+        Ok(Self {
+            direct,
+            proxied: ProxyClients::new(config.proxy_clients),
+            politeness: Politeness::new(config.politeness.clone()),
+            config: config.clone(),
+        })
+    }
+
+    fn client(&self, route: &Route) -> Result<reqwest::Client, Error> {
+        match route {
+            Route::Direct => Ok(self.direct.clone()),
+            Route::Via(proxy) => self
+                .proxied
+                .get_or_build(proxy, |p| {
+                    let builder = client_builder(&self.config).proxy(p);
+                    // A proxy the operator pooled may be private; one a guest names may not.
+                    if proxy.is_pooled() { builder.build() } else { builder.dns_resolver(Arc::new(PublicOnly)).build() }
+                })
+                .map_err(Error::Proxy),
+        }
+    }
+}
+
+fn client_builder(config: &OutboundConfig) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(config.pool_idle_per_host)
+        .user_agent(&config.user_agent)
+        .tcp_nodelay(true)
+}
+
+impl TaskOutbound {
+    pub fn new(shared: Arc<Outbound>, plugin: Arc<PluginOutbound>, task: Arc<Task>, max_batch_bytes: u64) -> Self {
+        Self { shared, plugin, task, max_batch_bytes, waits: Mutex::default() }
+    }
+
+    /// A session for this task: it takes the next proxy of the plugin's pool.
+    pub fn new_session(&self) -> SessionState {
+        SessionState::new(self.plugin.proxies.next())
+    }
+
+    /// A proxy the guest names, held to the plugin's grants.
+    pub fn check_proxy(&self, text: &str) -> Result<Proxy, Error> {
+        let proxy = Proxy::parse(text, false).map_err(Error::InvalidRequest)?;
+        grant::check(&self.plugin.grants, proxy.url()).map_err(|why| Error::Denied(format!("proxy {proxy}: {why}")))?;
+        Ok(proxy)
+    }
+
+    pub fn check_retry(&self, policy: &WitRetryPolicy) -> Result<RetryPolicy, Error> {
+        RetryPolicy::from_guest(policy, self.shared.config.max_retry_attempts)
+    }
+
+    /// Sends one request: prepared, tried (and retried by its policy).
+    pub async fn send(&self, request: Request, session: Option<&SessionState>) -> Result<Response, Error> {
+        self.send_within(request, session, None).await
+    }
+
+    /// Sends all requests, at most `concurrency` at once; results in the order given.
+    pub async fn fetch_all(&self, requests: Vec<Request>, concurrency: Option<u32>, session: Option<&SessionState>) -> Vec<Result<Response, Error>> {
+        let config = &self.shared.config;
+        let concurrency = concurrency.unwrap_or(config.fetch_all_concurrency).clamp(1, config.max_fetch_all_concurrency);
+        let budget = AtomicI64::new(i64::try_from(self.max_batch_bytes).unwrap_or(i64::MAX));
+        let budget = &budget;
+        futures::stream::iter(requests)
+            .map(|request| self.send_within(request, session, Some(budget)))
+            .buffered(concurrency as usize)
+            .collect()
+            .await
+    }
+
+    async fn send_within(&self, request: Request, session: Option<&SessionState>, budget: Option<&AtomicI64>) -> Result<Response, Error> {
+        let request = self.prepare(request, session)?;
+        let mut attempt = 1;
+        loop {
+            let tried = match tokio::time::timeout(request.timeout, self.try_once(&request, session, attempt, budget)).await {
+                Ok(tried) => tried,
+                Err(_) => Tried::Done(Err(Error::Timeout(format!(
+                    "{} did not complete within {} ms",
+                    request.url,
+                    request.timeout.as_millis()
+                )))),
+            };
+            let (wait, why) = match tried {
+                Tried::Done(Err(error)) => match request.retry.as_ref().map(|p| p.after_error(attempt, &error)) {
+                    Some(Verdict::RetryAfter(wait)) => (wait, describe(&error)),
+                    _ => return Err(error),
+                },
+                Tried::Done(Ok(response)) => return Ok(response),
+                Tried::Again { wait, status } => (wait, format!("answered {status}")),
+            };
+            let attempts = request.retry.as_ref().map_or(1, RetryPolicy::attempts);
+            self.note(Level::Info, format!(
+                "retrying {} {} in {} ms (try {} of {attempts}): {why}",
+                request.method,
+                request.url,
+                wait.as_millis(),
+                attempt + 1
+            ));
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn prepare(&self, request: Request, session: Option<&SessionState>) -> Result<Prepared, Error> {
+        let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| Error::InvalidRequest(format!("invalid method {:?}", request.method)))?;
+        let url = Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("invalid URL {:?}: {e}", request.url)))?;
+        let mut headers = header_map(&request.headers)?;
+        let explicit_cookie = headers.contains_key(COOKIE);
+        if let Some(session) = session {
+            for (name, value) in header_map(&session.default_headers())? {
+                if let Some(name) = name {
+                    headers.entry(name).or_insert(value);
+                }
+            }
+        }
+        let route = match (&request.proxy, session) {
+            (Some(text), _) => Route::Via(self.check_proxy(text)?),
+            (None, Some(session)) => session.proxy().map_or(Route::Direct, Route::Via),
+            (None, None) => self.plugin.proxies.next().map_or(Route::Direct, Route::Via),
+        };
+        let retry = match &request.retry {
+            Some(policy) => Some(self.check_retry(policy)?),
+            None => session.and_then(SessionState::retry),
+        };
+        Ok(Prepared {
+            retry: retry.filter(|p| p.covers(&method)),
+            method,
+            url,
+            headers,
+            explicit_cookie,
+            body: request.body.map(Bytes::from),
+            timeout: request.timeout_ms.map_or(self.shared.config.request_timeout(), |ms| Duration::from_millis(ms.into())),
+            route,
+        })
+    }
+
+    /// One try: redirects followed, then either the answer or a status worth retrying.
+    async fn try_once(&self, request: &Prepared, session: Option<&SessionState>, attempt: u32, budget: Option<&AtomicI64>) -> Tried {
+        let (response, url, pass) = match self.follow(request, session).await {
+            Ok(answered) => answered,
+            Err(error) => return Tried::Done(Err(error)),
+        };
+        if let Some(policy) = &request.retry
+            && let Verdict::RetryAfter(wait) = policy.after_status(attempt, response.status(), response.headers()) {
+                return Tried::Again { wait, status: response.status() };
+            }
+        Tried::Done(self.read(response, url, pass, budget).await)
+    }
+
+    async fn follow(&self, request: &Prepared, session: Option<&SessionState>) -> Result<(reqwest::Response, Url, Pass), Error> {
+        let client = self.shared.client(&request.route)?;
+        let mut method = request.method.clone();
+        let mut url = request.url.clone();
+        let mut headers = request.headers.clone();
+        let mut body = request.body.clone();
+        let max_redirects = self.shared.config.max_redirects;
+
+        for hop in 0..=max_redirects {
+            let host = self.check_destination(&url)?;
+            let (pass, waited) = self.shared.politeness.enter(self.plugin.politeness.as_ref(), &host).await;
+            if let Some(waited) = waited {
+                self.note_wait(waited);
+            }
+            let mut hop_headers = headers.clone();
+            if let Some(session) = session.filter(|_| !request.explicit_cookie) {
+                let cookies = session.cookie_header(&url);
+                if !cookies.is_empty() {
+                    let value = HeaderValue::from_str(&cookies).map_err(|e| Error::InvalidRequest(format!("cookie: {e}")))?;
+                    hop_headers.insert(COOKIE, value);
+                }
+            }
+            let mut builder = client.request(method.clone(), url.clone()).headers(hop_headers);
+            if let Some(body) = &body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder.send().await.map_err(|e| transport_error(&url, &e, &request.route))?;
+            if let (StatusCode::PROXY_AUTHENTICATION_REQUIRED, Route::Via(proxy)) = (response.status(), &request.route) {
+                return Err(Error::Proxy(format!("proxy {proxy} refused the request: 407 Proxy Authentication Required")));
+            }
+            if let Some(session) = session {
+                session.store_cookies(response.headers(), &url);
+            }
+
+            let location = response.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+            if let (true, Some(location)) = (response.status().is_redirection(), location) {
+                if hop == max_redirects {
+                    return Err(Error::TooManyRedirects(max_redirects));
+                }
+                url = url.join(location).map_err(|e| Error::Protocol(format!("{url} redirected to an invalid location {location:?}: {e}")))?;
+                if redirect_becomes_get(response.status(), &method) {
+                    method = Method::GET;
+                    body = None;
+                    headers.remove(CONTENT_TYPE);
+                    headers.remove(CONTENT_LENGTH);
+                }
+                continue;
+            }
+            return Ok((response, url, pass));
+        }
+        Err(Error::TooManyRedirects(max_redirects))
+    }
+
+    /// The destination policy, for every hop of every request: http(s) only, and a grant.
+    /// Returns the host, the key of its politeness gate.
+    fn check_destination(&self, url: &Url) -> Result<String, Error> {
+        match (url.scheme(), url.host_str()) {
+            ("http" | "https", Some(host)) if !host.is_empty() => {
+                grant::check(&self.plugin.grants, url).map_err(Error::Denied)?;
+                Ok(host.to_owned())
+            }
+            ("http" | "https", _) => Err(Error::InvalidRequest(format!("{url} has no host"))),
+            (other, _) => Err(Error::Denied(format!("scheme {other}: is not allowed, only http and https"))),
+        }
+    }
+
+    async fn read(&self, response: reqwest::Response, url: Url, pass: Pass, budget: Option<&AtomicI64>) -> Result<Response, Error> {
+        let limit = self.plugin.max_response_bytes;
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(Error::TooLarge(limit));
+        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport_error(&url, &e, &Route::Direct))?;
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(Error::TooLarge(limit));
+            }
+            if let Some(budget) = budget {
+                let len = i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                if budget.fetch_sub(len, Ordering::Relaxed) < len {
+                    return Err(Error::TooLarge(self.max_batch_bytes));
+                }
+            }
+            body.extend_from_slice(&chunk);
+        }
+        drop(pass);
+        Ok(Response { status, headers, body, url: url.into() })
+    }
+
+    /// Reports politeness waits in the task's events: the first at once, then at most one
+    /// summary per `WAIT_NOTE_INTERVAL`.
+    fn note_wait(&self, waited: Waited) {
+        let mut notes = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+        notes.count += 1;
+        if notes.longest.as_ref().is_none_or(|l| waited.duration > l.duration) {
+            notes.longest = Some(waited);
+        }
+        if notes.last_note.is_some_and(|at| at.elapsed() < WAIT_NOTE_INTERVAL) {
+            return;
+        }
+        let count = std::mem::take(&mut notes.count);
+        notes.last_note = Some(Instant::now());
+        if let Some(longest) = notes.longest.take() {
+            let requests = if count == 1 { "1 request".to_owned() } else { format!("{count} requests") };
+            self.note(Level::Info, format!(
+                "politeness: {requests} waited for a turn, longest {} ms for {} ({})",
+                longest.duration.as_millis(),
+                longest.host,
+                longest.limits
+            ));
+        }
+    }
+
+    fn note(&self, level: Level, message: String) {
+        self.task.events.push(EventKind::Log { level, message });
+    }
+}
+
+/// 303 always, and 301/302 after anything but GET/HEAD, turn into a GET without body, as
+/// browsers and `requests` do.
+fn redirect_becomes_get(status: StatusCode, method: &Method) -> bool {
+    status == StatusCode::SEE_OTHER
+        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && *method != Method::GET && *method != Method::HEAD)
+}
+
+fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::InvalidRequest(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidRequest(format!("invalid value for header {name}")))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+/// Classifies a client error: a refused private address is `denied`; through a proxy, a
+/// failure to connect is the proxy's.
+fn transport_error(url: &Url, error: &reqwest::Error, route: &Route) -> Error {
+    let mut message = format!("{url}: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(private) = cause.downcast_ref::<PrivateAddress>() {
+            return Error::Denied(private.to_string());
+        }
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    match route {
+        Route::Via(proxy) if error.is_connect() => Error::Proxy(format!("through proxy {proxy}: {message}")),
+        _ if error.is_timeout() => Error::Timeout(message),
+        _ if error.is_connect() => Error::Connect(message),
+        _ if error.is_builder() => Error::InvalidRequest(message),
+        _ => Error::Protocol(message),
+    }
+}
+
+/// One line for the task's events.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::Denied(m) | Error::Timeout(m) | Error::Connect(m) | Error::InvalidRequest(m) | Error::Protocol(m) | Error::Proxy(m) => m.clone(),
+        Error::TooLarge(limit) => format!("response larger than {limit} bytes"),
+        Error::TooManyRedirects(limit) => format!("more than {limit} redirects"),
+    }
+}

@@ -1,0 +1,291 @@
+//! The plugin manifest (`ignareo.toml`), uploaded and versioned with a component: what the
+//! plugin may reach outbound and the limits its tasks run under.
+//!
+//! ```toml
+//! allowed_hosts = ["https://*.example.com", "http://127.0.0.1:8080"]
+//! max_concurrency = 50          # tasks of this plugin running at once
+//! timeout = "2m"                # or seconds
+//! memory_limit = "64MiB"        # or bytes
+//! max_response_bytes = "8MiB"   # or bytes
+//! proxies = ["http://user:pass@10.0.0.2:3128"]   # sessions take them in turn
+//!
+//! [politeness]                  # on top of the host's own rules
+//! requests_per_second = 2.0
+//! [politeness.hosts."api.example.com"]
+//! max_concurrent_per_host = 1
+//! ```
+//!
+//! A manifest narrows the host's limits; it never widens them. No manifest means no grants.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::outbound::{HostGrant, PluginOutbound, PluginRules, Proxy, ProxyPool};
+use crate::config::{Config, Politeness};
+
+/// The host's limits, which manifests may only narrow.
+#[derive(Clone, Debug)]
+pub struct Ceilings {
+    pub running_per_plugin: u32,
+    pub task_timeout: Duration,
+    pub task_memory_bytes: u64,
+    pub max_response_bytes: u64,
+}
+
+impl Ceilings {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            running_per_plugin: config.limits.running_per_plugin(),
+            task_timeout: config.limits.task_timeout(),
+            task_memory_bytes: config.limits.task_memory_bytes() as u64,
+            max_response_bytes: config.outbound.max_response_bytes(),
+        }
+    }
+}
+
+/// What the manifest file says, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
+    max_concurrency: Option<u32>,
+    timeout: Option<Amount>,
+    memory_limit: Option<Amount>,
+    max_response_bytes: Option<Amount>,
+    #[serde(default)]
+    proxies: Vec<String>,
+    politeness: Option<Politeness>,
+}
+
+/// A number, or a string with a unit ("30s", "64MiB").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Number(u64),
+    Text(String),
+}
+
+/// A checked manifest.
+#[derive(Debug, Default, Serialize)]
+pub struct Manifest {
+    #[serde(serialize_with = "as_strings")]
+    pub allowed_hosts: Vec<HostGrant>,
+    pub max_concurrency: Option<u32>,
+    #[serde(rename = "timeout_secs", serialize_with = "as_secs")]
+    pub timeout: Option<Duration>,
+    pub memory_limit: Option<u64>,
+    pub max_response_bytes: Option<u64>,
+    /// Shown without passwords.
+    #[serde(serialize_with = "as_strings")]
+    pub proxies: Vec<Proxy>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "politeness_view")]
+    pub politeness: Option<Politeness>,
+}
+
+/// Limits a plugin version's tasks run under: the manifest's, or the host's.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskLimits {
+    pub max_concurrency: u32,
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid manifest: {0}")]
+pub struct ManifestError(String);
+
+impl Manifest {
+    /// Parses and checks a manifest against the host's limits; every error names the key.
+    pub fn parse(text: &str, ceilings: &Ceilings) -> Result<Self, ManifestError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| ManifestError(e.to_string().trim_end().to_owned()))?;
+        let fail = |message: String| ManifestError(message);
+
+        let allowed_hosts = raw
+            .allowed_hosts
+            .iter()
+            .enumerate()
+            .map(|(i, g)| g.parse::<HostGrant>().map_err(|e| fail(format!("allowed_hosts[{i}]: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let proxies = raw
+            .proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Proxy::parse(p, true).map_err(|e| fail(format!("proxies[{i}]: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        if let Some(n) = raw.max_concurrency
+            && !(1..=ceilings.running_per_plugin).contains(&n) {
+                return Err(fail(format!(
+                    "max_concurrency must be between 1 and the host's limit of {} tasks per plugin, got {n}",
+                    ceilings.running_per_plugin
+                )));
+            }
+        let timeout = raw.timeout.map(|t| duration("timeout", t)).transpose()?;
+        if let Some(t) = timeout
+            && (t.is_zero() || t > ceilings.task_timeout) {
+                return Err(fail(format!(
+                    "timeout must be more than 0 and at most the host's limits.task_timeout_secs ({} s), got {}",
+                    ceilings.task_timeout.as_secs(),
+                    humantime::format_duration(t)
+                )));
+            }
+        let memory_limit = raw.memory_limit.map(|m| size("memory_limit", m)).transpose()?;
+        if let Some(m) = memory_limit
+            && (m == 0 || m > ceilings.task_memory_bytes) {
+                return Err(fail(format!(
+                    "memory_limit must be more than 0 and at most the host's limits.task_memory_mb ({} bytes), got {m} bytes",
+                    ceilings.task_memory_bytes
+                )));
+            }
+        let max_response_bytes = raw.max_response_bytes.map(|m| size("max_response_bytes", m)).transpose()?;
+        if let Some(m) = max_response_bytes
+            && (m == 0 || m > ceilings.max_response_bytes) {
+                return Err(fail(format!(
+                    "max_response_bytes must be more than 0 and at most the host's outbound.max_response_mb ({} bytes), got {m} bytes",
+                    ceilings.max_response_bytes
+                )));
+            }
+        if let Some(politeness) = &raw.politeness {
+            politeness.validate("politeness.").map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(Self {
+            allowed_hosts,
+            max_concurrency: raw.max_concurrency,
+            timeout,
+            memory_limit,
+            max_response_bytes,
+            proxies,
+            politeness: raw.politeness.filter(|p| !p.is_empty()),
+        })
+    }
+
+    pub fn task_limits(&self, ceilings: &Ceilings) -> TaskLimits {
+        TaskLimits {
+            max_concurrency: self.max_concurrency.unwrap_or(ceilings.running_per_plugin),
+            timeout: self.timeout.unwrap_or(ceilings.task_timeout),
+            memory_bytes: self.memory_limit.unwrap_or(ceilings.task_memory_bytes),
+        }
+    }
+
+    /// What this version's tasks may do outbound; `version` keys its politeness gates.
+    pub fn outbound(&self, version: &str, ceilings: &Ceilings) -> PluginOutbound {
+        PluginOutbound {
+            grants: self.allowed_hosts.clone(),
+            max_response_bytes: self.max_response_bytes.unwrap_or(ceilings.max_response_bytes),
+            proxies: ProxyPool::new(self.proxies.clone()),
+            politeness: self.politeness.clone().map(|rules| PluginRules { version: Arc::from(version), rules }),
+        }
+    }
+}
+
+fn duration(key: &str, amount: Amount) -> Result<Duration, ManifestError> {
+    match amount {
+        Amount::Number(secs) => Ok(Duration::from_secs(secs)),
+        Amount::Text(text) => humantime::parse_duration(&text)
+            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\""))),
+    }
+}
+
+fn size(key: &str, amount: Amount) -> Result<u64, ManifestError> {
+    match amount {
+        Amount::Number(bytes) => Ok(bytes),
+        Amount::Text(text) => text
+            .parse::<bytesize::ByteSize>()
+            .map(|s| s.as_u64())
+            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a size ({e}); write bytes or e.g. \"64MiB\", \"500KB\""))),
+    }
+}
+
+fn as_strings<T: std::fmt::Display, S: serde::Serializer>(items: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(items.iter().map(ToString::to_string))
+}
+
+fn as_secs<S: serde::Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => serializer.serialize_some(&d.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
+
+fn politeness_view<S: serde::Serializer>(value: &Option<Politeness>, serializer: S) -> Result<S::Ok, S::Error> {
+    let view = value.as_ref().map(|p| {
+        let hosts: std::collections::BTreeMap<&String, serde_json::Value> = p
+            .hosts
+            .iter()
+            .map(|(h, r)| {
+                (h, serde_json::json!({"max_concurrent_per_host": r.max_concurrent_per_host, "requests_per_second": r.requests_per_second, "burst": r.burst}))
+            })
+            .collect();
+        serde_json::json!({
+            "max_concurrent_per_host": p.max_concurrent_per_host,
+            "requests_per_second": p.requests_per_second,
+            "burst": p.burst,
+            "hosts": hosts,
+        })
+    });
+    view.serialize(serializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ceilings() -> Ceilings {
+        Ceilings {
+            running_per_plugin: 100,
+            task_timeout: Duration::from_secs(300),
+            task_memory_bytes: 128 << 20,
+            max_response_bytes: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn a_full_manifest() {
+        let text = r#"
+            allowed_hosts = ["https://*.example.com", "http://127.0.0.1:*"]
+            max_concurrency = 5
+            timeout = "90s"
+            memory_limit = "64MiB"
+            max_response_bytes = 1000000
+            proxies = ["http://u:p@10.0.0.2:3128"]
+            [politeness]
+            requests_per_second = 2.5
+        "#;
+        let m = Manifest::parse(text, &ceilings()).unwrap();
+        assert_eq!(m.allowed_hosts.len(), 2);
+        let limits = m.task_limits(&ceilings());
+        assert_eq!((limits.max_concurrency, limits.timeout, limits.memory_bytes), (5, Duration::from_secs(90), 64 << 20));
+        assert_eq!(m.max_response_bytes, Some(1_000_000));
+        let view = serde_json::to_value(&m).unwrap();
+        assert_eq!(view["proxies"][0], "http://u:***@10.0.0.2:3128");
+        assert_eq!(view["timeout_secs"], 90.0);
+    }
+
+    #[test]
+    fn an_empty_manifest_grants_nothing() {
+        let m = Manifest::parse("", &ceilings()).unwrap();
+        assert!(m.allowed_hosts.is_empty());
+        assert_eq!(m.task_limits(&ceilings()).memory_bytes, 128 << 20);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (text, key) in [
+            ("alowed_hosts = []", "alowed_hosts"),
+            ("allowed_hosts = [\"https://a.com\", \"a.com\"]", "allowed_hosts[1]"),
+            ("memory_limit = \"1GiB\"", "memory_limit"),
+            ("memory_limit = \"lots\"", "memory_limit"),
+            ("timeout = \"1h\"", "timeout"),
+            ("max_concurrency = 0", "max_concurrency"),
+            ("max_response_bytes = \"32MiB\"", "max_response_bytes"),
+            ("proxies = [\"socks5://x:1\"]", "proxies[0]"),
+            ("[politeness]\nrequests_per_second = -1.0", "politeness.requests_per_second"),
+        ] {
+            let err = Manifest::parse(text, &ceilings()).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+}
