@@ -1,7 +1,9 @@
 //! The harness for end-to-end tests: starts the real `ignareo` binary on 127.0.0.1:0 with a
-//! fresh data directory, and serves local target sites (pages, a slow endpoint, a shop) for
-//! plugins to fetch. Nothing here talks to anything but 127.0.0.1.
+//! fresh data directory, and serves local target sites (pages, a slow endpoint, a shop, ...)
+//! and a recording forward proxy for plugins to fetch through. Nothing here talks to anything
+//! but 127.0.0.1.
 
+pub mod proxy;
 pub mod target;
 
 use std::path::{Path, PathBuf};
@@ -9,11 +11,16 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// The manifest of plugins that fetch the local targets: 127.0.0.1 is a private address, so
+/// it must be granted by address.
+pub const LOCAL_MANIFEST: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\n";
 
 /// Where cargo put the binaries of this workspace (target/debug or target/release).
 fn target_profile_dir() -> PathBuf {
@@ -104,6 +111,31 @@ impl Host {
         body
     }
 
+    /// Uploads plugin component `file` with a manifest (multipart), as plugin `name`.
+    pub async fn upload_with(&self, name: &str, file: &str, manifest: &str) -> Value {
+        let response = self.upload_form(name, plugin_bytes(file), Some(manifest)).await;
+        let status = response.status();
+        let body: Value = response.json().await.expect("upload answers JSON");
+        assert!(status.is_success(), "upload of {file} as {name} failed: {status} {body}");
+        body
+    }
+
+    /// `PUT /v1/plugins/{name}` as `multipart/form-data`: a `component` part and, if given, a
+    /// `manifest` part.
+    pub async fn upload_form(&self, name: &str, bytes: Vec<u8>, manifest: Option<&str>) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().part("component", reqwest::multipart::Part::bytes(bytes).file_name("plugin.wasm"));
+        if let Some(manifest) = manifest {
+            form = form.part("manifest", reqwest::multipart::Part::text(manifest.to_owned()).file_name("ignareo.toml"));
+        }
+        self.client
+            .put(self.url(&format!("/v1/plugins/{name}")))
+            .bearer_auth(TOKEN)
+            .multipart(form)
+            .send()
+            .await
+            .expect("the host answers")
+    }
+
     pub async fn upload_bytes(&self, name: &str, bytes: Vec<u8>) -> reqwest::Response {
         self.client
             .put(self.url(&format!("/v1/plugins/{name}")))
@@ -136,6 +168,39 @@ impl Host {
 
     pub async fn get_json(&self, path: &str) -> Value {
         self.client.get(self.url(path)).send().await.expect("the host answers").json().await.expect("JSON")
+    }
+
+    /// Reads a task's whole event stream (it ends after the final state): (name, data) pairs.
+    pub async fn events(&self, id: &str) -> Vec<(String, Value)> {
+        let response = self.client.get(self.url(&format!("/v1/tasks/{id}/events"))).send().await.expect("the host answers");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut text = String::new();
+        let mut body = response.bytes_stream();
+        let read = async {
+            while let Some(chunk) = body.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream reads")));
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ends after the final state");
+        text.split("\n\n")
+            .filter_map(|block| {
+                let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((name.to_owned(), serde_json::from_str(data).expect("event data is JSON")))
+            })
+            .collect()
+    }
+
+    /// The host's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let pid = self.child.id().expect("the host is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status is readable");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status");
+        kib * 1024
     }
 
     /// Stops the host with SIGTERM and waits for it to exit.

@@ -1,12 +1,16 @@
-//! Local target sites for plugins to fetch: numbered pages, a slow endpoint, a redirect, and a
+//! Local target sites for plugins to fetch: numbered pages, a slow endpoint, redirects, a
 //! small shop whose item comes into stock after a few polls and that takes orders only with
-//! the session cookie it handed out.
+//! the session cookie it handed out, and endpoints that observe the pressure they get
+//! (arrival times and requests in flight per key), fail on purpose, set and echo cookies, and
+//! send huge or compressed bodies.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -20,7 +24,48 @@ pub struct Target {
     pub base: String,
     pub shop: Arc<Shop>,
     pub requests: Arc<AtomicU64>,
+    pub pressure: Arc<Pressure>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// What the observing endpoints saw, per key.
+#[derive(Default)]
+pub struct Pressure {
+    keys: Mutex<HashMap<String, KeyPressure>>,
+}
+
+#[derive(Default, Clone)]
+struct KeyPressure {
+    arrivals: Vec<Instant>,
+    in_flight: u32,
+    max_in_flight: u32,
+}
+
+impl Pressure {
+    fn arrive(&self, key: &str) -> usize {
+        let mut keys = self.keys.lock().expect("lock");
+        let entry = keys.entry(key.to_owned()).or_default();
+        entry.arrivals.push(Instant::now());
+        entry.in_flight += 1;
+        entry.max_in_flight = entry.max_in_flight.max(entry.in_flight);
+        entry.arrivals.len()
+    }
+
+    fn leave(&self, key: &str) {
+        if let Some(entry) = self.keys.lock().expect("lock").get_mut(key) {
+            entry.in_flight -= 1;
+        }
+    }
+
+    /// When each request for `key` arrived, in order.
+    pub fn arrivals(&self, key: &str) -> Vec<Instant> {
+        self.keys.lock().expect("lock").get(key).map(|k| k.arrivals.clone()).unwrap_or_default()
+    }
+
+    /// The most requests for `key` that were in flight at once.
+    pub fn max_in_flight(&self, key: &str) -> u32 {
+        self.keys.lock().expect("lock").get(key).map_or(0, |k| k.max_in_flight)
+    }
 }
 
 impl Drop for Target {
@@ -43,6 +88,7 @@ pub struct Shop {
 struct AppState {
     shop: Arc<Shop>,
     requests: Arc<AtomicU64>,
+    pressure: Arc<Pressure>,
 }
 
 impl Target {
@@ -53,7 +99,8 @@ impl Target {
     pub async fn start_with_stock_after(polls_until_stock: u64) -> Target {
         let shop = Arc::new(Shop { changing: Mutex::default(), polls_until_stock, sessions: Mutex::default(), orders: Mutex::default() });
         let requests = Arc::new(AtomicU64::new(0));
-        let state = AppState { shop: shop.clone(), requests: requests.clone() };
+        let pressure = Arc::new(Pressure::default());
+        let state = AppState { shop: shop.clone(), requests: requests.clone(), pressure: pressure.clone() };
         let app = Router::new()
             .route("/page/{n}", get(page))
             .route("/slow", get(slow))
@@ -61,6 +108,14 @@ impl Target {
             .route("/status/{code}", get(status))
             .route("/changing/{key}", get(changing))
             .route("/big/{kib}", get(big))
+            .route("/concurrent/{key}", get(concurrent))
+            .route("/flaky/{key}", get(flaky).post(flaky))
+            .route("/redirect-to", get(redirect_to))
+            .route("/stream/{mib}", get(stream))
+            .route("/gzip/{kib}", get(gzip))
+            .route("/set-cookie", get(set_cookie))
+            .route("/cookies", get(echo_cookies))
+            .route("/private/cookies", get(echo_cookies))
             .route("/", get(shop_home))
             .route("/api/items/{id}", get(shop_item))
             .route("/api/orders", post(shop_order))
@@ -70,7 +125,7 @@ impl Target {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Target { base, shop, requests, server }
+        Target { base, shop, requests, pressure, server }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -100,6 +155,92 @@ async fn big(Path(kib): Path<usize>) -> Html<String> {
     let mut page = String::from("<title>big</title>");
     page.push_str(&"x".repeat(kib * 1024));
     Html(page)
+}
+
+#[derive(Deserialize)]
+struct HoldQuery {
+    ms: Option<u64>,
+}
+
+/// Holds each request `ms` milliseconds, counting requests in flight per key.
+async fn concurrent(State(state): State<AppState>, Path(key): Path<String>, Query(q): Query<HoldQuery>) -> Html<String> {
+    state.pressure.arrive(&key);
+    tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(0))).await;
+    state.pressure.leave(&key);
+    Html(format!("<title>{key}</title>"))
+}
+
+#[derive(Deserialize)]
+struct FlakyQuery {
+    /// The first `fail` requests for a key fail...
+    fail: usize,
+    /// ...with this status (503 by default)...
+    status: Option<u16>,
+    /// ...and this `Retry-After` in seconds, if given.
+    retry_after: Option<u64>,
+}
+
+async fn flaky(State(state): State<AppState>, Path(key): Path<String>, Query(q): Query<FlakyQuery>) -> Response {
+    let hit = state.pressure.arrive(&key);
+    state.pressure.leave(&key);
+    if hit > q.fail {
+        return Html(format!("<title>recovered after {}</title>", hit - 1)).into_response();
+    }
+    let status = StatusCode::from_u16(q.status.unwrap_or(503)).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let mut response = (status, format!("failure {hit}")).into_response();
+    if let Some(seconds) = q.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct RedirectQuery {
+    url: String,
+}
+
+async fn redirect_to(Query(q): Query<RedirectQuery>) -> Redirect {
+    Redirect::to(&q.url)
+}
+
+/// `mib` MiB of zeros in 64 KiB chunks, without a Content-Length: only counting while
+/// streaming can refuse it early.
+async fn stream(Path(mib): Path<usize>) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let chunks = mib * 1024 * 1024 / CHUNK;
+    let body = futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0; CHUNK]))));
+    Response::new(Body::from_stream(body))
+}
+
+/// `kib` KiB of `a`, gzip-encoded: small on the wire, large once decompressed.
+async fn gzip(Path(kib): Path<usize>) -> Response {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = [b'a'; 64 * 1024];
+    let mut left = kib * 1024;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        encoder.write_all(&chunk[..n]).expect("gzip in memory");
+        left -= n;
+    }
+    let compressed = encoder.finish().expect("gzip in memory");
+    ([(header::CONTENT_ENCODING, "gzip"), (header::CONTENT_TYPE, "text/plain")], compressed).into_response()
+}
+
+#[derive(Deserialize)]
+struct CookieQuery {
+    name: String,
+    value: String,
+    path: Option<String>,
+}
+
+async fn set_cookie(Query(q): Query<CookieQuery>) -> Response {
+    let path = q.path.unwrap_or_else(|| "/".to_owned());
+    ([(header::SET_COOKIE, format!("{}={}; Path={path}", q.name, q.value))], "set").into_response()
+}
+
+/// The request's `Cookie` header, empty if none.
+async fn echo_cookies(headers: HeaderMap) -> String {
+    headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
 }
 
 async fn status(Path(code): Path<u16>) -> StatusCode {

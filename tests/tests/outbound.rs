@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ignareo_e2e::Host;
+use ignareo_e2e::{Host, LOCAL_MANIFEST};
 use ignareo_e2e::target::Target;
 use serde_json::{Value, json};
 
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 async fn fetch_title_reads_a_page_and_follows_redirects() {
     let host = Host::start().await;
     let target = Target::start().await;
-    host.upload("fetch-title", "fetch-title").await;
+    host.upload_with("fetch-title", "fetch-title", LOCAL_MANIFEST).await;
     assert_eq!(host.run("fetch-title", &json!({"url": target.url("/page/7")})).await, (200, json!({"status": 200, "title": "Page 7"})));
     assert_eq!(host.run("fetch-title", &json!({"url": target.url("/redirect")})).await.1, json!({"status": 200, "title": "Page 0"}));
     assert_eq!(host.run("fetch-title", &json!({"url": target.url("/status/404")})).await.1, json!({"status": 404, "title": null}));
@@ -33,7 +33,7 @@ async fn fetch_title_reads_a_page_and_follows_redirects() {
 async fn the_crawler_fetches_a_thousand_local_urls() {
     let host = Host::start().await;
     let target = Target::start().await;
-    host.upload("crawler", "crawler").await;
+    host.upload_with("crawler", "crawler", LOCAL_MANIFEST).await;
     let urls: Vec<String> = (0..1000)
         .map(|i| if i % 100 == 99 { target.url("/status/503") } else { target.url(&format!("/page/{i}")) })
         .collect();
@@ -60,7 +60,7 @@ async fn the_crawler_fetches_a_thousand_local_urls() {
 async fn monitor_and_order_polls_until_stock_then_orders_with_the_session_cookie() {
     let host = Host::start().await;
     let target = Target::start_with_stock_after(4).await;
-    host.upload("monitor-and-order", "monitor-and-order").await;
+    host.upload_with("monitor-and-order", "monitor-and-order", LOCAL_MANIFEST).await;
     let input = json!({"shop": target.base, "item": "rtx-5090", "poll_ms": 50});
     let (status, body) = host.run("monitor-and-order", &input).await;
     assert_eq!(status, 200, "{body}");
@@ -82,7 +82,7 @@ async fn monitor_and_order_polls_until_stock_then_orders_with_the_session_cookie
 async fn the_page_watch_example_polls_until_the_text_appears() {
     let host = Host::start().await;
     let target = Target::start_with_stock_after(3).await;
-    host.upload("page-watch", "page-watch").await;
+    host.upload_with("page-watch", "page-watch", LOCAL_MANIFEST).await;
     let input = json!({"url": target.url("/changing/a"), "contains": "In stock", "interval_ms": 20});
     let (status, body) = host.run("page-watch", &input).await;
     assert_eq!(status, 200, "{body}");
@@ -98,7 +98,7 @@ async fn responses_over_the_size_limit_are_refused_while_streaming() {
     std::fs::write(&config, "[outbound]\nmax_response_mb = 1\n").unwrap();
     let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
     let target = Target::start().await;
-    host.upload("fetch-title", "fetch-title").await;
+    host.upload_with("fetch-title", "fetch-title", LOCAL_MANIFEST).await;
     assert_eq!(host.run("fetch-title", &json!({"url": target.url("/big/1000")})).await.1["title"], "big");
     let (status, body) = host.run("fetch-title", &json!({"url": target.url("/big/2048")})).await;
     assert_eq!(status, 422);

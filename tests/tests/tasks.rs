@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use ignareo_e2e::target::Target;
-use ignareo_e2e::Host;
+use ignareo_e2e::{Host, LOCAL_MANIFEST};
 use serde_json::{Value, json};
 
 async fn wait_until_running(host: &Host, id: &str) {
@@ -61,33 +60,12 @@ async fn async_tasks_are_accepted_and_long_polled() {
     assert_eq!(host.get_json("/v1/tasks?plugin=hello").await["tasks"], json!([]));
 }
 
-/// Reads a whole SSE stream: (event name, data) pairs.
-async fn read_events(host: &Host, id: &str) -> Vec<(String, Value)> {
-    let response = host.client.get(host.url(&format!("/v1/tasks/{id}/events"))).send().await.unwrap();
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut text = String::new();
-    let mut body = response.bytes_stream();
-    let read = async {
-        while let Some(chunk) = body.next().await {
-            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ends after the final state");
-    text.split("\n\n")
-        .filter_map(|block| {
-            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((name.to_owned(), serde_json::from_str(data).unwrap()))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn events_stream_logs_and_progress_in_order_then_the_final_state() {
     let host = Host::start().await;
     host.upload("chatter", "chatter").await;
     let id = host.submit("chatter", &json!({"steps": 4, "ms": 100})).await;
-    let events = read_events(&host, &id).await;
+    let events = host.events(&id).await;
 
     let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "events are in order: {seqs:?}");
@@ -120,7 +98,7 @@ async fn events_stream_logs_and_progress_in_order_then_the_final_state() {
     assert_eq!(events[3].1["total"], 4);
 
     // A late subscriber gets the same history and the stream still ends.
-    assert_eq!(read_events(&host, &id).await.len(), expected.len());
+    assert_eq!(host.events(&id).await.len(), expected.len());
 }
 
 #[tokio::test]
@@ -136,7 +114,7 @@ async fn guest_output_becomes_log_events_and_explains_traps() {
     let task = host.get_json(&format!("/v1/tasks/{id}")).await;
     assert_eq!(task["state"], "failed");
     assert_eq!(task["error"]["kind"], "trap");
-    let events = read_events(&host, id).await;
+    let events = host.events(id).await;
     assert!(
         events.iter().any(|(name, data)| name == "log"
             && data["level"] == "warn"
@@ -191,7 +169,7 @@ async fn cancelling_stops_a_sleeping_task_and_one_mid_request() {
     let host = Host::start().await;
     let target = Target::start().await;
     host.upload("sleep", "sleep").await;
-    host.upload("fetch-title", "fetch-title").await;
+    host.upload_with("fetch-title", "fetch-title", LOCAL_MANIFEST).await;
 
     let sleeping = host.submit("sleep", &json!({"ms": 600_000})).await;
     wait_until_running(&host, &sleeping).await;

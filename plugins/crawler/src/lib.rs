@@ -1,8 +1,9 @@
-//! `crawler`: `{"urls": [..], "concurrency": C}` → fetches every URL with `fetch_all`, at most C
-//! at a time → `{"fetched": n, "failed": m, "titles": [..]}`, titles in input order, null where
-//! the fetch failed (an error, or a 4xx/5xx answer).
+//! `crawler`: `{"urls": [..], "concurrency": C, "retries": R}` → fetches every URL with
+//! `fetch_all`, at most C at a time, each tried up to R times (default 1: no retry) →
+//! `{"fetched": n, "failed": m, "titles": [..]}`, titles in input order, null where the fetch
+//! failed (an error, or a 4xx/5xx answer).
 
-use ignareo_sdk::http::{self, Request};
+use ignareo_sdk::http::{self, Retry};
 use ignareo_sdk::{Error, html, log};
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 struct Input {
     urls: Vec<String>,
     concurrency: Option<u32>,
+    retries: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -23,7 +25,15 @@ fn run(input: Input) -> Result<Output, Error> {
     if input.concurrency == Some(0) {
         return Err(Error::invalid_input("concurrency must be at least 1"));
     }
-    let requests = input.urls.iter().map(|u| Request::get(u)).collect();
+    let retry = input.retries.filter(|&n| n > 1).map(Retry::attempts);
+    let requests = input
+        .urls
+        .iter()
+        .map(|url| match &retry {
+            Some(policy) => http::get(url).retry(policy.clone()).build(),
+            None => http::get(url).build(),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let results = http::fetch_all(requests, input.concurrency);
     let mut output = Output { fetched: 0, failed: 0, titles: Vec::with_capacity(results.len()) };
     for (url, result) in input.urls.iter().zip(results) {

@@ -1,5 +1,6 @@
-//! `fetch-title`: `{"url": U}` → `{"status": S, "title": T}`, T being the page's `<title>`
-//! (null if it has none).
+//! `fetch-title`: `{"url": U, "proxy": P}` → `{"status": S, "title": T}`, T being the page's
+//! `<title>` (null if it has none), fetched through proxy P if given (the caller binds a proxy
+//! to the task).
 
 use ignareo_sdk::{Error, html, http};
 use serde::{Deserialize, Serialize};
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize)]
 struct Input {
     url: String,
+    proxy: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -16,7 +18,11 @@ struct Output {
 }
 
 fn run(input: Input) -> Result<Output, Error> {
-    let page = http::get(&input.url).send()?;
+    let request = http::get(&input.url);
+    let page = match &input.proxy {
+        Some(proxy) => request.proxy(proxy).send()?,
+        None => request.send()?,
+    };
     Ok(Output { status: page.status(), title: html::title(&page.text()?) })
 }
 

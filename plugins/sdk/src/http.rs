@@ -1,5 +1,8 @@
 //! Outbound HTTP in the style of `requests`: sessions that keep cookies, request builders,
-//! and [`fetch_all`] to run many requests at once on the host.
+//! proxies, retries, and [`fetch_all`] to run many requests at once on the host.
+//!
+//! The host decides what a plugin may reach: its manifest's `allowed_hosts` (nothing without
+//! one), and per-destination politeness limits under which requests wait their turn.
 
 use std::fmt;
 use std::time::Duration;
@@ -24,6 +27,8 @@ pub enum HttpError {
     Status { status: u16, url: String },
     /// The body could not be read as the type asked for.
     Decode(String),
+    /// The proxy could not be reached or refused the request (e.g. 407).
+    Proxy(String),
 }
 
 impl fmt::Display for HttpError {
@@ -38,6 +43,7 @@ impl fmt::Display for HttpError {
             Self::Protocol(what) => write!(f, "protocol error: {what}"),
             Self::Status { status, url } => write!(f, "HTTP {status} from {url}"),
             Self::Decode(what) => write!(f, "could not decode body: {what}"),
+            Self::Proxy(what) => write!(f, "proxy failed: {what}"),
         }
     }
 }
@@ -54,8 +60,64 @@ impl From<wit::Error> for HttpError {
             wit::Error::InvalidRequest(m) => Self::InvalidRequest(m),
             wit::Error::TooManyRedirects(n) => Self::TooManyRedirects(n),
             wit::Error::Protocol(m) => Self::Protocol(m),
+            wit::Error::Proxy(m) => Self::Proxy(m),
         }
     }
+}
+
+/// When to try a request again: by default 3 tries, backoff from 200 ms doubling up to 10 s
+/// with jitter, on connection errors, timeouts and 429/502/503/504, for idempotent methods
+/// only. A `Retry-After` answer is honoured up to the maximum backoff.
+#[derive(Debug, Clone)]
+pub struct Retry(wit::RetryPolicy);
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self::attempts(3)
+    }
+}
+
+impl Retry {
+    /// `n` tries in total, the first included.
+    pub fn attempts(n: u32) -> Self {
+        Self(wit::RetryPolicy {
+            attempts: n,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+            statuses: None,
+            retry_errors: true,
+            any_method: false,
+        })
+    }
+
+    /// The first wait, doubled after each try up to `max`.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.0.initial_backoff_ms = millis(initial);
+        self.0.max_backoff_ms = millis(max);
+        self
+    }
+
+    /// The statuses to retry instead of 429, 502, 503 and 504.
+    pub fn statuses(mut self, statuses: &[u16]) -> Self {
+        self.0.statuses = Some(statuses.to_vec());
+        self
+    }
+
+    /// Whether connection errors and timeouts are retried (they are by default).
+    pub fn on_errors(mut self, retry: bool) -> Self {
+        self.0.retry_errors = retry;
+        self
+    }
+
+    /// Retries POST and PATCH too: only if the server tolerates a request arriving twice.
+    pub fn any_method(mut self) -> Self {
+        self.0.any_method = true;
+        self
+    }
+}
+
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// A request ready to send, e.g. to collect for [`fetch_all`].
@@ -70,6 +132,8 @@ impl Request {
             headers: Vec::new(),
             body: None,
             timeout_ms: None,
+            proxy: None,
+            retry: None,
         })
     }
 
@@ -189,9 +253,22 @@ impl<'s> RequestBuilder<'s> {
         self
     }
 
-    /// Total time for this request, redirects included.
+    /// Time for each try of this request, redirects included.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.request.0.timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
+        self.request.0.timeout_ms = Some(millis(timeout));
+        self
+    }
+
+    /// Sends this request through `proxy` (`http://user:pass@host:port`) instead of the
+    /// session's.
+    pub fn proxy(mut self, proxy: &str) -> Self {
+        self.request.0.proxy = Some(proxy.to_owned());
+        self
+    }
+
+    /// Retries this request by `policy` instead of the session's.
+    pub fn retry(mut self, policy: Retry) -> Self {
+        self.request.0.retry = Some(policy.0);
         self
     }
 
@@ -214,7 +291,9 @@ impl<'s> RequestBuilder<'s> {
     }
 }
 
-/// Requests that share cookies and default headers, like `requests.Session`.
+/// Requests that share cookies, default headers, a proxy and a retry policy, like
+/// `requests.Session`. A new session takes the next proxy of the plugin's proxy pool, if its
+/// manifest names one.
 pub struct Session {
     inner: wit::Session,
 }
@@ -234,6 +313,19 @@ impl Session {
     pub fn default_header(&self, name: &str, value: &str) -> &Self {
         self.inner.set_default_header(name, value);
         self
+    }
+
+    /// Sends this session's requests through `proxy` (`http://user:pass@host:port`), or
+    /// directly with `None`. The proxy must be allowed by the plugin's manifest.
+    pub fn proxy(&self, proxy: Option<&str>) -> Result<&Self, HttpError> {
+        self.inner.set_proxy(proxy)?;
+        Ok(self)
+    }
+
+    /// Retries this session's requests by `policy`, or not at all with `None`.
+    pub fn retry(&self, policy: Option<Retry>) -> Result<&Self, HttpError> {
+        self.inner.set_retry(policy.as_ref().map(|p| &p.0))?;
+        Ok(self)
     }
 
     pub fn request(&self, method: &str, url: &str) -> RequestBuilder<'_> {
