@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use bytes::Bytes;
 use ignareo::capabilities::context::Spawner;
-use ignareo::capabilities::outbound::Outbound;
-use ignareo::config::{Limits, OutboundConfig};
+use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
+use ignareo::config::Config;
+use ignareo::manifest::{Ceilings, Manifest};
 use ignareo::runtime::{Invocation, Runtime};
 use ignareo::task::{Outcome, Task};
 
@@ -39,11 +40,15 @@ impl Spawner for NoSpawn {
 }
 
 pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResult> {
-    let runtime = Runtime::new(&Limits::default())?;
+    let config = Config::default();
+    let runtime = Runtime::new(&config.limits)?;
     let component = runtime.compile(&paths.plugin("hello")?)?;
     let prepared = runtime.prepare(&component).await?;
-    let limits = Limits::default();
-    let outbound = Arc::new(Outbound::new(&OutboundConfig::default(), limits.task_memory_bytes() as u64)?);
+    let ceilings = Ceilings::of(&config);
+    let manifest = Manifest::parse("", &ceilings)?;
+    let limits = manifest.task_limits(&ceilings);
+    let plugin_outbound = Arc::new(manifest.outbound("bench", &ceilings));
+    let outbound = Arc::new(Outbound::new(&config.outbound)?);
     let spawner: Arc<dyn Spawner> = Arc::new(NoSpawn);
     let input = br#"{"bench":true}"#;
     let deadline = Duration::from_secs(10);
@@ -51,9 +56,10 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..WARMUP + iterations {
         let task = Arc::new(Task::new("hello".into(), "bench".into(), None, deadline, 16));
-        let invocation = Invocation { task, outbound: outbound.clone(), spawner: spawner.clone() };
         let started = Instant::now();
-        let outcome = runtime.invoke(&prepared, invocation, input, deadline).await;
+        let task_outbound = TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
+        let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };
+        let outcome = runtime.invoke(&prepared, invocation, input, deadline, limits.memory_bytes as usize).await;
         let elapsed = started.elapsed();
         if !matches!(outcome, Outcome::Succeeded(_)) {
             bail!("hello did not succeed: {}", outcome.describe());

@@ -108,7 +108,7 @@ impl Runtime {
     /// once to prove it fits the pool's limits.
     pub async fn prepare(&self, component: &Component) -> Result<Prepared, PrepareError> {
         let instance_pre =
-            self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(format!("{e:#}")))?;
+            self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(explain_imports(format!("{e:#}"))))?;
         let pre = bindings::TaskPre::new(instance_pre).map_err(|e| PrepareError::Exports(format!("{e:#}")))?;
         // The semaphore is never closed.
         let _slot = self.validations.acquire().await.map_err(|e| PrepareError::Instantiate(e.to_string()))?;
@@ -177,6 +177,16 @@ fn classify(error: wasmtime::Error, stderr: &str, memory_bytes: usize) -> Failur
         message.push_str(&backtrace.to_string());
     }
     Failure { kind: FailureKind::Trap, message }
+}
+
+/// Adds the likely fix when a component was built against another version of our WIT package.
+fn explain_imports(message: String) -> String {
+    let ours = WORLD.rsplit_once('@').map_or(WORLD, |(_, version)| version);
+    if message.contains("ignareo:task/") && !message.contains(&format!("@{ours}")) {
+        format!("{message}; the component targets another version of the ignareo:task interfaces: rebuild it with the SDK for {WORLD}")
+    } else {
+        message
+    }
 }
 
 /// "16 MiB", or the exact byte count when it is not a whole number of MiB.
