@@ -143,3 +143,77 @@ async fn a_restart_keeps_plugins_and_does_not_recompile() {
     drop(host);
     std::fs::remove_dir_all(data_dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_manifest_travels_with_its_component_as_a_version() {
+    let host = Host::start().await;
+    let manifest = "allowed_hosts = [\"https://*.example.com\"]\nproxies = [\"http://bob:s3cret@10.0.0.2:3128\"]\ntimeout = \"90s\"\n";
+    let response = host.upload_form("probe", plugin_bytes("http-probe"), Some(manifest)).await;
+    assert_eq!(response.status(), 201);
+    let with_manifest: Value = response.json().await.unwrap();
+    assert_eq!(with_manifest["manifest"]["allowed_hosts"], json!(["https://*.example.com"]));
+    assert_eq!(with_manifest["manifest"]["timeout_secs"], 90.0);
+    assert_ne!(with_manifest["version"], with_manifest["component"], "the version covers the manifest too");
+
+    let shown = host.get_json("/v1/plugins/probe").await;
+    assert_eq!(shown["manifest"]["proxies"], json!(["http://bob:***@10.0.0.2:3128"]));
+    assert!(!shown.to_string().contains("s3cret"), "the proxy password is never shown: {shown}");
+
+    // The same component without a manifest: another version, no recompilation, no grants.
+    let bare = host.upload_form("probe", plugin_bytes("http-probe"), None).await;
+    let bare: Value = bare.json().await.unwrap();
+    assert_eq!(bare["component"], with_manifest["component"]);
+    assert_eq!(bare["version"], bare["component"]);
+    assert_eq!(bare["cached"], true);
+    assert_eq!(bare["manifest"]["allowed_hosts"], json!([]));
+    let versions = host.get_json("/v1/plugins/probe").await["versions"].clone();
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    assert_eq!((versions[0]["has_manifest"].as_bool(), versions[1]["has_manifest"].as_bool()), (Some(true), Some(false)));
+
+    // Rolling back brings the manifest back with the component.
+    let view: Value = host.client.post(host.url("/v1/plugins/probe/rollback")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(view["live"], with_manifest["version"]);
+    assert_eq!(view["manifest"]["allowed_hosts"], json!(["https://*.example.com"]));
+    assert_eq!(host.get_json("/healthz").await["compilations"], 1);
+}
+
+#[tokio::test]
+async fn bad_manifests_and_forms_are_refused_naming_the_problem() {
+    let host = Host::start().await;
+    let cases = [
+        ("alowed_hosts = []", "alowed_hosts"),
+        ("allowed_hosts = [\"example.com\"]", "allowed_hosts[0]"),
+        ("allowed_hosts = \"https://example.com\"", "allowed_hosts"),
+        ("memory_limit = \"1TiB\"", "limits.task_memory_mb"),
+        ("timeout = \"forever\"", "timeout"),
+        ("max_concurrency = 0", "max_concurrency"),
+        ("proxies = [\"socks5://10.0.0.1:1080\"]", "proxies[0]"),
+        ("[politeness]\nburst = 0", "politeness.burst"),
+        ("not toml at all", "invalid manifest"),
+    ];
+    for (manifest, named) in cases {
+        let (status, code, message) = refusal(host.upload_form("p", plugin_bytes("hello"), Some(manifest)).await).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_manifest"), "{manifest}: {message}");
+        assert!(message.contains(named), "{manifest}: {message}");
+    }
+
+    let form = |parts: Vec<(&'static str, Vec<u8>)>| {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in parts {
+            form = form.part(name, reqwest::multipart::Part::bytes(bytes));
+        }
+        host.client.put(host.url("/v1/plugins/p")).bearer_auth(TOKEN).multipart(form).send()
+    };
+    let (status, code, message) = refusal(form(vec![("manifest", b"".to_vec())]).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "bad_multipart"));
+    assert!(message.contains("component"), "{message}");
+    let (status, code, message) = refusal(form(vec![("component", plugin_bytes("hello")), ("extra", b"x".to_vec())]).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "bad_multipart"));
+    assert!(message.contains("extra"), "{message}");
+    let (status, code, _) = refusal(form(vec![("component", plugin_bytes("hello")), ("manifest", vec![0xff, 0xfe])]).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_manifest"));
+    let (status, code, _) = refusal(form(vec![("component", b"not wasm".to_vec())]).await.unwrap()).await;
+    assert_eq!((status, code.as_str()), (400, "not_wasm"));
+
+    assert_eq!(host.get_json("/v1/plugins").await["plugins"], json!([]), "nothing refused was registered");
+}

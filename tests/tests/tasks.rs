@@ -139,6 +139,64 @@ async fn a_guest_that_outgrows_its_memory_limit_fails_naming_the_limit() {
     assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["error"]["kind"], "memory-limit");
 }
 
+async fn all_succeeded(host: &Host, ids: &[String]) -> bool {
+    for id in ids {
+        if host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "succeeded" {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test]
+async fn a_manifest_narrows_memory_timeout_and_concurrency_for_its_plugin() {
+    let host = Host::start().await;
+    host.upload_with("small-trap", "trap", "memory_limit = \"16MiB\"\n").await;
+    let (status, body) = host.run("small-trap", &json!({"kind": "out-of-memory"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("memory_limit")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("memory limit of 16 MiB"), "{body}");
+
+    host.upload_with("brief", "sleep", "timeout = 1\n").await;
+    let (status, body) = host.run("brief", &json!({"ms": 60_000})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timed_out")), "{body}");
+    let too_long = host.client.post(host.url("/v1/plugins/brief/run?timeout=5")).json(&json!({"ms": 1})).send().await.unwrap();
+    assert_eq!(too_long.status(), 400);
+    let message = too_long.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("manifest") && message.contains("1 s"), "{message}");
+
+    host.upload_with("pair", "sleep", "max_concurrency = 2\n").await;
+    let input = json!({"ms": 300});
+    let ids: Vec<String> = futures::future::join_all((0..6).map(|_| host.submit("pair", &input))).await;
+    let mut most = 0;
+    for _ in 0..200 {
+        let running = host.get_json("/v1/tasks?plugin=pair&state=running").await["tasks"].as_array().unwrap().len();
+        most = most.max(running);
+        if all_succeeded(&host, &ids).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(most, 2, "at most max_concurrency tasks of the plugin ran at once, and that many did");
+    for id in &ids {
+        assert_eq!(host.wait(id, 30).await["state"], "succeeded");
+    }
+
+    // A new version with another max_concurrency takes effect for the tasks that follow.
+    host.upload_with("pair", "sleep", "max_concurrency = 1\n").await;
+    let input = json!({"ms": 200});
+    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| host.submit("pair", &input))).await;
+    let mut most = 0;
+    for _ in 0..200 {
+        let running = host.get_json("/v1/tasks?plugin=pair&state=running").await["tasks"].as_array().unwrap().len();
+        most = most.max(running);
+        if all_succeeded(&host, &ids).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most, 1);
+}
+
 #[tokio::test]
 async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
     let host = Host::start().await;
