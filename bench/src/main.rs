@@ -6,8 +6,11 @@
 //! - `trigger`: `POST /v1/plugins/hello/run` at 64 keep-alive connections (wrk), next to a plain
 //!   axum handler answering the same bytes.
 //! - `sleepers`: N tasks each sleeping S ms at once: time to accept, time to finish, peak RSS.
+//! - `outbound`: the policy layer next to a bare reqwest call, and `fetch-all` from one task
+//!   through the host with and without per-host caps.
 
 mod invoke;
+mod outbound;
 mod process;
 mod report;
 mod sleepers;
@@ -55,6 +58,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", invoke::run(&paths, 20_000).await?.markdown());
             Ok(())
         }
+        "outbound" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run outbound");
+            report.outbound = Some(outbound::run(&paths, 3).await?);
+            println!("{}", report.outbound_markdown());
+            Ok(())
+        }
         "all" => {
             let paths = Paths::discover()?;
             let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
@@ -67,11 +77,13 @@ async fn main() -> anyhow::Result<()> {
             report.trigger = trigger::run(&paths, 3).await?;
             eprintln!("== sleepers");
             report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
+            eprintln!("== outbound");
+            report.outbound = Some(outbound::run(&paths, 3).await?);
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
             std::fs::write(&path, report.markdown())?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, outbound or plain-server"),
     }
 }

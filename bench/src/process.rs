@@ -71,6 +71,20 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Uploads a component with its manifest (multipart).
+    pub async fn upload_with_manifest(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>, manifest: &str) -> anyhow::Result<()> {
+        let form = reqwest::multipart::Form::new()
+            .part("component", reqwest::multipart::Part::bytes(bytes))
+            .part("manifest", reqwest::multipart::Part::text(manifest.to_owned()));
+        let response = client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).multipart(form).send().await?;
+        if !response.status().is_success() {
+            bail!("upload of {name} failed: {}", response.text().await?);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

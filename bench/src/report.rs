@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use crate::invoke::InvokeResult;
+use crate::outbound::OutboundResult;
 use crate::sleepers::SleepersResult;
 use crate::trigger::TriggerResult;
 
@@ -11,6 +12,7 @@ pub struct Report {
     pub invoke: Vec<InvokeResult>,
     pub trigger: Vec<TriggerResult>,
     pub sleepers: Option<SleepersResult>,
+    pub outbound: Option<OutboundResult>,
 }
 
 /// The value at fraction `p` of sorted `samples`.
@@ -43,7 +45,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -111,6 +113,40 @@ impl Report {
             out += &format!("| time until all finished (from the first submission) | {:.2} s |\n", s.finish_secs);
             out += &format!("| succeeded / not succeeded | {} / {} |\n\n", s.succeeded, s.count - s.succeeded);
         }
+        out += &self.outbound_markdown();
+        out
+    }
+
+    pub fn outbound_markdown(&self) -> String {
+        let Some(o) = &self.outbound else { return String::new() };
+        let mut out = String::from("## Outbound HTTP: the policy layer and per-host caps\n\n");
+        out += "A ~2 KB page from an axum target in the benchmark process, answered at once. The policy layer is the host's outbound code (grant check, politeness gates, redirects followed by the host, streamed size limit) driven in-process without WebAssembly; the host rows are one `crawler` task running `fetch-all` in the release host.\n\n";
+        out += "| one request at a time | mean µs per request, median (min–max) |\n|---|---|\n";
+        let mut means = Vec::new();
+        for what in ["bare reqwest", "policy layer"] {
+            let runs: Vec<f64> = o.sequential.iter().filter(|(w, _)| *w == what).map(|(_, v)| *v).collect();
+            let (min, max) = spread(&runs);
+            let med = median(runs);
+            means.push(med);
+            out += &format!("| {what} | {med:.1} ({min:.1}–{max:.1}) |\n");
+        }
+        if let [bare, policy] = means[..] {
+            out += &format!("\nThe policy layer adds **{:.1} µs** per request ({:.2}×).\n\n", policy - bare, policy / bare);
+        }
+        out += "| 64 at a time | requests | requests/s, median (min–max) |\n|---|---|---|\n";
+        let mut labels: Vec<&str> = Vec::new();
+        for (label, _) in &o.parallel {
+            if !labels.contains(label) {
+                labels.push(label);
+            }
+        }
+        for label in labels {
+            let runs: Vec<f64> = o.parallel.iter().filter(|(l, _)| *l == label).map(|(_, v)| *v).collect();
+            let (min, max) = spread(&runs);
+            let count = if label.contains("requests/s cap") { "1000" } else { "20000" };
+            out += &format!("| {label} | {count} | {:.0} ({min:.0}–{max:.0}) |\n", median(runs));
+        }
+        out += "\n";
         out
     }
 }

@@ -265,6 +265,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_manifest_is_valid() {
+        let m = Manifest::parse(include_str!("../../examples/page-watch/ignareo.toml"), &ceilings()).unwrap();
+        assert_eq!(m.allowed_hosts.len(), 2);
+        assert!(m.politeness.is_some());
+    }
+
+    #[test]
     fn an_empty_manifest_grants_nothing() {
         let m = Manifest::parse("", &ceilings()).unwrap();
         assert!(m.allowed_hosts.is_empty());

@@ -18,7 +18,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 pub use bindings::WORLD;
-pub(crate) use bindings::{context, events, http, timer, types};
+pub use bindings::{context, events, http, timer, types};
 pub use bindings::context::SpawnError;
 pub use state::{HostState, Invocation};
 

@@ -1,0 +1,174 @@
+//! Outbound HTTP: what the policy layer (grants, politeness gates, redirects handled by the
+//! host, size limits) costs next to a bare reqwest call, and what `fetch-all` from one task
+//! achieves through the host with and without a per-host cap.
+//!
+//! The target is an axum server in this process answering a ~2 KB page at once, so the
+//! figures are about the client side.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::Path;
+use axum::response::Html;
+use axum::routing::get;
+use futures::StreamExt;
+use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
+use ignareo::config::Config;
+use ignareo::manifest::{Ceilings, Manifest};
+use ignareo::runtime::http::Request;
+use ignareo::task::Task;
+use serde_json::json;
+
+use crate::Paths;
+use crate::process::Process;
+
+const GRANT: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\n";
+/// Requests per parallel run, and the concurrency of every parallel run.
+const PARALLEL_REQUESTS: usize = 20_000;
+const CONCURRENCY: u32 = 64;
+const SEQUENTIAL_REQUESTS: usize = 2_000;
+/// The rate-capped run: this many requests at this cap.
+const PACED_REQUESTS: usize = 1_000;
+const PACED_RATE: f64 = 500.0;
+
+pub struct OutboundResult {
+    /// (what, mean µs per request) for one request at a time.
+    pub sequential: Vec<(&'static str, f64)>,
+    /// (what, requests/s) for each repetition of each parallel run.
+    pub parallel: Vec<(&'static str, f64)>,
+}
+
+pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundResult> {
+    let target = start_target().await?;
+    let urls: Vec<String> = (0..PARALLEL_REQUESTS).map(|i| format!("{target}/page/{i}")).collect();
+    let bare = reqwest::Client::builder().no_proxy().build()?;
+    let policy = policy_layer()?;
+
+    let mut result = OutboundResult { sequential: Vec::new(), parallel: Vec::new() };
+    for _ in 0..repetitions {
+        result.sequential.push(("bare reqwest", sequential(|url| bare_get(&bare, url), &urls).await?));
+        result.sequential.push(("policy layer", sequential(|url| policy_get(&policy, url), &urls).await?));
+        result.parallel.push(("bare reqwest, in-process", bare_parallel(&bare, &urls).await?));
+        result.parallel.push(("policy layer fetch-all, in-process, no cap", policy_parallel(&policy, &urls).await?));
+    }
+
+    let uncapped = "[outbound.politeness]\nmax_concurrent_per_host = 100000\n";
+    let paced = format!("[outbound.politeness]\nmax_concurrent_per_host = 100000\nrequests_per_second = {PACED_RATE}\n");
+    for (label, config, count) in [
+        ("host: crawler task fetch-all, no cap", uncapped.to_owned(), PARALLEL_REQUESTS),
+        ("host: crawler task fetch-all, default cap (8 per host)", String::new(), PARALLEL_REQUESTS),
+        ("host: crawler task fetch-all, 500 requests/s cap", paced, PACED_REQUESTS),
+    ] {
+        let host = host_with(paths, &config).await?;
+        for _ in 0..repetitions {
+            result.parallel.push((label, crawl(&host, &urls[..count]).await?));
+        }
+    }
+    Ok(result)
+}
+
+async fn start_target() -> anyhow::Result<String> {
+    let filler = "<p>lorem ipsum dolor sit amet, consectetur adipiscing elit</p>\n".repeat(30);
+    let app = Router::new().route(
+        "/page/{n}",
+        get(move |Path(n): Path<u64>| {
+            let filler = filler.clone();
+            async move { Html(format!("<!doctype html><html><head><title>Page {n}</title></head><body>{filler}</body></html>")) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
+}
+
+/// The host's outbound machinery for one task of a plugin granted 127.0.0.1, with the
+/// per-host cap lifted so that only the layer's own cost shows.
+fn policy_layer() -> anyhow::Result<TaskOutbound> {
+    let mut config = Config::default();
+    config.outbound.politeness.max_concurrent_per_host = Some(100_000);
+    let ceilings = Ceilings::of(&config);
+    let manifest = Manifest::parse(GRANT, &ceilings)?;
+    let shared = Arc::new(Outbound::new(&config.outbound)?);
+    let task = Arc::new(Task::new("bench".into(), "bench".into(), None, Duration::from_secs(600), 16));
+    Ok(TaskOutbound::new(shared, Arc::new(manifest.outbound("bench", &ceilings)), task, 1 << 30))
+}
+
+fn request(url: &str) -> Request {
+    Request { method: "GET".into(), url: url.to_owned(), headers: Vec::new(), body: None, timeout_ms: None, proxy: None, retry: None }
+}
+
+async fn bare_get(client: &reqwest::Client, url: String) -> anyhow::Result<usize> {
+    let response = client.get(url).send().await?.error_for_status()?;
+    Ok(response.bytes().await?.len())
+}
+
+async fn policy_get(policy: &TaskOutbound, url: String) -> anyhow::Result<usize> {
+    match policy.send(request(&url), None).await {
+        Ok(response) if response.status == 200 => Ok(response.body.len()),
+        Ok(response) => bail!("{url} answered {}", response.status),
+        Err(e) => bail!("{url}: {e:?}"),
+    }
+}
+
+/// Mean µs per request, one at a time.
+async fn sequential<F, Fut>(get: F, urls: &[String]) -> anyhow::Result<f64>
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    for url in &urls[..100] {
+        get(url.clone()).await?;
+    }
+    let started = Instant::now();
+    for url in &urls[..SEQUENTIAL_REQUESTS] {
+        get(url.clone()).await?;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / SEQUENTIAL_REQUESTS as f64)
+}
+
+async fn bare_parallel(client: &reqwest::Client, urls: &[String]) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let results: Vec<anyhow::Result<usize>> =
+        futures::stream::iter(urls.iter().cloned()).map(|url| bare_get(client, url)).buffered(CONCURRENCY as usize).collect().await;
+    let elapsed = started.elapsed();
+    results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(urls.len() as f64 / elapsed.as_secs_f64())
+}
+
+async fn policy_parallel(policy: &TaskOutbound, urls: &[String]) -> anyhow::Result<f64> {
+    let requests = urls.iter().map(|u| request(u)).collect();
+    let started = Instant::now();
+    let results = policy.fetch_all(requests, Some(CONCURRENCY), None).await;
+    let elapsed = started.elapsed();
+    if let Some(failed) = results.iter().find(|r| !matches!(r, Ok(response) if response.status == 200)) {
+        bail!("a policy-layer request failed: {failed:?}");
+    }
+    Ok(urls.len() as f64 / elapsed.as_secs_f64())
+}
+
+async fn host_with(paths: &Paths, config: &str) -> anyhow::Result<Process> {
+    let file = std::env::temp_dir().join(format!("ignareo-bench-outbound-{}.toml", std::process::id()));
+    std::fs::write(&file, config)?;
+    let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await?;
+    host.upload_with_manifest(&reqwest::Client::new(), "crawler", paths.plugin("crawler")?, GRANT).await?;
+    Ok(host)
+}
+
+/// One crawler task fetching `urls` with fetch-all at `CONCURRENCY`: requests/s.
+async fn crawl(host: &Process, urls: &[String]) -> anyhow::Result<f64> {
+    let client = reqwest::Client::new();
+    let input = json!({"urls": urls, "concurrency": CONCURRENCY});
+    let started = Instant::now();
+    let response = client.post(format!("{}/v1/plugins/crawler/run", host.base)).json(&input).send().await?;
+    let elapsed = started.elapsed();
+    let body: serde_json::Value = response.json().await?;
+    if body["fetched"] != urls.len() {
+        bail!("the crawl did not fetch every URL: {}", body["error"]);
+    }
+    Ok(urls.len() as f64 / elapsed.as_secs_f64())
+}
