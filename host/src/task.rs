@@ -193,13 +193,11 @@ impl Task {
         }
     }
 
-    /// Asks the task to stop. A queued task ends at once; a running one when its next await
-    /// point (or epoch tick) is reached.
+    /// Asks the task to stop. Its driver ends a queued task at once (after giving back its
+    /// queue slot, so the slot is free by the time the task reads as cancelled), and a running
+    /// one at its next await point (or epoch tick).
     pub fn cancel(&self) {
         self.cancel.cancel();
-        if self.state() == TaskState::Queued {
-            self.finish(Outcome::Cancelled);
-        }
     }
 
     pub fn cancellation(&self) -> &CancellationToken {

@@ -224,6 +224,20 @@ async fn the_per_host_rate_cap_holds_across_plugins() {
 }
 
 #[tokio::test]
+async fn waiting_for_politeness_does_not_count_against_a_request_timeout() {
+    let host = start_with_config("[outbound.politeness]\nrequests_per_second = 4.0\n").await;
+    let target = Target::start().await;
+    host.upload_with("probe", "http-probe", LOCAL_MANIFEST).await;
+    let requests: Vec<Value> = (0..8).map(|_| json!({"url": target.url("/concurrent/patient"), "timeout_ms": 500})).collect();
+    let results = probe(&host, "probe", json!({"steps": [{"fetch_all": requests, "concurrency": 8}]})).await;
+    for result in results[0].as_array().unwrap() {
+        assert_eq!(result["status"], 200, "the last request waited 1.75 s for its turn, then had its 500 ms: {result}");
+    }
+    let arrivals = target.pressure.arrivals("patient");
+    assert!(arrivals[7] - arrivals[0] >= Duration::from_millis(1_500), "{:?}", arrivals[7] - arrivals[0]);
+}
+
+#[tokio::test]
 async fn plugin_politeness_adds_to_the_hosts() {
     let host = Host::start().await;
     let target = Target::start().await;

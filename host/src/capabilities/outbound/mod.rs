@@ -90,6 +90,15 @@ enum Route {
     Via(Proxy),
 }
 
+impl Route {
+    fn proxy(&self) -> Option<&Proxy> {
+        match self {
+            Route::Direct => None,
+            Route::Via(proxy) => Some(proxy),
+        }
+    }
+}
+
 /// A request checked and ready to try.
 struct Prepared {
     method: Method,
@@ -186,15 +195,7 @@ impl TaskOutbound {
         let request = self.prepare(request, session)?;
         let mut attempt = 1;
         loop {
-            let tried = match tokio::time::timeout(request.timeout, self.try_once(&request, session, attempt, budget)).await {
-                Ok(tried) => tried,
-                Err(_) => Tried::Done(Err(Error::Timeout(format!(
-                    "{} did not complete within {} ms",
-                    request.url,
-                    request.timeout.as_millis()
-                )))),
-            };
-            let (wait, why) = match tried {
+            let (wait, why) = match self.try_once(&request, session, attempt, budget).await {
                 Tried::Done(Err(error)) => match request.retry.as_ref().map(|p| p.after_error(attempt, &error)) {
                     Some(Verdict::RetryAfter(wait)) => (wait, describe(&error)),
                     _ => return Err(error),
@@ -249,33 +250,60 @@ impl TaskOutbound {
         })
     }
 
-    /// One try: redirects followed, then either the answer or a status worth retrying.
+    /// One try: redirects followed, then either the answer or a status worth retrying. Its
+    /// timeout runs from when politeness lets the first hop through: a request waiting for
+    /// its turn is not failed for waiting.
     async fn try_once(&self, request: &Prepared, session: Option<&SessionState>, attempt: u32, budget: Option<&AtomicI64>) -> Tried {
-        let (response, url, pass) = match self.follow(request, session).await {
-            Ok(answered) => answered,
+        let first = match self.check_destination(&request.url) {
+            Ok(host) => self.admit(&host).await,
             Err(error) => return Tried::Done(Err(error)),
         };
-        if let Some(policy) = &request.retry
-            && let Verdict::RetryAfter(wait) = policy.after_status(attempt, response.status(), response.headers()) {
+        let deadline = Instant::now() + request.timeout;
+        let tried = async {
+            let (response, url, pass) = match self.follow(request, session, first).await {
+                Ok(answered) => answered,
+                Err(error) => return Tried::Done(Err(error)),
+            };
+            if let Some(policy) = &request.retry
+                && let Verdict::RetryAfter(wait) = policy.after_status(attempt, response.status(), response.headers())
+            {
                 return Tried::Again { wait, status: response.status() };
             }
-        Tried::Done(self.read(response, url, pass, budget).await)
+            Tried::Done(self.read(response, url, pass, budget).await)
+        };
+        tokio::time::timeout_at(deadline, tried).await.unwrap_or_else(|_| {
+            Tried::Done(Err(Error::Timeout(format!("{} did not complete within {} ms", request.url, request.timeout.as_millis()))))
+        })
     }
 
-    async fn follow(&self, request: &Prepared, session: Option<&SessionState>) -> Result<(reqwest::Response, Url, Pass), Error> {
+    /// Waits for the destination's politeness gates.
+    async fn admit(&self, host: &str) -> Pass {
+        let (pass, waited) = self.shared.politeness.enter(self.plugin.politeness.as_ref(), host).await;
+        if let Some(waited) = waited {
+            self.note_wait(waited);
+        }
+        pass
+    }
+
+    /// Sends the request and follows its redirects; `first` is the first hop's pass, every
+    /// later hop is checked and admitted here.
+    async fn follow(&self, request: &Prepared, session: Option<&SessionState>, first: Pass) -> Result<(reqwest::Response, Url, Pass), Error> {
         let client = self.shared.client(&request.route)?;
         let mut method = request.method.clone();
         let mut url = request.url.clone();
         let mut headers = request.headers.clone();
         let mut body = request.body.clone();
         let max_redirects = self.shared.config.max_redirects;
+        let mut first = Some(first);
 
         for hop in 0..=max_redirects {
-            let host = self.check_destination(&url)?;
-            let (pass, waited) = self.shared.politeness.enter(self.plugin.politeness.as_ref(), &host).await;
-            if let Some(waited) = waited {
-                self.note_wait(waited);
-            }
+            let pass = match first.take() {
+                Some(pass) => pass,
+                None => {
+                    let host = self.check_destination(&url)?;
+                    self.admit(&host).await
+                }
+            };
             let mut hop_headers = headers.clone();
             if let Some(session) = session.filter(|_| !request.explicit_cookie) {
                 let cookies = session.cookie_header(&url);
@@ -288,7 +316,7 @@ impl TaskOutbound {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
-            let response = builder.send().await.map_err(|e| transport_error(&url, &e, &request.route))?;
+            let response = builder.send().await.map_err(|e| transport_error(&url, &e, request.route.proxy()))?;
             if let (StatusCode::PROXY_AUTHENTICATION_REQUIRED, Route::Via(proxy)) = (response.status(), &request.route) {
                 return Err(Error::Proxy(format!("proxy {proxy} refused the request: 407 Proxy Authentication Required")));
             }
@@ -342,7 +370,8 @@ impl TaskOutbound {
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| transport_error(&url, &e, &Route::Direct))?;
+            // A body that breaks off is the connection's failure, whoever carries it.
+            let chunk = chunk.map_err(|e| transport_error(&url, &e, None))?;
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(Error::TooLarge(limit));
             }
@@ -406,7 +435,7 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {
 
 /// Classifies a client error: a refused private address is `denied`; through a proxy, a
 /// failure to connect is the proxy's.
-fn transport_error(url: &Url, error: &reqwest::Error, route: &Route) -> Error {
+fn transport_error(url: &Url, error: &reqwest::Error, via: Option<&Proxy>) -> Error {
     let mut message = format!("{url}: {error}");
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -417,8 +446,8 @@ fn transport_error(url: &Url, error: &reqwest::Error, route: &Route) -> Error {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
-    match route {
-        Route::Via(proxy) if error.is_connect() => Error::Proxy(format!("through proxy {proxy}: {message}")),
+    match via {
+        Some(proxy) if error.is_connect() => Error::Proxy(format!("through proxy {proxy}: {message}")),
         _ if error.is_timeout() => Error::Timeout(message),
         _ if error.is_connect() => Error::Connect(message),
         _ if error.is_builder() => Error::InvalidRequest(message),
