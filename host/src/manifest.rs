@@ -123,31 +123,13 @@ impl Manifest {
                     ceilings.running_per_plugin
                 )));
             }
-        let timeout = raw.timeout.map(|t| duration("timeout", t)).transpose()?;
-        if let Some(t) = timeout
-            && (t.is_zero() || t > ceilings.task_timeout) {
-                return Err(fail(format!(
-                    "timeout must be more than 0 and at most the host's limits.task_timeout_secs ({} s), got {}",
-                    ceilings.task_timeout.as_secs(),
-                    humantime::format_duration(t)
-                )));
-            }
-        let memory_limit = raw.memory_limit.map(|m| size("memory_limit", m)).transpose()?;
-        if let Some(m) = memory_limit
-            && (m == 0 || m > ceilings.task_memory_bytes) {
-                return Err(fail(format!(
-                    "memory_limit must be more than 0 and at most the host's limits.task_memory_mb ({} bytes), got {m} bytes",
-                    ceilings.task_memory_bytes
-                )));
-            }
-        let max_response_bytes = raw.max_response_bytes.map(|m| size("max_response_bytes", m)).transpose()?;
-        if let Some(m) = max_response_bytes
-            && (m == 0 || m > ceilings.max_response_bytes) {
-                return Err(fail(format!(
-                    "max_response_bytes must be more than 0 and at most the host's outbound.max_response_mb ({} bytes), got {m} bytes",
-                    ceilings.max_response_bytes
-                )));
-            }
+        let timeout = raw.timeout.map(|t| duration("timeout", t, ceilings.task_timeout)).transpose()?;
+        let memory_limit =
+            raw.memory_limit.map(|m| size("memory_limit", m, ceilings.task_memory_bytes, "limits.task_memory_mb")).transpose()?;
+        let max_response_bytes = raw
+            .max_response_bytes
+            .map(|m| size("max_response_bytes", m, ceilings.max_response_bytes, "outbound.max_response_mb"))
+            .transpose()?;
         if let Some(politeness) = &raw.politeness {
             politeness.validate("politeness.").map_err(|e| fail(e.to_string()))?;
         }
@@ -181,22 +163,37 @@ impl Manifest {
     }
 }
 
-fn duration(key: &str, amount: Amount) -> Result<Duration, ManifestError> {
-    match amount {
-        Amount::Number(secs) => Ok(Duration::from_secs(secs)),
+/// A duration in (0, `ceiling`]: seconds, or text such as "90s".
+fn duration(key: &str, amount: Amount, ceiling: Duration) -> Result<Duration, ManifestError> {
+    let value = match amount {
+        Amount::Number(secs) => Duration::from_secs(secs),
         Amount::Text(text) => humantime::parse_duration(&text)
-            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\""))),
+            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\"")))?,
+    };
+    if value.is_zero() || value > ceiling {
+        return Err(ManifestError(format!(
+            "{key} must be more than 0 and at most the host's limits.task_timeout_secs ({} s), got {}",
+            ceiling.as_secs(),
+            humantime::format_duration(value)
+        )));
     }
+    Ok(value)
 }
 
-fn size(key: &str, amount: Amount) -> Result<u64, ManifestError> {
-    match amount {
-        Amount::Number(bytes) => Ok(bytes),
-        Amount::Text(text) => text
-            .parse::<bytesize::ByteSize>()
-            .map(|s| s.as_u64())
-            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a size ({e}); write bytes or e.g. \"64MiB\", \"500KB\""))),
+/// A size in (0, `ceiling`] bytes: bytes, or text such as "64MiB".
+fn size(key: &str, amount: Amount, ceiling: u64, ceiling_key: &str) -> Result<u64, ManifestError> {
+    let value = match amount {
+        Amount::Number(bytes) => bytes,
+        Amount::Text(text) => text.parse::<bytesize::ByteSize>().map(|s| s.as_u64()).map_err(|e| {
+            ManifestError(format!("{key}: {text:?} is not a size ({e}); write bytes or e.g. \"64MiB\", \"500KB\""))
+        })?,
+    };
+    if value == 0 || value > ceiling {
+        return Err(ManifestError(format!(
+            "{key} must be more than 0 and at most the host's {ceiling_key} ({ceiling} bytes), got {value} bytes"
+        )));
     }
+    Ok(value)
 }
 
 fn as_strings<T: std::fmt::Display, S: serde::Serializer>(items: &[T], serializer: S) -> Result<S::Ok, S::Error> {

@@ -139,13 +139,27 @@ async fn a_guest_that_outgrows_its_memory_limit_fails_naming_the_limit() {
     assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["error"]["kind"], "memory-limit");
 }
 
-async fn all_succeeded(host: &Host, ids: &[String]) -> bool {
-    for id in ids {
-        if host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "succeeded" {
-            return false;
+/// Submits `count` tasks of `plugin` sleeping `ms` each, watches them to their (successful)
+/// end, and returns the most that were running at once.
+async fn most_running_at_once(host: &Host, plugin: &str, count: usize, ms: u64) -> usize {
+    let input = json!({ "ms": ms });
+    let ids: Vec<String> = futures::future::join_all((0..count).map(|_| host.submit(plugin, &input))).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most = 0;
+    loop {
+        let running = host.get_json(&format!("/v1/tasks?plugin={plugin}&state=running")).await["tasks"].as_array().unwrap().len();
+        most = most.max(running);
+        let mut states = Vec::with_capacity(ids.len());
+        for id in &ids {
+            states.push(host.get_json(&format!("/v1/tasks/{id}")).await["state"].clone());
         }
+        if states.iter().all(|s| s.as_str().is_some_and(|s| s != "queued" && s != "running")) {
+            assert!(states.iter().all(|s| s == "succeeded"), "{states:?}");
+            return most;
+        }
+        assert!(Instant::now() < deadline, "the tasks did not end: {states:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    true
 }
 
 #[tokio::test]
@@ -165,36 +179,12 @@ async fn a_manifest_narrows_memory_timeout_and_concurrency_for_its_plugin() {
     assert!(message.contains("manifest") && message.contains("1 s"), "{message}");
 
     host.upload_with("pair", "sleep", "max_concurrency = 2\n").await;
-    let input = json!({"ms": 300});
-    let ids: Vec<String> = futures::future::join_all((0..6).map(|_| host.submit("pair", &input))).await;
-    let mut most = 0;
-    for _ in 0..200 {
-        let running = host.get_json("/v1/tasks?plugin=pair&state=running").await["tasks"].as_array().unwrap().len();
-        most = most.max(running);
-        if all_succeeded(&host, &ids).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let most = most_running_at_once(&host, "pair", 6, 300).await;
     assert_eq!(most, 2, "at most max_concurrency tasks of the plugin ran at once, and that many did");
-    for id in &ids {
-        assert_eq!(host.wait(id, 30).await["state"], "succeeded");
-    }
 
     // A new version with another max_concurrency takes effect for the tasks that follow.
     host.upload_with("pair", "sleep", "max_concurrency = 1\n").await;
-    let input = json!({"ms": 200});
-    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| host.submit("pair", &input))).await;
-    let mut most = 0;
-    for _ in 0..200 {
-        let running = host.get_json("/v1/tasks?plugin=pair&state=running").await["tasks"].as_array().unwrap().len();
-        most = most.max(running);
-        if all_succeeded(&host, &ids).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(most, 1);
+    assert_eq!(most_running_at_once(&host, "pair", 3, 200).await, 1);
 }
 
 #[tokio::test]

@@ -45,29 +45,13 @@ impl HostSession for HostState {
     }
 
     async fn set_proxy(&mut self, handle: Resource<Session>, proxy: Option<String>) -> wasmtime::Result<Result<(), Error>> {
-        let session = self.session(&handle)?;
-        let checked = match proxy {
-            Some(text) => match self.outbound()?.check_proxy(&text) {
-                Ok(proxy) => Some(proxy),
-                Err(error) => return Ok(Err(error)),
-            },
-            None => None,
-        };
-        session.set_proxy(checked);
-        Ok(Ok(()))
+        let (session, outbound) = (self.session(&handle)?, self.outbound()?);
+        Ok(proxy.map(|p| outbound.check_proxy(&p)).transpose().map(|p| session.set_proxy(p)))
     }
 
     async fn set_retry(&mut self, handle: Resource<Session>, policy: Option<RetryPolicy>) -> wasmtime::Result<Result<(), Error>> {
-        let session = self.session(&handle)?;
-        let checked = match policy {
-            Some(policy) => match self.outbound()?.check_retry(&policy) {
-                Ok(policy) => Some(policy),
-                Err(error) => return Ok(Err(error)),
-            },
-            None => None,
-        };
-        session.set_retry(checked);
-        Ok(Ok(()))
+        let (session, outbound) = (self.session(&handle)?, self.outbound()?);
+        Ok(policy.map(|p| outbound.check_retry(&p)).transpose().map(|p| session.set_retry(p)))
     }
 
     async fn send(&mut self, handle: Resource<Session>, request: Request) -> wasmtime::Result<Result<Response, Error>> {

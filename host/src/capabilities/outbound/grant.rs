@@ -116,7 +116,7 @@ impl fmt::Display for HostGrant {
 
 impl HostGrant {
     /// Whether this grant lets a request reach `url` (scheme, host and port).
-    pub fn allows(&self, url: &Url) -> bool {
+    fn allows(&self, url: &Url) -> bool {
         let port = url.port_or_known_default();
         let port_ok = match self.port {
             PortPattern::Any => true,
