@@ -1,10 +1,12 @@
-//! The command line: `ignareo serve` and its flags, each also read from the environment.
+//! The command line: `ignareo serve` (flags also read from the environment) and
+//! `ignareo chaos-proxy`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::chaos::{ChaosArgs, ChaosProxy};
 use crate::config::Config;
 use crate::server::{Server, shutdown_signal};
 
@@ -19,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the task host.
     Serve(ServeArgs),
+    /// Run a proxy that degrades the HTTP links through it (latency, speed, jitter, resets).
+    ChaosProxy(ChaosArgs),
 }
 
 /// Flags override the environment, which overrides the config file, which overrides defaults.
@@ -96,6 +100,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             // Scripts and tests read this line to find the port when listening on port 0.
             println!("ignareo listening on http://{}", server.local_addr()?);
             server.run(shutdown_signal()).await
+        }
+        Command::ChaosProxy(args) => {
+            let proxy = ChaosProxy::bind(args.settings()?)?;
+            println!("chaos-proxy listening on http://{}", proxy.local_addr()?);
+            proxy.run(shutdown_signal()).await
         }
     }
 }

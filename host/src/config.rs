@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./ignareo-data";
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
 /// Everything `ignareo serve` needs. Field names are the TOML keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,6 +55,8 @@ pub struct Limits {
     pub versions_per_plugin: u32,
     /// On SIGTERM/SIGINT, how long running tasks may take to finish before they are cancelled.
     pub shutdown_grace_secs: u64,
+    /// New connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+    pub listen_backlog: u32,
 }
 
 /// Outbound HTTP made on behalf of plugins.
@@ -204,6 +207,7 @@ impl Default for Limits {
             max_spawn_depth: 8,
             versions_per_plugin: 10,
             shutdown_grace_secs: 30,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -244,6 +248,7 @@ impl Config {
         positive("limits.max_input_mb", l.max_input_mb)?;
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;
+        positive("limits.listen_backlog", l.listen_backlog.into())?;
         if !(1..=4096).contains(&l.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
         }

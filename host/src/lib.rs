@@ -9,10 +9,12 @@
 //! - [`capabilities`]: what guests may call: outbound HTTP, events, timers, task context.
 //! - [`task`], [`events`]: a task's record and its event stream.
 //! - [`config`], [`auth`], [`server`], [`cli`]: configuration, the admin token, wiring, the command line.
+//! - [`chaos`]: `ignareo chaos-proxy`, the fault-injecting proxy (stands apart from the host).
 
 pub mod api;
 pub mod auth;
 pub mod capabilities;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod events;

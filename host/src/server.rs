@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -20,6 +20,15 @@ use crate::manifest::Ceilings;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
+
+/// Binds a listening socket with room for `backlog` connections waiting to be accepted: the
+/// usual 128 makes a burst of new clients wait a second for a SYN retransmit.
+pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
+}
 
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
@@ -47,7 +56,7 @@ impl Server {
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
         let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone());
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = AppState { registry, scheduler, admin: Arc::new(admin) };
         Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }

@@ -43,6 +43,68 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     })
 }
 
+fn binary() -> PathBuf {
+    target_profile_dir().join("ignareo")
+}
+
+/// Starts `command` (an `ignareo` subcommand on 127.0.0.1:0) and waits for its
+/// "... listening on http://ADDR" line: the child and its base URL.
+async fn start_listening(mut command: Command) -> anyhow::Result<(Child, String)> {
+    let mut child = command
+        .env("IGNAREO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the ignareo binary")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(at) = line.find(" listening on ") {
+                return Ok(line[at + " listening on ".len()..].to_owned());
+            }
+        }
+        bail!("the process exited before listening")
+    })
+    .await
+    .context("the process did not start within 60 s")??;
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, base))
+}
+
+/// A running `ignareo chaos-proxy`, killed when dropped.
+pub struct ChaosProxy {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    _child: Child,
+}
+
+impl ChaosProxy {
+    pub async fn start(args: &[&str]) -> ChaosProxy {
+        let mut command = Command::new(binary());
+        command.args(["chaos-proxy", "--listen", "127.0.0.1:0"]).args(args);
+        let (child, base) = start_listening(command).await.expect("the chaos proxy starts");
+        ChaosProxy { base, _child: child }
+    }
+
+    /// Runs `ignareo chaos-proxy` with `args` expecting a refusal: its exit code and stderr.
+    pub async fn refusal(args: &[&str]) -> (Option<i32>, String) {
+        let output = Command::new(binary())
+            .args(["chaos-proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .await
+            .expect("the binary runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
 /// A running host process, killed when dropped.
 pub struct Host {
     pub base: String,
@@ -68,33 +130,9 @@ impl Host {
 
     /// A host on an existing data directory (for restarts); it is left in place.
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> anyhow::Result<Host> {
-        let binary = target_profile_dir().join("ignareo");
-        let mut child = Command::new(&binary)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .env("IGNAREO_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(addr) = line.strip_prefix("ignareo listening on ") {
-                    return Ok(addr.to_owned());
-                }
-            }
-            bail!("the host exited before listening")
-        })
-        .await
-        .context("the host did not start within 60 s")??;
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut command = Command::new(binary());
+        command.arg("serve").args(["--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(data_dir).args(args);
+        let (child, base) = start_listening(command).await?;
         Ok(Host { base, data_dir: data_dir.to_path_buf(), client: reqwest::Client::new(), child, owns_data_dir: false })
     }
 

@@ -1,0 +1,209 @@
+//! `ignareo chaos-proxy`: a proxy that degrades every HTTP link through it on purpose, to see
+//! how tasks behave on a bad network (the seed's specification, Part 4).
+//!
+//! It works as a forward proxy (absolute-form requests, and `CONNECT` tunnels so HTTPS works
+//! too) and, with `--upstream`, as a reverse proxy in front of one server. The weather
+//! (latency, total speed, jitter, resets) comes from flags or a TOML file and can be changed
+//! live through `/_chaos/config`; `/_chaos/stats` counts what was injected.
+
+mod control;
+mod link;
+mod throttle;
+mod weather;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+
+use crate::config::DEFAULT_LISTEN_BACKLOG;
+use url::Url;
+
+use throttle::Throttle;
+pub use weather::{Knobs, Weather};
+use weather::Dice;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+/// How often the total speed is drawn again between `speed-min` and `speed-max`.
+pub const SPEED_REDRAW: Duration = Duration::from_secs(1);
+
+/// `ignareo chaos-proxy` flags; each is also a key of the `--config` TOML file (without the
+/// dashes), and flags win over the file.
+#[derive(Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// Address to listen on [default: 127.0.0.1:8888].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Reverse-proxy origin-form requests to this server (http://host:port).
+    #[arg(long)]
+    pub upstream: Option<String>,
+    /// Seed of the random draws, for reproducible runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// TOML file with any of these keys (`latency-min = 100`, `reset-enable = true`, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub knobs: Knobs,
+}
+
+/// A checked configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// `host:port` of the reverse-proxied server.
+    pub upstream: Option<String>,
+    pub seed: Option<u64>,
+    pub weather: Weather,
+}
+
+impl ChaosArgs {
+    pub fn settings(self) -> anyhow::Result<Settings> {
+        let (file, file_knobs) = match &self.config {
+            Some(path) => read_file(path)?,
+            None => (FileSettings::default(), Knobs::default()),
+        };
+        let weather = self.knobs.over(file_knobs).weather().map_err(anyhow::Error::msg)?;
+        let upstream = self.upstream.or(file.upstream).map(|u| upstream_authority(&u)).transpose()?;
+        let listen = match self.listen.or(file.listen) {
+            Some(listen) => listen,
+            None => DEFAULT_LISTEN.parse().context("the default address")?,
+        };
+        Ok(Settings { listen, upstream, seed: self.seed.or(file.seed), weather })
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    upstream: Option<String>,
+    seed: Option<u64>,
+}
+
+/// The file's own keys, then the weather's: each set refuses keys it does not know.
+fn read_file(path: &std::path::Path) -> anyhow::Result<(FileSettings, Knobs)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
+    let mut own = toml::Table::new();
+    for key in ["listen", "upstream", "seed"] {
+        if let Some(value) = table.remove(key) {
+            own.insert(key.to_owned(), value);
+        }
+    }
+    let settings = own.try_into().with_context(|| format!("invalid settings in {}", path.display()))?;
+    let knobs = table.try_into().with_context(|| format!("invalid chaos parameters in {}", path.display()))?;
+    Ok((settings, knobs))
+}
+
+fn upstream_authority(text: &str) -> anyhow::Result<String> {
+    let url = Url::parse(text).with_context(|| format!("--upstream {text:?} is not a URL; write http://host:port"))?;
+    match (url.scheme(), url.host_str(), url.port_or_known_default()) {
+        ("http", Some(host), Some(port)) if matches!(url.path(), "" | "/") => Ok(format!("{host}:{port}")),
+        _ => bail!("--upstream must be http://host[:port] without a path (got {text:?})"),
+    }
+}
+
+/// What every link shares.
+pub struct Chaos {
+    weather: RwLock<Weather>,
+    dice: Dice,
+    throttle: Throttle,
+    stats: Stats,
+    upstream: Option<String>,
+}
+
+#[derive(Default)]
+struct Stats {
+    links: AtomicU64,
+    active: AtomicI64,
+    bytes_to_clients: AtomicU64,
+    bytes_to_upstreams: AtomicU64,
+    resets: AtomicU64,
+    jitters: AtomicU64,
+    jitter_ms: AtomicU64,
+    refused: AtomicU64,
+    upstream_failures: AtomicU64,
+}
+
+impl Chaos {
+    fn weather(&self) -> Weather {
+        *self.weather.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_weather(&self, weather: Weather) {
+        *self.weather.write().unwrap_or_else(PoisonError::into_inner) = weather;
+        self.draw_speed();
+    }
+
+    /// Draws the total speed for the next interval (fixed in simple mode).
+    fn draw_speed(&self) {
+        let speed = self.weather().speed.map(|(min, max)| self.dice.in_range(min, max));
+        self.throttle.set_rate(speed);
+    }
+}
+
+pub struct ChaosProxy {
+    listener: TcpListener,
+    chaos: Arc<Chaos>,
+}
+
+impl ChaosProxy {
+    pub fn bind(settings: Settings) -> anyhow::Result<Self> {
+        let listener = crate::server::bind(settings.listen, DEFAULT_LISTEN_BACKLOG).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let chaos = Arc::new(Chaos {
+            weather: RwLock::new(settings.weather),
+            dice: Dice::new(settings.seed),
+            throttle: Throttle::default(),
+            stats: Stats::default(),
+            upstream: settings.upstream,
+        });
+        chaos.draw_speed();
+        Ok(Self { listener, chaos })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    /// Accepts links until `shutdown` resolves; links in flight are dropped with the process.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let redraw = tokio::spawn(redraw_speed(self.chaos.clone()));
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (client, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let chaos = self.chaos.clone();
+            tokio::spawn(async move {
+                if let Err(e) = link::serve(client, chaos).await {
+                    tracing::debug!(%peer, error = %e, "link ended with an error");
+                }
+            });
+        }
+        redraw.abort();
+        Ok(())
+    }
+}
+
+async fn redraw_speed(chaos: Arc<Chaos>) {
+    let mut ticks = tokio::time::interval(SPEED_REDRAW);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        chaos.draw_speed();
+    }
+}

@@ -1,0 +1,112 @@
+//! The host through a bad network: 500 tasks whose every request crosses a chaos proxy that
+//! delays, stalls and cuts links. Every task must end in a definite state, none may hang past
+//! its deadline, tasks with a retry policy must succeed, and the host must stay responsive.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ignareo_e2e::target::Target;
+use ignareo_e2e::{ChaosProxy, Host};
+use serde_json::{Value, json};
+
+const CRAWLS: usize = 400;
+const FETCHES: usize = 100;
+const DEADLINE_SECS: u64 = 60;
+
+#[tokio::test]
+async fn every_task_is_accounted_for_through_a_bad_network() {
+    let target = Target::start().await;
+    let chaos = ChaosProxy::start(&[
+        "--latency-min", "100", "--latency-max", "400",
+        "--jitter-prob", "0.1", "--jitter-min", "50", "--jitter-max", "200",
+        "--reset-enable", "--reset-prob", "0.3",
+        "--seed", "2026",
+    ])
+    .await;
+    let config = std::env::temp_dir().join(format!("ignareo-resilience-{:016x}.toml", rand::random::<u64>()));
+    std::fs::write(&config, "[outbound.politeness]\nmax_concurrent_per_host = 256\n").unwrap();
+    let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
+    std::fs::remove_file(&config).unwrap();
+
+    // Every request of these plugins goes through the chaos proxy (the manifest's pool).
+    let manifest = format!("allowed_hosts = [\"http://127.0.0.1:*\"]\nproxies = [\"{}\"]\n", chaos.base);
+    host.upload_with("crawler", "crawler", &manifest).await;
+    host.upload_with("fetch-title", "fetch-title", &manifest).await;
+
+    let health = Arc::new(AtomicBool::new(true));
+    let probe_client = reqwest::Client::new();
+    probe_client.get(host.url("/healthz")).send().await.expect("the host answers");
+    let probe = tokio::spawn(watch_health(probe_client, host.base.clone(), health.clone()));
+
+    let submit = |plugin: &'static str, input: Value| {
+        let request = host.client.post(host.url(&format!("/v1/plugins/{plugin}/tasks?timeout={DEADLINE_SECS}"))).json(&input);
+        async move {
+            let response = request.send().await.expect("the host answers");
+            assert_eq!(response.status(), 202);
+            response.json::<Value>().await.expect("JSON")["id"].as_str().expect("an id").to_owned()
+        }
+    };
+    let started = Instant::now();
+    let crawls = futures::future::join_all((0..CRAWLS).map(|i| {
+        let urls = [target.url(&format!("/page/{i}")), target.url(&format!("/page/{}", i + 1000))];
+        submit("crawler", json!({"urls": urls, "concurrency": 2, "retries": 10}))
+    }))
+    .await;
+    let fetches = futures::future::join_all((0..FETCHES).map(|i| submit("fetch-title", json!({"url": target.url(&format!("/page/{i}"))})))).await;
+
+    let mut states = std::collections::HashMap::<String, usize>::new();
+    for id in &crawls {
+        let task = settle(&host, id, started).await;
+        assert_eq!(task["state"], "succeeded", "a crawl with retries ends well: {task}");
+        assert_eq!(task["output"]["failed"], 0, "every page was fetched in the end: {task}");
+        *states.entry("crawl succeeded".into()).or_default() += 1;
+    }
+    for id in &fetches {
+        let task = settle(&host, id, started).await;
+        match task["state"].as_str() {
+            Some("succeeded") => assert_eq!(task["output"]["status"], 200, "{task}"),
+            Some("failed") => {
+                let message = task["error"]["message"].as_str().unwrap_or_default();
+                let typed = ["protocol error", "connection failed", "proxy failed", "timed out"].iter().any(|cause| message.contains(cause));
+                assert!(typed, "a failure names its cause: {task}");
+            }
+            other => panic!("task {id} ended as {other:?}: {task}"),
+        }
+        *states.entry(format!("fetch {}", task["state"].as_str().unwrap_or_default())).or_default() += 1;
+    }
+    let chaos_stats: Value = reqwest::get(chaos.url("/_chaos/stats")).await.unwrap().json().await.unwrap();
+    assert!(chaos_stats["resets"].as_u64().unwrap() > 100, "the network misbehaved: {chaos_stats}");
+    assert!(states.get("fetch failed").copied().unwrap_or(0) > 0, "without retries some fetches fail: {states:?}");
+
+    probe.abort();
+    assert!(health.load(Ordering::Relaxed), "/healthz answered within 100 ms throughout");
+    let load = host.get_json("/healthz").await["load"].clone();
+    assert_eq!((load["running"].as_u64(), load["queued"].as_u64()), (Some(0), Some(0)), "{load}");
+}
+
+/// Waits for a task's final state; it must come before its deadline (plus the time the host
+/// needs to notice).
+async fn settle(host: &Host, id: &str, started: Instant) -> Value {
+    loop {
+        let task = host.wait(id, 10).await;
+        if !matches!(task["state"].as_str(), Some("queued" | "running")) {
+            return task;
+        }
+        assert!(started.elapsed() < Duration::from_secs(DEADLINE_SECS + 15), "task {id} hangs past its deadline: {task}");
+    }
+}
+
+/// Asks `/healthz` every 50 ms; clears `healthy` if an answer takes 100 ms or more.
+async fn watch_health(client: reqwest::Client, base: String, healthy: Arc<AtomicBool>) {
+    loop {
+        let started = Instant::now();
+        let answered = client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
+        let took = started.elapsed();
+        if !answered || took >= Duration::from_millis(100) {
+            eprintln!("/healthz took {took:?} (answered: {answered})");
+            healthy.store(false, Ordering::Relaxed);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
