@@ -8,7 +8,9 @@
 //! - `sleepers`: N tasks each sleeping S ms at once: time to accept, time to finish, peak RSS.
 //! - `outbound`: the policy layer next to a bare reqwest call, and `fetch-all` from one task
 //!   through the host with and without per-host caps.
+//! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
 
+mod chaos;
 mod invoke;
 mod outbound;
 mod process;
@@ -65,6 +67,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.outbound_markdown());
             Ok(())
         }
+        "chaos" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run chaos");
+            report.chaos = Some(chaos::run(&paths, 3).await?);
+            println!("{}", report.chaos_markdown());
+            Ok(())
+        }
         "all" => {
             let paths = Paths::discover()?;
             let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
@@ -79,11 +88,13 @@ async fn main() -> anyhow::Result<()> {
             report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
             eprintln!("== outbound");
             report.outbound = Some(outbound::run(&paths, 3).await?);
+            eprintln!("== chaos");
+            report.chaos = Some(chaos::run(&paths, 3).await?);
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
             std::fs::write(&path, report.markdown())?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, outbound or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, outbound, chaos or plain-server"),
     }
 }

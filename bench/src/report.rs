@@ -2,6 +2,7 @@
 
 use std::process::Command;
 
+use crate::chaos::ChaosResult;
 use crate::invoke::InvokeResult;
 use crate::outbound::OutboundResult;
 use crate::sleepers::SleepersResult;
@@ -13,6 +14,7 @@ pub struct Report {
     pub trigger: Vec<TriggerResult>,
     pub sleepers: Option<SleepersResult>,
     pub outbound: Option<OutboundResult>,
+    pub chaos: Option<ChaosResult>,
 }
 
 /// The value at fraction `p` of sorted `samples`.
@@ -45,7 +47,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None, chaos: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -114,6 +116,42 @@ impl Report {
             out += &format!("| succeeded / not succeeded | {} / {} |\n\n", s.succeeded, s.count - s.succeeded);
         }
         out += &self.outbound_markdown();
+        out += &self.chaos_markdown();
+        out
+    }
+
+    pub fn chaos_markdown(&self) -> String {
+        let Some(c) = &self.chaos else { return String::new() };
+        let mut out = String::from("## chaos-proxy: its own overhead and the accuracy of `--speed`\n\n");
+        out += "`wrk -t2 -c64 -d10s` POSTing to the plain axum server directly and through `ignareo chaos-proxy --upstream ... --latency 0` (no speed limit, no faults). Client, proxy and server share the 2 cores.\n\n";
+        out += "| path | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) |\n|---|---|---|---|\n";
+        let mut medians = Vec::new();
+        for runs in [&c.direct, &c.through] {
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            let med = median(rps);
+            medians.push(med);
+            out += &format!(
+                "| {} | {med:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} |\n",
+                runs.first().map_or("", |r| r.server),
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect())
+            );
+        }
+        if let [direct, through] = medians[..] {
+            out += &format!("\nthrough the proxy / direct: **{:.2}×**\n\n", through / direct);
+        }
+        out += "Four parallel 2 MiB downloads through the proxy at `--speed` (one budget shared by all links):\n\n";
+        out += "| --speed (B/s) | measured B/s, median (min–max) | error of the median |\n|---|---|---|\n";
+        let mut speeds: Vec<u64> = c.speed.iter().map(|(s, _)| *s).collect();
+        speeds.dedup();
+        for speed in speeds {
+            let runs: Vec<f64> = c.speed.iter().filter(|(s, _)| *s == speed).map(|(_, m)| *m).collect();
+            let (min, max) = spread(&runs);
+            let med = median(runs);
+            out += &format!("| {speed} | {med:.0} ({min:.0}–{max:.0}) | {:+.1}% |\n", (med / speed as f64 - 1.0) * 100.0);
+        }
+        out += "\n";
         out
     }
 

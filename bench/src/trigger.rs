@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Router;
-use axum::routing::post;
+use axum::extract::Path;
+use axum::routing::{get, post};
 use bytes::Bytes;
 use tokio::process::Command;
 
@@ -25,9 +26,10 @@ pub struct TriggerResult {
     pub errors: u64,
 }
 
-/// The baseline: axum answering `{"hello": <body>}` without WebAssembly.
+/// The baseline: axum answering `{"hello": <body>}` without WebAssembly; also `GET /bytes/{n}`,
+/// n zero bytes, for downloads.
 pub async fn plain_server(listen: &str) -> anyhow::Result<()> {
-    let app = Router::new().route(
+    let app = Router::new().route("/bytes/{n}", get(|Path(n): Path<usize>| async move { vec![0u8; n] })).route(
         "/v1/plugins/hello/run",
         post(|body: Bytes| async move {
             let mut out = Vec::with_capacity(body.len() + 10);
@@ -43,15 +45,26 @@ pub async fn plain_server(listen: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<TriggerResult>> {
+/// The wrk script that POSTs the trigger body.
+pub fn post_script() -> anyhow::Result<std::path::PathBuf> {
     let script = std::env::temp_dir().join("ignareo-bench-post.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
+    Ok(script)
+}
+
+/// The plain server, started as a child process.
+pub async fn start_plain_server() -> anyhow::Result<Process> {
+    let mut plain = Command::new(std::env::current_exe()?);
+    plain.arg("plain-server");
+    Process::spawn(plain).await
+}
+
+pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<TriggerResult>> {
+    let script = post_script()?;
     let client = reqwest::Client::new();
     let host = Process::host(&paths.host, &[]).await?;
     host.upload(&client, "hello", paths.plugin("hello")?).await?;
-    let mut plain = Command::new(std::env::current_exe()?);
-    plain.arg("plain-server");
-    let plain = Process::spawn(plain).await?;
+    let plain = start_plain_server().await?;
 
     let mut results = Vec::new();
     for _ in 0..repetitions {
@@ -64,7 +77,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
     Ok(results)
 }
 
-async fn wrk(server: &'static str, url: &str, script: &std::path::Path) -> anyhow::Result<TriggerResult> {
+pub async fn wrk(server: &'static str, url: &str, script: &std::path::Path) -> anyhow::Result<TriggerResult> {
     let output = Command::new("wrk")
         .args(["-t2", "-c64", "-d10s", "--latency", "-s"])
         .arg(script)
