@@ -57,6 +57,8 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
     /// New connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
     pub listen_backlog: u32,
+    /// Threads tasks run on, apart from the API's; one per CPU if unset.
+    pub task_threads: Option<u32>,
 }
 
 /// Outbound HTTP made on behalf of plugins.
@@ -208,6 +210,7 @@ impl Default for Limits {
             versions_per_plugin: 10,
             shutdown_grace_secs: 30,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            task_threads: None,
         }
     }
 }
@@ -249,6 +252,9 @@ impl Config {
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;
         positive("limits.listen_backlog", l.listen_backlog.into())?;
+        if l.task_threads == Some(0) {
+            bail!("limits.task_threads must be at least 1 (leave it out for one per CPU)");
+        }
         if !(1..=4096).contains(&l.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
         }
@@ -296,6 +302,13 @@ impl Limits {
 
     pub fn max_input_bytes(&self) -> usize {
         usize::try_from(self.max_input_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn task_threads(&self) -> usize {
+        match self.task_threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
     }
 
     pub fn running_per_plugin(&self) -> u32 {

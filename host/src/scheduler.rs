@@ -5,12 +5,16 @@
 //! Accepted tasks wait, in order, for a per-plugin slot and then a global one (the global
 //! count also bounds the instance pool). Each runs as its own tokio task with its own store,
 //! and ends succeeded, failed, timed out or cancelled, exactly once.
+//!
+//! Tasks run on threads of their own (`limits.task_threads`), apart from the API's: however
+//! busy the guests keep their threads, health checks, submissions and results are answered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +69,7 @@ pub struct Ended {
 
 pub struct Scheduler {
     this: Weak<Scheduler>,
+    executor: Executor,
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     outbound: Arc<Outbound>,
@@ -76,6 +81,33 @@ pub struct Scheduler {
     ended: Mutex<Ended>,
     tracker: TaskTracker,
     closed: CancellationToken,
+}
+
+/// The runtime tasks run on; shut down without blocking when the scheduler goes.
+struct Executor(Option<tokio::runtime::Runtime>);
+
+impl Executor {
+    fn new(threads: usize) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("ignareo-task")
+            .enable_all()
+            .build()
+            .context("cannot start the task threads")?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the executor lives as long as the scheduler").handle()
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Slots of one plugin: sized by its live version's `max_concurrency`, resized when a new
@@ -93,9 +125,11 @@ struct TaskTable {
 }
 
 impl Scheduler {
-    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, outbound: Arc<Outbound>, limits: Limits) -> Arc<Self> {
-        Arc::new_cyclic(|this| Self {
+    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, outbound: Arc<Outbound>, limits: Limits) -> anyhow::Result<Arc<Self>> {
+        let executor = Executor::new(limits.task_threads())?;
+        Ok(Arc::new_cyclic(|this| Self {
             this: this.clone(),
+            executor,
             registry,
             runtime,
             outbound,
@@ -107,7 +141,7 @@ impl Scheduler {
             ended: Mutex::default(),
             tracker: TaskTracker::new(),
             closed: CancellationToken::new(),
-        })
+        }))
     }
 
     /// Accepts a task of `plugin`'s live version, or says why not.
@@ -204,7 +238,7 @@ impl Scheduler {
         ));
         self.table().by_id.insert(task.id, task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
-        self.tracker.spawn(this.drive(task.clone(), version, input));
+        self.tracker.spawn_on(this.drive(task.clone(), version, input), self.executor.handle());
         Ok(task)
     }
 

@@ -55,7 +55,7 @@ impl Server {
         let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
-        let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone());
+        let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone())?;
         let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
         let state = AppState { registry, scheduler, admin: Arc::new(admin) };
         Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })

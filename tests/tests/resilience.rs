@@ -3,7 +3,7 @@
 //! its deadline, tasks with a retry policy must succeed, and the host must stay responsive.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ignareo_e2e::target::Target;
@@ -34,10 +34,10 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
     host.upload_with("crawler", "crawler", &manifest).await;
     host.upload_with("fetch-title", "fetch-title", &manifest).await;
 
-    let health = Arc::new(AtomicBool::new(true));
+    let slowest_health_us = Arc::new(AtomicU64::new(0));
     let probe_client = reqwest::Client::new();
     probe_client.get(host.url("/healthz")).send().await.expect("the host answers");
-    let probe = tokio::spawn(watch_health(probe_client, host.base.clone(), health.clone()));
+    let probe = tokio::spawn(watch_health(probe_client, host.base.clone(), slowest_health_us.clone()));
 
     let submit = |plugin: &'static str, input: Value| {
         let request = host.client.post(host.url(&format!("/v1/plugins/{plugin}/tasks?timeout={DEADLINE_SECS}"))).json(&input);
@@ -80,7 +80,8 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
     assert!(states.get("fetch failed").copied().unwrap_or(0) > 0, "without retries some fetches fail: {states:?}");
 
     probe.abort();
-    assert!(health.load(Ordering::Relaxed), "/healthz answered within 100 ms throughout");
+    let slowest = Duration::from_micros(slowest_health_us.load(Ordering::Relaxed));
+    assert!(slowest < Duration::from_millis(100), "/healthz answers within 100 ms throughout; the slowest took {slowest:?}");
     let load = host.get_json("/healthz").await["load"].clone();
     assert_eq!((load["running"].as_u64(), load["queued"].as_u64()), (Some(0), Some(0)), "{load}");
 }
@@ -97,16 +98,13 @@ async fn settle(host: &Host, id: &str, started: Instant) -> Value {
     }
 }
 
-/// Asks `/healthz` every 50 ms; clears `healthy` if an answer takes 100 ms or more.
-async fn watch_health(client: reqwest::Client, base: String, healthy: Arc<AtomicBool>) {
+/// Asks `/healthz` every 50 ms, recording the slowest answer (a failed one counts as endless).
+async fn watch_health(client: reqwest::Client, base: String, slowest_us: Arc<AtomicU64>) {
     loop {
         let started = Instant::now();
         let answered = client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
-        let took = started.elapsed();
-        if !answered || took >= Duration::from_millis(100) {
-            eprintln!("/healthz took {took:?} (answered: {answered})");
-            healthy.store(false, Ordering::Relaxed);
-        }
+        let took = if answered { started.elapsed().as_micros() as u64 } else { u64::MAX };
+        slowest_us.fetch_max(took, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

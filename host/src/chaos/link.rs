@@ -166,13 +166,27 @@ async fn pump(client: TcpStream, upstream: TcpStream, to_upstream: &[u8], chaos:
         let _ = upstream_write.shutdown().await;
         std::future::pending::<()>().await;
     };
-    tokio::select! {
-        result = downlink(&mut upstream_read, &mut client_write, chaos, http) => result,
+    let end = tokio::select! {
+        end = downlink(&mut upstream_read, &mut client_write, chaos, http) => end?,
         () = uplink => unreachable!("the uplink never completes on its own"),
+    };
+    if end == End::Cut {
+        // Dropping a write half would send a FIN first; the cut is an RST and nothing else.
+        client_write.forget();
     }
+    Ok(())
 }
 
-async fn downlink(upstream: &mut OwnedReadHalf, client: &mut OwnedWriteHalf, chaos: &Chaos, http: bool) -> anyhow::Result<()> {
+/// How the downlink ended.
+#[derive(PartialEq)]
+enum End {
+    /// The upstream closed; so did the client's side.
+    Closed,
+    /// The link was cut (SO_LINGER 0 set: closing it sends an RST).
+    Cut,
+}
+
+async fn downlink(upstream: &mut OwnedReadHalf, client: &mut OwnedWriteHalf, chaos: &Chaos, http: bool) -> anyhow::Result<End> {
     let weather = chaos.weather();
     let latency = chaos.dice.between(weather.latency);
     let doomed = weather.reset.is_some_and(|p| chaos.dice.chance(p));
@@ -183,7 +197,7 @@ async fn downlink(upstream: &mut OwnedReadHalf, client: &mut OwnedWriteHalf, cha
         let n = upstream.read(&mut buf).await?;
         if n == 0 {
             client.shutdown().await?;
-            return Ok(());
+            return Ok(End::Closed);
         }
         if sent == 0 {
             tokio::time::sleep(latency).await;
@@ -198,7 +212,8 @@ async fn downlink(upstream: &mut OwnedReadHalf, client: &mut OwnedWriteHalf, cha
             chaos.throttle.take(keep.len()).await;
             client.write_all(keep).await?;
             chaos.stats.bytes_to_clients.fetch_add(keep.len() as u64, Ordering::Relaxed);
-            return cut(client, chaos);
+            cut(client, chaos)?;
+            return Ok(End::Cut);
         }
         if let Some((p, min, max)) = weather.jitter
             && chaos.dice.chance(p)
