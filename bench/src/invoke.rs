@@ -55,7 +55,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
 
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..WARMUP + iterations {
-        let task = Arc::new(Task::new("hello".into(), "bench".into(), None, deadline, 16));
+        let task = Arc::new(Task::new("hello".into(), "bench".into(), None, deadline, 16, 1_000));
         let started = Instant::now();
         let task_outbound = TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
         let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };

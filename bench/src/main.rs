@@ -9,8 +9,10 @@
 //! - `outbound`: the policy layer next to a bare reqwest call, and `fetch-all` from one task
 //!   through the host with and without per-host caps.
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
+//! - `hostile`: healthy `hello` throughput alone and beside the hostile plugin set.
 
 mod chaos;
+mod hostile;
 mod invoke;
 mod outbound;
 mod process;
@@ -74,6 +76,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.chaos_markdown());
             Ok(())
         }
+        "hostile" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run hostile");
+            report.hostile = Some(hostile::run(&paths, 3).await?);
+            println!("{}", report.hostile_markdown());
+            Ok(())
+        }
         "all" => {
             let paths = Paths::discover()?;
             let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
@@ -90,11 +99,13 @@ async fn main() -> anyhow::Result<()> {
             report.outbound = Some(outbound::run(&paths, 3).await?);
             eprintln!("== chaos");
             report.chaos = Some(chaos::run(&paths, 3).await?);
+            eprintln!("== hostile");
+            report.hostile = Some(hostile::run(&paths, 3).await?);
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
             std::fs::write(&path, report.markdown())?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, outbound, chaos or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, outbound, chaos, hostile or plain-server"),
     }
 }

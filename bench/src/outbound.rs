@@ -94,7 +94,7 @@ fn policy_layer() -> anyhow::Result<TaskOutbound> {
     let ceilings = Ceilings::of(&config);
     let manifest = Manifest::parse(GRANT, &ceilings)?;
     let shared = Arc::new(Outbound::new(&config.outbound)?);
-    let task = Arc::new(Task::new("bench".into(), "bench".into(), None, Duration::from_secs(600), 16));
+    let task = Arc::new(Task::new("bench".into(), "bench".into(), None, Duration::from_secs(600), 16, 1_000));
     Ok(TaskOutbound::new(shared, Arc::new(manifest.outbound("bench", &ceilings)), task, 1 << 30))
 }
 

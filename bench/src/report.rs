@@ -3,6 +3,7 @@
 use std::process::Command;
 
 use crate::chaos::ChaosResult;
+use crate::hostile::HostileResult;
 use crate::invoke::InvokeResult;
 use crate::outbound::OutboundResult;
 use crate::sleepers::SleepersResult;
@@ -15,6 +16,7 @@ pub struct Report {
     pub sleepers: Option<SleepersResult>,
     pub outbound: Option<OutboundResult>,
     pub chaos: Option<ChaosResult>,
+    pub hostile: Option<HostileResult>,
 }
 
 /// The value at fraction `p` of sorted `samples`.
@@ -47,7 +49,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None, chaos: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None, chaos: None, hostile: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -117,6 +119,31 @@ impl Report {
         }
         out += &self.outbound_markdown();
         out += &self.chaos_markdown();
+        out += &self.hostile_markdown();
+        out
+    }
+
+    pub fn hostile_markdown(&self) -> String {
+        let Some(h) = &self.hostile else { return String::new() };
+        let mut out = String::from("## Healthy throughput beside hostile plugins\n\n");
+        out += &format!("`wrk -t2 -c64 -d10s` on `POST /v1/plugins/hello/run`, alone, then while 8 lanes keep running the `hostile` plugin's kinds one after another (busy loops calling the host, memory bombs, stack overflows, 20 MiB outputs, log floods, spawn bombs, sleepers, session hoarders; 3 s deadline each; {} hostile tasks in all).\n\n", h.hostile_tasks);
+        out += "| hello | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) |\n|---|---|---|---|\n";
+        let mut medians = Vec::new();
+        for runs in [&h.alone, &h.beside_hostile] {
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            let med = median(rps);
+            medians.push(med);
+            out += &format!(
+                "| {} | {med:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} |\n",
+                runs.first().map_or("", |r| r.server),
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect())
+            );
+        }
+        if let [alone, beside] = medians[..] {
+            out += &format!("\nbeside the hostile set / alone: **{:.2}×** (a drop of {:.0}%)\n\n", beside / alone, (1.0 - beside / alone) * 100.0);
+        }
         out
     }
 

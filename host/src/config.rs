@@ -59,6 +59,14 @@ pub struct Limits {
     pub listen_backlog: u32,
     /// Threads tasks run on, apart from the API's; one per CPU if unset.
     pub task_threads: Option<u32>,
+    /// Largest output a task may return.
+    pub max_output_mb: u64,
+    /// Log lines (log calls and stdout/stderr lines) kept per task; the rest are counted.
+    pub max_log_lines: u64,
+    /// Tasks in one tree of spawned tasks (the first included).
+    pub max_tasks_per_tree: u32,
+    /// Call stack of one task's WebAssembly code.
+    pub task_stack_kb: u64,
 }
 
 /// Outbound HTTP made on behalf of plugins.
@@ -81,6 +89,8 @@ pub struct OutboundConfig {
     pub max_retry_attempts: u32,
     /// Distinct proxies whose connection pools are kept at once; the least recently used go.
     pub proxy_clients: usize,
+    /// Sessions one task may hold open at once.
+    pub max_sessions_per_task: u32,
     /// Limits per destination host, shared by every task of every plugin on this host.
     #[serde(deserialize_with = "Politeness::with_host_defaults")]
     pub politeness: Politeness,
@@ -211,6 +221,10 @@ impl Default for Limits {
             shutdown_grace_secs: 30,
             listen_backlog: DEFAULT_LISTEN_BACKLOG,
             task_threads: None,
+            max_output_mb: 16,
+            max_log_lines: 100_000,
+            max_tasks_per_tree: 1_000,
+            task_stack_kb: 512,
         }
     }
 }
@@ -227,6 +241,7 @@ impl Default for OutboundConfig {
             user_agent: concat!("ignareo/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_retry_attempts: 10,
             proxy_clients: 64,
+            max_sessions_per_task: 256,
             politeness: Politeness::host_default(),
         }
     }
@@ -252,6 +267,11 @@ impl Config {
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;
         positive("limits.listen_backlog", l.listen_backlog.into())?;
+        positive("limits.max_output_mb", l.max_output_mb)?;
+        positive("limits.max_tasks_per_tree", l.max_tasks_per_tree.into())?;
+        if !(64..=16_384).contains(&l.task_stack_kb) {
+            bail!("limits.task_stack_kb must be between 64 and 16384 (got {})", l.task_stack_kb);
+        }
         if l.task_threads == Some(0) {
             bail!("limits.task_threads must be at least 1 (leave it out for one per CPU)");
         }
@@ -278,6 +298,7 @@ impl Config {
         }
         positive("outbound.max_retry_attempts", o.max_retry_attempts.into())?;
         positive("outbound.proxy_clients", o.proxy_clients as u64)?;
+        positive("outbound.max_sessions_per_task", o.max_sessions_per_task.into())?;
         o.politeness.validate("outbound.politeness.")?;
         if let Some(token) = &self.token
             && token.trim().len() < 16 {
@@ -298,6 +319,10 @@ impl Limits {
 
     pub fn max_component_bytes(&self) -> usize {
         usize::try_from(self.max_component_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_output_bytes(&self) -> usize {
+        usize::try_from(self.max_output_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn max_input_bytes(&self) -> usize {

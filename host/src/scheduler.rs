@@ -114,6 +114,8 @@ impl Drop for Executor {
 /// version changes it.
 struct PluginSlots {
     size: u32,
+    /// Permits a shrink still has to take back from running tasks.
+    owed: u32,
     semaphore: Arc<Semaphore>,
 }
 
@@ -207,13 +209,7 @@ impl Scheduler {
         }
     }
 
-    fn admit(
-        &self,
-        plugin: &str,
-        input: Bytes,
-        timeout: Option<Duration>,
-        parent: Option<(TaskId, u32)>,
-    ) -> Result<Arc<Task>, SubmitError> {
+    fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, parent: Option<&Task>) -> Result<Arc<Task>, SubmitError> {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -235,6 +231,7 @@ impl Scheduler {
             parent,
             timeout.unwrap_or(version.limits.timeout),
             self.limits.events_per_task as usize,
+            self.limits.max_log_lines,
         ));
         self.table().by_id.insert(task.id, task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
@@ -261,7 +258,9 @@ impl Scheduler {
         } else {
             task.finish(Outcome::Cancelled);
         }
-        drop(permits);
+        if let Some((plugin_permit, _global)) = permits {
+            self.release_plugin_slot(&task.plugin, plugin_permit);
+        }
         self.retire(&task);
     }
 
@@ -274,25 +273,41 @@ impl Scheduler {
     }
 
     /// The plugin's semaphore, resized first if its live version wants another size: grown at
-    /// once, shrunk as running tasks give their permits back.
+    /// once; shrunk by taking free permits away now and the rest as running tasks give them
+    /// back, before any waiting task can have them.
     fn plugin_slots(&self, plugin: &str, size: u32) -> Arc<Semaphore> {
         let mut per_plugin = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
         let slots = per_plugin
             .entry(plugin.to_owned())
-            .or_insert_with(|| PluginSlots { size, semaphore: Arc::new(Semaphore::new(size as usize)) });
+            .or_insert_with(|| PluginSlots { size, owed: 0, semaphore: Arc::new(Semaphore::new(size as usize)) });
         if size > slots.size {
-            slots.semaphore.add_permits((size - slots.size) as usize);
-        } else if size < slots.size {
-            let excess = slots.size - size;
-            let semaphore = slots.semaphore.clone();
-            tokio::spawn(async move {
-                if let Ok(permits) = semaphore.acquire_many_owned(excess).await {
-                    permits.forget();
+            let mut grow = size - slots.size;
+            let forgiven = grow.min(slots.owed);
+            slots.owed -= forgiven;
+            grow -= forgiven;
+            slots.semaphore.add_permits(grow as usize);
+        } else {
+            for _ in size..slots.size {
+                match slots.semaphore.try_acquire() {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => slots.owed += 1,
                 }
-            });
+            }
         }
         slots.size = size;
         slots.semaphore.clone()
+    }
+
+    /// Gives a plugin slot back, unless a shrink is still owed one.
+    fn release_plugin_slot(&self, plugin: &str, permit: OwnedSemaphorePermit) {
+        let mut per_plugin = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = per_plugin.get_mut(plugin)
+            && slots.owed > 0
+            && Arc::ptr_eq(permit.semaphore(), &slots.semaphore)
+        {
+            slots.owed -= 1;
+            permit.forget();
+        }
     }
 
     fn retire(&self, task: &Task) {
@@ -329,9 +344,16 @@ impl Spawner for Scheduler {
                 self.limits.max_spawn_depth
             )));
         }
-        self.admit(plugin, input, None, Some((parent.id, parent.depth))).map_err(|e| match e {
-            SubmitError::NoSuchPlugin(name) => SpawnError::NoSuchPlugin(name),
-            other => SpawnError::Rejected(other.to_string()),
+        let max_tree = self.limits.max_tasks_per_tree;
+        parent.tree_size.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tree).then_some(n + 1)).map_err(|_| {
+            SpawnError::Rejected(format!("this tree of spawned tasks reached limits.max_tasks_per_tree ({max_tree} tasks)"))
+        })?;
+        self.admit(plugin, input, None, Some(parent)).map_err(|e| {
+            parent.tree_size.fetch_sub(1, Ordering::AcqRel);
+            match e {
+                SubmitError::NoSuchPlugin(name) => SpawnError::NoSuchPlugin(name),
+                other => SpawnError::Rejected(other.to_string()),
+            }
         })
     }
 }

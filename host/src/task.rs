@@ -6,6 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::events::{EventKind, EventLog};
+use crate::events::{EventKind, EventLog, Level};
 
 /// A task's id: 122 random bits, so ids cannot be guessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -72,6 +73,9 @@ pub enum FailureKind {
     MemoryLimit,
     /// The host could not start the task.
     Instantiate,
+    /// The task hit a per-task limit other than memory (call stack, output size, sessions);
+    /// the message names it.
+    ResourceLimit,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,21 +133,33 @@ pub struct Task {
     pub timeout: Duration,
     pub submitted_at: SystemTime,
     pub events: EventLog,
+    /// Tasks in the tree this one belongs to (it, its ancestors and their descendants),
+    /// shared by all of them.
+    pub tree_size: Arc<AtomicU32>,
+    log_lines: LogBudget,
     status: watch::Sender<Status>,
     cancel: CancellationToken,
 }
 
+/// Log lines a task may write; the rest are counted, not kept, and summed up at its end.
+struct LogBudget {
+    max: u64,
+    written: AtomicU64,
+}
+
 impl Task {
-    pub fn new(plugin: String, version: Arc<str>, parent: Option<(TaskId, u32)>, timeout: Duration, events_kept: usize) -> Self {
+    pub fn new(plugin: String, version: Arc<str>, parent: Option<&Task>, timeout: Duration, events_kept: usize, max_log_lines: u64) -> Self {
         let task = Self {
             id: TaskId::random(),
             plugin,
             version,
-            parent: parent.map(|(id, _)| id),
-            depth: parent.map_or(0, |(_, depth)| depth + 1),
+            parent: parent.map(|p| p.id),
+            depth: parent.map_or(0, |p| p.depth + 1),
             timeout,
             submitted_at: SystemTime::now(),
             events: EventLog::new(events_kept),
+            tree_size: parent.map_or_else(|| Arc::new(AtomicU32::new(1)), |p| p.tree_size.clone()),
+            log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
             status: watch::Sender::new(Status { state: TaskState::Queued, started_at: None, finished_at: None, outcome: None }),
             cancel: CancellationToken::new(),
         };
@@ -175,6 +191,13 @@ impl Task {
         started
     }
 
+    /// A log line of the guest's, kept while the task is within `limits.max_log_lines`.
+    pub fn log(&self, level: Level, message: String) {
+        if self.log_lines.written.fetch_add(1, Ordering::Relaxed) < self.log_lines.max {
+            self.events.push(EventKind::Log { level, message });
+        }
+    }
+
     /// Records the outcome, once; later calls are ignored.
     pub fn finish(&self, outcome: Outcome) {
         let state = outcome.state();
@@ -189,6 +212,11 @@ impl Task {
             true
         });
         if finished {
+            let dropped = self.log_lines.written.load(Ordering::Relaxed).saturating_sub(self.log_lines.max);
+            if dropped > 0 {
+                let message = format!("{dropped} more log lines were dropped: the task wrote past limits.max_log_lines ({})", self.log_lines.max);
+                self.events.push(EventKind::Log { level: Level::Warn, message });
+            }
             self.events.push(EventKind::State { state, error });
         }
     }

@@ -14,7 +14,7 @@ impl Host for HostState {
             WitLevel::Warn => Level::Warn,
             WitLevel::Error => Level::Error,
         };
-        self.invocation()?.task.events.push(EventKind::Log { level, message: clip(message) });
+        self.invocation()?.task.log(level, clip(message));
         Ok(())
     }
 

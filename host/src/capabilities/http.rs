@@ -35,7 +35,7 @@ impl Host for HostState {
 
 impl HostSession for HostState {
     async fn new(&mut self) -> wasmtime::Result<Resource<Session>> {
-        let state = self.outbound()?.new_session();
+        let state = self.outbound()?.new_session()?;
         Ok(self.table.push(Session(Arc::new(state)))?)
     }
 
@@ -76,6 +76,7 @@ impl HostSession for HostState {
 
     async fn drop(&mut self, handle: Resource<Session>) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
+        self.outbound()?.session_closed();
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::events::{EventKind, Level};
+use crate::events::Level;
 use crate::task::Task;
 
 /// Longest line kept whole; longer ones are split.
@@ -73,7 +73,7 @@ impl Lines {
             let boundary = (cut..self.tail.len()).find(|&i| self.tail.is_char_boundary(i)).unwrap_or(self.tail.len());
             self.tail.drain(..boundary);
         }
-        self.task.events.push(EventKind::Log { level: self.level, message: line });
+        self.task.log(self.level, line);
     }
 }
 

@@ -32,6 +32,8 @@ const MEMORIES_PER_TASK: u32 = 1;
 /// Pool slots kept beyond `max_running_tasks` for validating uploads, so that an upload (a hot
 /// swap) still works while every task slot is busy.
 const VALIDATION_SLOTS: u32 = 2;
+/// Room on a task's fiber stack beyond its wasm stack, for the host functions it calls.
+const ASYNC_STACK_HEADROOM: usize = 1536 * 1024;
 /// Epoch ticks a guest may compute before it yields to the executor.
 const TICKS_PER_SLICE: u64 = 1;
 
@@ -39,6 +41,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     task_memory_bytes: usize,
+    max_output_bytes: usize,
+    task_stack_kb: u64,
     /// At most `VALIDATION_SLOTS` uploads instantiate at once.
     validations: tokio::sync::Semaphore,
     _ticker: epoch::EpochTicker,
@@ -48,6 +52,12 @@ pub struct Runtime {
 pub struct Prepared {
     pre: bindings::TaskPre<HostState>,
 }
+
+/// A host call refused because the task reached one of its limits; the message names it. The
+/// guest traps and the task fails with `resource-limit`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LimitExceeded(pub String);
 
 /// Why a component cannot run here; the messages are meant for the plugin's author.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +83,8 @@ impl Runtime {
             engine,
             linker,
             task_memory_bytes: limits.task_memory_bytes(),
+            max_output_bytes: limits.max_output_bytes(),
+            task_stack_kb: limits.task_stack_kb,
             validations: tokio::sync::Semaphore::new(VALIDATION_SLOTS as usize),
             _ticker: ticker,
         })
@@ -128,11 +140,19 @@ impl Runtime {
             })?;
             let result = task.call_run(&mut store, input).await;
             let stderr = store.data().finish_output();
-            result.map_err(|e| classify(e, &stderr, memory_bytes))
+            result.map_err(|e| self.classify(e, &stderr, memory_bytes))
         };
         match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut(deadline),
             Ok(Err(failure)) => Outcome::Failed(failure),
+            Ok(Ok(Ok(output))) if output.len() > self.max_output_bytes => Outcome::Failed(Failure {
+                kind: FailureKind::ResourceLimit,
+                message: format!(
+                    "the task's output of {} bytes exceeds limits.max_output_mb ({})",
+                    output.len(),
+                    mebibytes(self.max_output_bytes)
+                ),
+            }),
             Ok(Ok(Ok(output))) => Outcome::Succeeded(Bytes::from(output)),
             Ok(Ok(Err(types::TaskError::InvalidInput(message)))) => {
                 Outcome::Failed(Failure { kind: FailureKind::InvalidInput, message })
@@ -157,26 +177,37 @@ impl Runtime {
     }
 }
 
-fn classify(error: wasmtime::Error, stderr: &str, memory_bytes: usize) -> Failure {
-    if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
-        return Failure {
-            kind: FailureKind::MemoryLimit,
-            message: format!("the task exceeded its memory limit of {}", mebibytes(memory_bytes)),
+impl Runtime {
+    fn classify(&self, error: wasmtime::Error, stderr: &str, memory_bytes: usize) -> Failure {
+        if error.root_cause().to_string().starts_with("forcing trap when growing memory") {
+            return Failure {
+                kind: FailureKind::MemoryLimit,
+                message: format!("the task exceeded its memory limit of {}", mebibytes(memory_bytes)),
+            };
+        }
+        if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+            return Failure { kind: FailureKind::ResourceLimit, message: limit.0.clone() };
+        }
+        if matches!(error.downcast_ref::<Trap>(), Some(Trap::StackOverflow)) {
+            return Failure {
+                kind: FailureKind::ResourceLimit,
+                message: format!("the task exhausted its call stack of {} KiB (limits.task_stack_kb)", self.task_stack_kb),
+            };
+        }
+        let mut message = match error.downcast_ref::<Trap>() {
+            Some(trap) => format!("the guest trapped: {trap}"),
+            None => format!("the guest failed: {}", error.root_cause()),
         };
+        if !stderr.is_empty() {
+            message.push_str("\nguest stderr:\n");
+            message.push_str(stderr.trim_end());
+        }
+        if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+            message.push('\n');
+            message.push_str(&backtrace.to_string());
+        }
+        Failure { kind: FailureKind::Trap, message }
     }
-    let mut message = match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("the guest trapped: {trap}"),
-        None => format!("the guest failed: {}", error.root_cause()),
-    };
-    if !stderr.is_empty() {
-        message.push_str("\nguest stderr:\n");
-        message.push_str(stderr.trim_end());
-    }
-    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
-        message.push('\n');
-        message.push_str(&backtrace.to_string());
-    }
-    Failure { kind: FailureKind::Trap, message }
 }
 
 /// Adds the likely fix when a component was built against another version of our WIT package.
@@ -205,8 +236,12 @@ fn engine_config(limits: &Limits) -> Config {
         .total_stacks(instances)
         .max_memory_size(limits.task_memory_bytes());
 
+    let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();
     config
+        .max_wasm_stack(stack_bytes)
+        // The fiber a task runs on holds its wasm stack plus the host calls made from it.
+        .async_stack_size(stack_bytes + ASYNC_STACK_HEADROOM)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
         .wasm_component_model(true);

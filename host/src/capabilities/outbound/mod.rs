@@ -17,7 +17,7 @@ mod resolver;
 mod retry;
 mod session;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub use session::SessionState;
 
 use crate::config::OutboundConfig;
 use crate::events::{EventKind, Level};
+use crate::runtime::LimitExceeded;
 use crate::runtime::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
 use crate::task::Task;
 use politeness::{Pass, Politeness, Waited};
@@ -73,6 +74,8 @@ pub struct TaskOutbound {
     /// and the host buffers them all before handing them over.
     max_batch_bytes: u64,
     waits: Mutex<WaitNotes>,
+    /// Sessions the task holds open.
+    sessions: AtomicU32,
 }
 
 /// Politeness waits not yet reported in the task's events.
@@ -154,12 +157,22 @@ fn client_builder(config: &OutboundConfig) -> reqwest::ClientBuilder {
 
 impl TaskOutbound {
     pub fn new(shared: Arc<Outbound>, plugin: Arc<PluginOutbound>, task: Arc<Task>, max_batch_bytes: u64) -> Self {
-        Self { shared, plugin, task, max_batch_bytes, waits: Mutex::default() }
+        Self { shared, plugin, task, max_batch_bytes, waits: Mutex::default(), sessions: AtomicU32::new(0) }
     }
 
-    /// A session for this task: it takes the next proxy of the plugin's pool.
-    pub fn new_session(&self) -> SessionState {
-        SessionState::new(self.plugin.proxies.next())
+    /// A session for this task: it takes the next proxy of the plugin's pool. A task holds at
+    /// most `outbound.max_sessions_per_task` at once.
+    pub fn new_session(&self) -> Result<SessionState, LimitExceeded> {
+        let max = self.shared.config.max_sessions_per_task;
+        self.sessions
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .map_err(|_| LimitExceeded(format!("the task opened more than {max} sessions at once (outbound.max_sessions_per_task)")))?;
+        Ok(SessionState::new(self.plugin.proxies.next()))
+    }
+
+    /// A session of this task was dropped.
+    pub fn session_closed(&self) {
+        self.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// A proxy the guest names, held to the plugin's grants.
