@@ -25,7 +25,7 @@ pub struct HostileResult {
 
 pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HostileResult> {
     let script = trigger::post_script()?;
-    let client = reqwest::Client::new();
+    let client = crate::process::client();
     let host = Process::host(&paths.host, &[]).await?;
     host.upload(&client, "hello", paths.plugin("hello")?).await?;
     host.upload(&client, "hostile", paths.plugin("hostile")?).await?;

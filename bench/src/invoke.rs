@@ -10,7 +10,7 @@ use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
 use ignareo::config::Config;
 use ignareo::manifest::{Ceilings, Manifest};
 use ignareo::runtime::{Invocation, Runtime};
-use ignareo::task::{Outcome, Task};
+use ignareo::task::{Origin, Outcome, Task};
 
 use crate::Paths;
 use crate::report::percentile;
@@ -55,7 +55,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
 
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..WARMUP + iterations {
-        let task = Arc::new(Task::new("hello".into(), "bench".into(), None, deadline, 16, 1_000));
+        let task = Arc::new(Task::new("hello".into(), "bench".into(), Origin::Caller(None), deadline, 16, 1_000));
         let started = Instant::now();
         let task_outbound = TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
         let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };

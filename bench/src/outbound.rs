@@ -18,7 +18,7 @@ use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
 use ignareo::config::Config;
 use ignareo::manifest::{Ceilings, Manifest};
 use ignareo::runtime::http::Request;
-use ignareo::task::Task;
+use ignareo::task::{Origin, Task};
 use serde_json::json;
 
 use crate::Paths;
@@ -94,7 +94,7 @@ fn policy_layer() -> anyhow::Result<TaskOutbound> {
     let ceilings = Ceilings::of(&config);
     let manifest = Manifest::parse(GRANT, &ceilings)?;
     let shared = Arc::new(Outbound::new(&config.outbound)?);
-    let task = Arc::new(Task::new("bench".into(), "bench".into(), None, Duration::from_secs(600), 16, 1_000));
+    let task = Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_secs(600), 16, 1_000));
     Ok(TaskOutbound::new(shared, Arc::new(manifest.outbound("bench", &ceilings)), task, 1 << 30))
 }
 
@@ -155,13 +155,13 @@ async fn host_with(paths: &Paths, config: &str) -> anyhow::Result<Process> {
     let file = std::env::temp_dir().join(format!("ignareo-bench-outbound-{}.toml", std::process::id()));
     std::fs::write(&file, config)?;
     let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await?;
-    host.upload_with_manifest(&reqwest::Client::new(), "crawler", paths.plugin("crawler")?, GRANT).await?;
+    host.upload_with_manifest(&crate::process::client(), "crawler", paths.plugin("crawler")?, GRANT).await?;
     Ok(host)
 }
 
 /// One crawler task fetching `urls` with fetch-all at `CONCURRENCY`: requests/s.
 async fn crawl(host: &Process, urls: &[String]) -> anyhow::Result<f64> {
-    let client = reqwest::Client::new();
+    let client = crate::process::client();
     let input = json!({"urls": urls, "concurrency": CONCURRENCY});
     let started = Instant::now();
     let response = client.post(format!("{}/v1/plugins/crawler/run", host.base)).json(&input).send().await?;

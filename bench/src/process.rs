@@ -11,6 +11,14 @@ use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "bench-admin-token-0123456789";
 
+/// A client that sends the host's admin token with every request.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("a client with default headers builds")
+}
+
 pub struct Process {
     pub base: String,
     child: Child,

@@ -29,7 +29,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<O
     let map_count_note = raise_map_count(count);
     let limit = count.to_string();
     let host = Process::host(&paths.host, &["--max-running-tasks", &limit, "--max-queued-tasks", &limit]).await?;
-    let client = reqwest::Client::new();
+    let client = crate::process::client();
     host.upload(&client, "sleep", paths.plugin("sleep")?).await?;
     let idle_rss_mib = host.memory_mib("VmRSS")?;
 

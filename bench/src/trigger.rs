@@ -13,9 +13,11 @@ use tokio::process::Command;
 use crate::Paths;
 use crate::process::Process;
 
+/// `{TOKEN}` stands for the host's admin token (the plain server ignores it).
 const WRK_SCRIPT: &str = r#"wrk.method = "POST"
 wrk.body = '{"user":"bench","n":1}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {TOKEN}"
 "#;
 
 pub struct TriggerResult {
@@ -48,7 +50,7 @@ pub async fn plain_server(listen: &str) -> anyhow::Result<()> {
 /// The wrk script that POSTs the trigger body.
 pub fn post_script() -> anyhow::Result<std::path::PathBuf> {
     let script = std::env::temp_dir().join("ignareo-bench-post.lua");
-    std::fs::write(&script, WRK_SCRIPT)?;
+    std::fs::write(&script, WRK_SCRIPT.replace("{TOKEN}", crate::process::TOKEN))?;
     Ok(script)
 }
 
@@ -61,7 +63,7 @@ pub async fn start_plain_server() -> anyhow::Result<Process> {
 
 pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<TriggerResult>> {
     let script = post_script()?;
-    let client = reqwest::Client::new();
+    let client = crate::process::client();
     let host = Process::host(&paths.host, &[]).await?;
     host.upload(&client, "hello", paths.plugin("hello")?).await?;
     let plain = start_plain_server().await?;

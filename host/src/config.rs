@@ -7,26 +7,28 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./ignareo-data";
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
 /// Everything `ignareo serve` needs. Field names are the TOML keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// Bearer token for plugin management; generated at first start when unset.
+    /// The bootstrap admin bearer token; generated at first start when unset.
+    #[serde(skip_serializing)]
     pub token: Option<String>,
     pub limits: Limits,
+    pub http: HttpConfig,
     pub outbound: OutboundConfig,
 }
 
 /// Admission, task and request limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Tasks running at once across all plugins; also sizes the instance pool.
@@ -67,10 +69,66 @@ pub struct Limits {
     pub max_tasks_per_tree: u32,
     /// Call stack of one task's WebAssembly code.
     pub task_stack_kb: u64,
+    /// Tokens that may exist at once (`/v1/tokens`).
+    pub max_tokens: u32,
+}
+
+/// How the API treats its clients' connections: what a slow or oversized request meets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request's head (line and headers) must arrive within this time; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this long is refused (408).
+    pub body_idle_timeout_secs: u64,
+    /// Largest request head (line and headers) in bytes; beyond it, 431.
+    pub max_header_bytes: usize,
+    /// Most headers in one request; beyond it, 431.
+    pub max_headers: usize,
+    /// Client connections open at once; more wait in the listen backlog.
+    pub max_connections: u32,
+    /// Largest body of the small control requests (rollback, tokens), in KiB.
+    pub max_control_body_kb: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 10_000,
+            max_control_body_kb: 64,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn max_control_body_bytes(&self) -> usize {
+        usize::try_from(self.max_control_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.header_timeout_secs == 0 || self.body_idle_timeout_secs == 0 {
+            bail!("http.header_timeout_secs and http.body_idle_timeout_secs must be at least 1");
+        }
+        if self.max_header_bytes < 1024 {
+            bail!("http.max_header_bytes must be at least 1024 (got {})", self.max_header_bytes);
+        }
+        if self.max_headers < 8 {
+            bail!("http.max_headers must be at least 8 (got {})", self.max_headers);
+        }
+        if self.max_connections == 0 || self.max_control_body_kb == 0 {
+            bail!("http.max_connections and http.max_control_body_kb must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// Outbound HTTP made on behalf of plugins.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundConfig {
     /// Timeout of a request that does not set its own.
@@ -102,7 +160,7 @@ pub struct OutboundConfig {
 /// The operator's rules (`[outbound.politeness]`) bind every plugin together; a plugin's
 /// manifest may add its own (`[politeness]`), which bind that plugin's tasks on top: a plugin
 /// can be more polite than the host, never less.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Politeness {
     /// Requests in flight to one host at once.
@@ -117,7 +175,7 @@ pub struct Politeness {
     pub hosts: BTreeMap<String, HostPoliteness>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostPoliteness {
     pub max_concurrent_per_host: Option<u32>,
@@ -198,6 +256,7 @@ impl Default for Config {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             token: None,
             limits: Limits::default(),
+            http: HttpConfig::default(),
             outbound: OutboundConfig::default(),
         }
     }
@@ -225,6 +284,7 @@ impl Default for Limits {
             max_log_lines: 100_000,
             max_tasks_per_tree: 1_000,
             task_stack_kb: 512,
+            max_tokens: 1_000,
         }
     }
 }
@@ -264,6 +324,8 @@ impl Config {
         positive("limits.task_timeout_secs", l.task_timeout_secs)?;
         positive("limits.max_component_mb", l.max_component_mb)?;
         positive("limits.max_input_mb", l.max_input_mb)?;
+        positive("limits.max_tokens", l.max_tokens.into())?;
+        self.http.validate()?;
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;
         positive("limits.listen_backlog", l.listen_backlog.into())?;

@@ -26,7 +26,7 @@ use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
-use crate::task::{Outcome, Task, TaskId, TaskState};
+use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -147,21 +147,22 @@ impl Scheduler {
     }
 
     /// Accepts a task of `plugin`'s live version, or says why not.
-    pub fn submit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>) -> Result<Arc<Task>, SubmitError> {
-        self.admit(plugin, input, timeout, None)
+    /// Accepts a task from an API caller, identified by its token id.
+    pub fn submit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
+        self.admit(plugin, input, timeout, Origin::Caller(owner))
     }
 
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
         self.table().by_id.get(&id).cloned()
     }
 
-    /// The most recent tasks first, optionally of one plugin or in one state.
-    pub fn list(&self, plugin: Option<&str>, state: Option<TaskState>, limit: usize) -> Vec<Arc<Task>> {
+    /// The most recent tasks first among those `filter` keeps.
+    pub fn list(&self, filter: impl Fn(&Task) -> bool, limit: usize) -> Vec<Arc<Task>> {
         let mut tasks: Vec<Arc<Task>> = self
             .table()
             .by_id
             .values()
-            .filter(|t| plugin.is_none_or(|p| t.plugin == p) && state.is_none_or(|s| t.state() == s))
+            .filter(|t| filter(t))
             .cloned()
             .collect();
         tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
@@ -209,7 +210,7 @@ impl Scheduler {
         }
     }
 
-    fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, parent: Option<&Task>) -> Result<Arc<Task>, SubmitError> {
+    fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, origin: Origin<'_>) -> Result<Arc<Task>, SubmitError> {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -228,7 +229,7 @@ impl Scheduler {
         let task = Arc::new(Task::new(
             plugin.to_owned(),
             version.info.version.as_str().into(),
-            parent,
+            origin,
             timeout.unwrap_or(version.limits.timeout),
             self.limits.events_per_task as usize,
             self.limits.max_log_lines,
@@ -348,7 +349,7 @@ impl Spawner for Scheduler {
         parent.tree_size.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tree).then_some(n + 1)).map_err(|_| {
             SpawnError::Rejected(format!("this tree of spawned tasks reached limits.max_tasks_per_tree ({max_tree} tasks)"))
         })?;
-        self.admit(plugin, input, None, Some(parent)).map_err(|e| {
+        self.admit(plugin, input, None, Origin::Parent(parent)).map_err(|e| {
             parent.tree_size.fetch_sub(1, Ordering::AcqRel);
             match e {
                 SubmitError::NoSuchPlugin(name) => SpawnError::NoSuchPlugin(name),

@@ -1,21 +1,27 @@
 //! Wiring: builds the runtime, registry, scheduler and API from a validated configuration,
-//! binds the listener, and shuts down gracefully (stop accepting, let tasks finish, cancel
-//! what is left after the grace period).
+//! binds the listener, serves connections under the `[http]` limits (head size and count,
+//! slow heads and bodies, connection count), and shuts down gracefully (stop accepting, let
+//! tasks finish, cancel what is left after the grace period).
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Semaphore;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api::{self, AppState};
-use crate::auth::{AdminToken, TokenSource};
+use crate::auth::{Auth, TokenSource};
 use crate::capabilities::outbound::Outbound;
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::manifest::Ceilings;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
@@ -33,6 +39,9 @@ pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
+/// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
 /// A host that is ready to serve: everything loaded, the socket bound.
 pub struct Server {
     listener: TcpListener,
@@ -47,7 +56,7 @@ impl Server {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
-        let (admin, source) = AdminToken::resolve(config.token.as_deref(), &config.data_dir)?;
+        let (auth, source) = Auth::open(config.token.as_deref(), &config.data_dir, config.limits.max_tokens as usize)?;
         if let TokenSource::Generated(token) = source {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
@@ -57,7 +66,7 @@ impl Server {
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
         let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone())?;
         let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = AppState { registry, scheduler, admin: Arc::new(admin) };
+        let state = AppState { registry, scheduler, auth: Arc::new(auth), config: Arc::new(config.clone()) };
         Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 
@@ -69,23 +78,58 @@ impl Server {
     /// (which also ends their event streams and long-polls), and lets connections drain.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let scheduler = self.state.scheduler.clone();
+        let http = self.state.config.http.clone();
         // A guest that traps answers 502; that is the plugin's failure, not the host's.
         let trace = TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
-        let app = api::router(self.state).layer(trace);
-        let closing = CancellationToken::new();
-        let serve = axum::serve(self.listener, app).with_graceful_shutdown(closing.clone().cancelled_owned());
-        let mut serve = std::pin::pin!(serve.into_future());
+        let app = api::router(self.state)
+            .layer(trace)
+            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(http.body_idle_timeout_secs)));
+        let connections = GracefulShutdown::new();
         tokio::select! {
-            result = &mut serve => return result.context("the HTTP server failed"),
+            result = accept_loop(self.listener, app, &http, &connections) => return result,
             () = shutdown => {}
         }
-        closing.cancel();
         tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: no new connections; waiting for running tasks");
+        // Idle connections close now; busy ones after their response.
+        let drained = tokio::spawn(connections.shutdown());
         scheduler.shutdown(self.grace).await;
-        if tokio::time::timeout(CONNECTION_DRAIN, serve).await.is_err() {
+        if tokio::time::timeout(CONNECTION_DRAIN, drained).await.is_err() {
             tracing::warn!("connections still open after the drain period; closing them");
         }
         Ok(())
+    }
+}
+
+/// Accepts connections (at most `http.max_connections` at once; the rest wait in the
+/// backlog) and serves each on its own task with the head limits and timeouts of `http`.
+async fn accept_loop(listener: TcpListener, app: axum::Router, http: &HttpConfig, connections: &GracefulShutdown) -> anyhow::Result<()> {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(http.header_timeout_secs))
+        .max_header_size(http.max_header_bytes)
+        .max_headers(http.max_headers);
+    let slots = Arc::new(Semaphore::new(http.max_connections as usize));
+    loop {
+        let slot = slots.clone().acquire_owned().await.context("the connection limit was closed")?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "cannot accept a connection");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
     }
 }
 

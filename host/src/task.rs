@@ -123,12 +123,21 @@ pub struct Status {
     pub outcome: Option<Outcome>,
 }
 
+/// Where a task comes from: an API caller (by token id) or a task that spawned it.
+pub enum Origin<'a> {
+    Caller(Option<Arc<str>>),
+    Parent(&'a Task),
+}
+
 /// Everything known about one task.
 pub struct Task {
     pub id: TaskId,
     pub plugin: String,
     pub version: Arc<str>,
     pub parent: Option<TaskId>,
+    /// The id of the token that submitted the task (or its tree's first task); `None` for
+    /// the bootstrap admin token.
+    pub owner: Option<Arc<str>>,
     pub depth: u32,
     pub timeout: Duration,
     pub submitted_at: SystemTime,
@@ -148,12 +157,17 @@ struct LogBudget {
 }
 
 impl Task {
-    pub fn new(plugin: String, version: Arc<str>, parent: Option<&Task>, timeout: Duration, events_kept: usize, max_log_lines: u64) -> Self {
+    pub fn new(plugin: String, version: Arc<str>, origin: Origin<'_>, timeout: Duration, events_kept: usize, max_log_lines: u64) -> Self {
+        let (parent, owner) = match origin {
+            Origin::Caller(owner) => (None, owner),
+            Origin::Parent(parent) => (Some(parent), parent.owner.clone()),
+        };
         let task = Self {
             id: TaskId::random(),
             plugin,
             version,
             parent: parent.map(|p| p.id),
+            owner,
             depth: parent.map_or(0, |p| p.depth + 1),
             timeout,
             submitted_at: SystemTime::now(),

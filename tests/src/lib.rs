@@ -30,6 +30,14 @@ fn target_profile_dir() -> PathBuf {
 }
 
 /// A plugin component built by `cargo build --release` in `plugins/`.
+/// A client that sends the admin token with every request.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("a client with default headers builds")
+}
+
 pub fn plugin_path(name: &str) -> PathBuf {
     let profile_dir = target_profile_dir();
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
@@ -43,7 +51,8 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     })
 }
 
-fn binary() -> PathBuf {
+/// The `ignareo` binary under test.
+pub fn binary() -> PathBuf {
     target_profile_dir().join("ignareo")
 }
 
@@ -128,12 +137,23 @@ impl Host {
         host
     }
 
+    /// A host started with `--config` pointing at a file holding `toml`, plus extra flags.
+    pub async fn start_with_config(toml: &str, args: &[&str]) -> Host {
+        let config = std::env::temp_dir().join(format!("ignareo-config-{:016x}.toml", rand::random::<u64>()));
+        std::fs::write(&config, toml).expect("the config file is written");
+        let mut all = vec!["--config", config.to_str().expect("a UTF-8 temp path")];
+        all.extend_from_slice(args);
+        let host = Self::start_with(&all).await;
+        let _ = std::fs::remove_file(config);
+        host
+    }
+
     /// A host on an existing data directory (for restarts); it is left in place.
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> anyhow::Result<Host> {
         let mut command = Command::new(binary());
         command.arg("serve").args(["--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(data_dir).args(args);
         let (child, base) = start_listening(command).await?;
-        Ok(Host { base, data_dir: data_dir.to_path_buf(), client: reqwest::Client::new(), child, owns_data_dir: false })
+        Ok(Host { base, data_dir: data_dir.to_path_buf(), client: client(), child, owns_data_dir: false })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -41,7 +41,7 @@ async fn each_hostile_plugin_ends_with_a_typed_error_naming_its_limit() {
     let healthy = {
         let host_base = host.base.clone();
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = ignareo_e2e::client();
             let mut runs = 0;
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(8) {

@@ -24,7 +24,7 @@ async fn upload_list_show_and_delete() {
     assert_eq!(shown["live"], version);
     assert_eq!(shown["versions"].as_array().unwrap().len(), 1);
 
-    let anonymous = host.client.delete(host.url("/v1/plugins/hello")).send().await.unwrap();
+    let anonymous = reqwest::Client::new().delete(host.url("/v1/plugins/hello")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     let deleted = host.client.delete(host.url("/v1/plugins/hello")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(deleted.status(), 204);
@@ -77,12 +77,12 @@ async fn bad_uploads_are_refused_with_a_reason() {
     assert_eq!((status, code.as_str()), (413, "payload_too_large"));
     assert!(message.contains("max_component_mb"), "{message}");
 
-    for bad_name in ["Hello", "-x", "a.b", &"x".repeat(65)] {
+    for bad_name in ["Hello", "-x", "a.b", &"x".repeat(65), "..%2F..%2Fetc", "a%00b", "a%2Fb"] {
         let (status, code, _) = refusal(host.upload_bytes(bad_name, plugin_bytes("hello")).await).await;
         assert_eq!((status, code.as_str()), (400, "invalid_name"), "{bad_name}");
     }
 
-    let anonymous = host.client.put(host.url("/v1/plugins/p")).body(plugin_bytes("hello")).send().await.unwrap();
+    let anonymous = reqwest::Client::new().put(host.url("/v1/plugins/p")).body(plugin_bytes("hello")).send().await.unwrap();
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     let (status, code, message) = refusal(anonymous).await;
     assert_eq!((status, code.as_str()), (401, "unauthorized"));
@@ -121,7 +121,7 @@ async fn rollback_makes_an_earlier_version_live() {
 
     let (status, _, _) = refusal(rollback(Some(json!({"version": "0".repeat(64)}))).await.unwrap()).await;
     assert_eq!(status, 404);
-    let unauthenticated = host.client.post(host.url("/v1/plugins/greet/rollback")).send().await.unwrap();
+    let unauthenticated = reqwest::Client::new().post(host.url("/v1/plugins/greet/rollback")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), 401);
     let missing = host.client.post(host.url("/v1/plugins/nope/rollback")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(missing.status(), 404);

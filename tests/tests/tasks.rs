@@ -321,7 +321,7 @@ async fn task_endpoints_refuse_bad_requests_clearly() {
     assert_eq!(unknown_param.status(), 400);
     // The host answers before reading an oversized body and closes that connection: use a
     // client of its own so the shared pool is not handed a closed connection.
-    let big = reqwest::Client::new().post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 5 * 1024 * 1024]).send().await.unwrap();
+    let big = host.client.post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 5 * 1024 * 1024]).send().await.unwrap();
     assert_eq!(big.status(), 413);
     assert_eq!(big.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
 }

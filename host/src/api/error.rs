@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::auth::{Forbidden, TokenError};
 use crate::registry::{RegistryError, UploadError};
 use crate::runtime::PrepareError;
 use crate::scheduler::{CancelError, SubmitError};
@@ -68,6 +69,26 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<Forbidden> for ApiError {
+    fn from(Forbidden(message): Forbidden) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::Invalid(_) => Self::bad_request("invalid_token_request", error.to_string()),
+            TokenError::NotFound(_) => Self::not_found(error.to_string()),
+            TokenError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_tokens", error.to_string()),
+            TokenError::Storage(e) => {
+                tracing::error!(error = ?e, "cannot store tokens");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host could not store the tokens; see its log")
+            }
+        }
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
         let (status, code) = match &error {
@@ -118,12 +139,28 @@ impl From<CancelError> for ApiError {
     }
 }
 
+/// Whether a body failed because the client stopped sending it (`http.body_idle_timeout_secs`).
+fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tower_http::timeout::TimeoutError>())
+}
+
+fn body_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        "the request body stopped arriving (http.body_idle_timeout_secs); send it without pauses",
+    )
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
+        if is_body_timeout(&rejection) {
+            return body_timeout();
+        }
         let status = rejection.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "bad_body" };
         let hint = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            " (limits.max_component_mb for uploads, limits.max_input_mb for task inputs)"
+            " (limits.max_component_mb for uploads, limits.max_input_mb for task inputs, http.max_control_body_kb for rollback and token requests)"
         } else {
             ""
         };
@@ -139,6 +176,9 @@ impl From<MultipartRejection> for ApiError {
 
 impl From<MultipartError> for ApiError {
     fn from(error: MultipartError) -> Self {
+        if is_body_timeout(&error) {
+            return body_timeout();
+        }
         let status = error.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return Self::new(status, "payload_too_large", format!("{} (limits.max_component_mb)", error.body_text()));

@@ -1,40 +1,66 @@
-//! Request extractors that refuse bad input with an [`ApiError`]: the admin bearer token,
-//! plugin names, task ids, bodies and queries.
+//! Request extractors that refuse bad input with an [`ApiError`]: the caller's bearer token
+//! and scope, plugin names, task ids, bodies and queries.
 
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
+use crate::auth::Caller;
+use crate::registry::is_valid_plugin_name;
 use crate::task::TaskId;
 
-/// Proof that the request carries the admin token.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
+/// The caller, known by the bearer token the request carries; 401 without a valid one.
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::unauthorized(
-                "this endpoint needs the admin token: send `Authorization: Bearer <token>` (set by IGNAREO_TOKEN, or printed at first start and stored in <data-dir>/admin-token)",
+                "this endpoint needs a token: send `Authorization: Bearer <token>` (the admin token is set by IGNAREO_TOKEN, or printed at first start and stored in <data-dir>/admin-token; `ignareo tokens create` makes scoped ones)",
             )
         })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| v.get(..7).filter(|scheme| scheme.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        if state.admin.verify(token.trim()) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized("the bearer token is not valid for this host"))
-        }
+        state
+            .auth
+            .caller(token.trim())
+            .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid for this host (unknown or revoked)"))
     }
 }
 
-/// A plugin name: 1–64 of `a-z 0-9 - _`, starting with a letter or digit, so it is safe in
-/// URLs, logs and file names.
+/// A caller with the admin scope.
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let action = format!("{} {}", parts.method, parts.uri.path());
+        caller.require_admin(&action)?;
+        Ok(Self(caller))
+    }
+}
+
+/// A caller with the read (or admin) scope.
+pub struct Reader;
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let action = format!("{} {}", parts.method, parts.uri.path());
+        caller.require_read(&action)?;
+        Ok(Self)
+    }
+}
+
+/// A plugin name from the path (see [`is_valid_plugin_name`]).
 pub struct PluginName(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PluginName {
@@ -43,10 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginName {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let Path(params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
         let name = params.get("name").cloned().unwrap_or_default();
-        let valid = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && name.as_bytes()[0].is_ascii_alphanumeric();
-        if valid {
+        if is_valid_plugin_name(&name) {
             Ok(Self(name))
         } else {
             Err(ApiError::bad_request(
@@ -69,6 +92,18 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
         raw.parse()
             .map(Self)
             .map_err(|_| ApiError::bad_request("invalid_task_id", format!("{raw:?} is not a task id (a UUID)")))
+    }
+}
+
+/// A token id from the path.
+pub struct TokenIdParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TokenIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
+        Ok(Self(params.get("id").cloned().unwrap_or_default()))
     }
 }
 

@@ -5,18 +5,20 @@ mod error;
 mod extract;
 mod plugins;
 mod tasks;
+mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
 
-use crate::auth::AdminToken;
+use crate::auth::Auth;
+use crate::config::Config;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 
@@ -24,13 +26,16 @@ use crate::scheduler::Scheduler;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub scheduler: Arc<Scheduler>,
-    pub admin: Arc<AdminToken>,
+    pub auth: Arc<Auth>,
+    /// The configuration the host runs with, shown to admins (the admin token left out).
+    pub config: Arc<Config>,
 }
 
 pub fn router(state: AppState) -> Router {
     let limits = state.scheduler.limits();
     let upload_limit = DefaultBodyLimit::max(limits.max_component_bytes());
     let input_limit = DefaultBodyLimit::max(limits.max_input_bytes());
+    let control_limit = DefaultBodyLimit::max(state.config.http.max_control_body_bytes());
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/plugins", get(plugins::list))
@@ -38,12 +43,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/plugins/{name}",
             put(plugins::upload).layer(upload_limit).get(plugins::show).delete(plugins::delete),
         )
-        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback).layer(control_limit.clone()))
         .route("/v1/plugins/{name}/run", post(tasks::run).layer(input_limit))
         .route("/v1/plugins/{name}/tasks", post(tasks::submit).layer(input_limit))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/tokens", post(tokens::create).layer(control_limit).get(tokens::list))
+        .route("/v1/tokens/{id}", delete(tokens::revoke))
+        .route("/v1/config", get(show_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -56,6 +64,10 @@ async fn health(State(state): State<AppState>) -> axum::Json<Value> {
         "plugins": state.registry.list().len(),
         "compilations": state.registry.compilations(),
     }))
+}
+
+async fn show_config(_: extract::Admin, State(state): State<AppState>) -> axum::Json<Config> {
+    axum::Json(Config::clone(&state.config))
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Admin, Body, PluginName, Upload};
+use super::extract::{Admin, Body, PluginName, Reader, Upload};
 use super::{ApiError, AppState};
 
 pub async fn upload(_: Admin, State(state): State<AppState>, PluginName(name): PluginName, upload: Upload) -> Result<impl IntoResponse, ApiError> {
@@ -17,11 +17,11 @@ pub async fn upload(_: Admin, State(state): State<AppState>, PluginName(name): P
     Ok((status, axum::Json(report)))
 }
 
-pub async fn list(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn list(_: Reader, State(state): State<AppState>) -> impl IntoResponse {
     axum::Json(json!({ "plugins": state.registry.list() }))
 }
 
-pub async fn show(State(state): State<AppState>, PluginName(name): PluginName) -> Result<impl IntoResponse, ApiError> {
+pub async fn show(_: Reader, State(state): State<AppState>, PluginName(name): PluginName) -> Result<impl IntoResponse, ApiError> {
     state
         .registry
         .get(&name)

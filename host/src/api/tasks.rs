@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::extract::{Body, PluginName, Query, TaskIdParam};
 use super::{ApiError, AppState};
+use crate::auth::{Caller, Forbidden};
 use crate::events::{Event, Subscription};
 use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState};
 
@@ -33,13 +34,15 @@ pub struct SubmitQuery {
 }
 
 pub async fn run(
+    caller: Caller,
     State(state): State<AppState>,
     PluginName(name): PluginName,
     Query(query): Query<SubmitQuery>,
     Body(input): Body,
 ) -> Result<Response, ApiError> {
+    caller.require_trigger(&name)?;
     let timeout = task_timeout(&state, &query)?;
-    let task = state.scheduler.submit(&name, input, timeout)?;
+    let task = state.scheduler.submit(&name, input, timeout, caller.token_id)?;
     let status = task.finished().await;
     match status.outcome {
         Some(Outcome::Succeeded(output)) => {
@@ -58,13 +61,15 @@ pub async fn run(
 }
 
 pub async fn submit(
+    caller: Caller,
     State(state): State<AppState>,
     PluginName(name): PluginName,
     Query(query): Query<SubmitQuery>,
     Body(input): Body,
 ) -> Result<Response, ApiError> {
+    caller.require_trigger(&name)?;
     let timeout = task_timeout(&state, &query)?;
-    let task = state.scheduler.submit(&name, input, timeout)?;
+    let task = state.scheduler.submit(&name, input, timeout, caller.token_id)?;
     let location = format!("/v1/tasks/{}", task.id);
     let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
     identify(&mut response, &task);
@@ -78,8 +83,13 @@ pub struct ShowQuery {
     wait: Option<f64>,
 }
 
-pub async fn show(State(state): State<AppState>, TaskIdParam(id): TaskIdParam, Query(query): Query<ShowQuery>) -> Result<impl IntoResponse, ApiError> {
-    let task = find(&state, id)?;
+pub async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    TaskIdParam(id): TaskIdParam,
+    Query(query): Query<ShowQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let task = find(&state, &caller, id)?;
     if let Some(wait) = query.wait {
         let max = state.scheduler.limits().max_wait_secs;
         if !(0.0..=max as f64).contains(&wait) {
@@ -98,18 +108,28 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-pub async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
+/// Every task for `read` and `admin` tokens; a `trigger` token sees the tasks it submitted.
+pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("bad_query", format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
     }
-    let tasks = state.scheduler.list(query.plugin.as_deref(), query.state, limit);
+    let wanted = |t: &Task| {
+        query.plugin.as_deref().is_none_or(|p| t.plugin == p)
+            && query.state.is_none_or(|s| t.state() == s)
+            && caller.can_see_task_of(t.owner.as_deref())
+    };
+    let tasks = state.scheduler.list(wanted, limit);
     let views: Vec<TaskView> = tasks.iter().map(|t| TaskView::of(t)).collect();
     Ok(axum::Json(serde_json::json!({ "tasks": views })))
 }
 
-pub async fn cancel(State(state): State<AppState>, TaskIdParam(id): TaskIdParam) -> Result<impl IntoResponse, ApiError> {
-    let task = state.scheduler.cancel(id)?;
+pub async fn cancel(caller: Caller, State(state): State<AppState>, TaskIdParam(id): TaskIdParam) -> Result<impl IntoResponse, ApiError> {
+    let task = find(&state, &caller, id)?;
+    if !caller.can_cancel_task_of(task.owner.as_deref()) {
+        return Err(Forbidden("cancelling a task needs the admin scope, or the trigger token that submitted it".into()).into());
+    }
+    let task = state.scheduler.cancel(task.id)?;
     let _ = tokio::time::timeout(CANCEL_WAIT, task.finished()).await;
     Ok(axum::Json(TaskView::of(&task)))
 }
@@ -117,11 +137,12 @@ pub async fn cancel(State(state): State<AppState>, TaskIdParam(id): TaskIdParam)
 /// Server-Sent Events: the kept history, then live events, ending after the final state.
 /// A reconnecting client sends `Last-Event-ID` and resumes after it.
 pub async fn events(
+    caller: Caller,
     State(state): State<AppState>,
     TaskIdParam(id): TaskIdParam,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
-    let task = find(&state, id)?;
+    let task = find(&state, &caller, id)?;
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Sse::new(event_stream(task.events.subscribe(after), after)).keep_alive(KeepAlive::default()))
 }
@@ -160,8 +181,13 @@ fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Re
     })
 }
 
-fn find(state: &AppState, id: TaskId) -> Result<Arc<Task>, ApiError> {
-    state.scheduler.get(id).ok_or_else(|| ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)")))
+/// The task, if this caller may see it: to a `trigger` token, other callers' tasks do not exist.
+fn find(state: &AppState, caller: &Caller, id: TaskId) -> Result<Arc<Task>, ApiError> {
+    state
+        .scheduler
+        .get(id)
+        .filter(|task| caller.can_see_task_of(task.owner.as_deref()))
+        .ok_or_else(|| ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)")))
 }
 
 fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Option<Duration>, ApiError> {

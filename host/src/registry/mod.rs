@@ -408,3 +408,11 @@ mod tests {
         assert!(check_binary(b"\0asm\x0d\0\x01\0").is_ok());
     }
 }
+
+/// A plugin name: 1-64 of `a-z 0-9 - _`, starting with a letter or digit, so it is safe in
+/// URLs, logs and file names.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}

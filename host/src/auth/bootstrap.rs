@@ -1,8 +1,9 @@
-//! The admin token that guards plugin management (upload, delete, rollback).
+//! The bootstrap admin token: the one token that exists before any other can be created.
 //!
 //! It comes from the configuration, or is generated at first start and kept in the data
 //! directory (mode 0600). Only its SHA-256 is held in memory, and presented tokens are
-//! compared in constant time.
+//! compared in constant time. It cannot be revoked through the API: change the
+//! configuration (or delete the file) and restart.
 
 use std::path::Path;
 

@@ -1,5 +1,7 @@
-//! The command line: `ignareo serve` (flags also read from the environment) and
-//! `ignareo chaos-proxy`.
+//! The command line: `ignareo serve` (flags also read from the environment),
+//! `ignareo tokens` and `ignareo chaos-proxy`.
+
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the task host.
     Serve(ServeArgs),
+    /// Create, list and revoke scoped API tokens on a running host.
+    Tokens(tokens::TokensArgs),
     /// Run a proxy that degrades the HTTP links through it (latency, speed, jitter, resets).
     ChaosProxy(ChaosArgs),
 }
@@ -37,7 +41,7 @@ pub struct ServeArgs {
     /// TOML configuration file (see README for every key).
     #[arg(long, env = "IGNAREO_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Admin bearer token for plugin management [default: generated at first start].
+    /// The bootstrap admin bearer token [default: generated at first start].
     #[arg(long, env = "IGNAREO_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Tasks running at once across all plugins.
@@ -101,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("ignareo listening on http://{}", server.local_addr()?);
             server.run(shutdown_signal()).await
         }
+        Command::Tokens(args) => tokens::run(args).await,
         Command::ChaosProxy(args) => {
             let proxy = ChaosProxy::bind(args.settings()?)?;
             println!("chaos-proxy listening on http://{}", proxy.local_addr()?);

@@ -1,0 +1,155 @@
+//! Who may do what: bearer tokens and their scopes.
+//!
+//! - `admin`: manage plugins, tokens and read the configuration; everything else too.
+//! - `read`: list and show plugins and tasks, stream events.
+//! - `trigger` (for named plugins, or `*`): run and submit tasks of those plugins, and read
+//!   and cancel the tasks it submitted (their spawned children included).
+//!
+//! A missing or unknown token is a 401; a known token without the scope a request needs is
+//! a 403 that names the scope.
+
+mod bootstrap;
+mod tokens;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use bootstrap::{AdminToken, TokenSource};
+pub use tokens::{NewToken, TokenError, TokenRecord, TokenStore};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Admin,
+    Read,
+    Trigger,
+}
+
+/// What one token allows.
+#[derive(Clone, Debug, Default)]
+pub struct Scopes {
+    admin: bool,
+    read: bool,
+    /// Plugins this token may trigger; `*` means all.
+    trigger: BTreeSet<String>,
+}
+
+impl Scopes {
+    fn of(scopes: &BTreeSet<Scope>, plugins: &BTreeSet<String>) -> Self {
+        Self {
+            admin: scopes.contains(&Scope::Admin),
+            read: scopes.contains(&Scope::Read),
+            trigger: if scopes.contains(&Scope::Trigger) { plugins.clone() } else { BTreeSet::new() },
+        }
+    }
+
+    fn admin() -> Self {
+        Self { admin: true, ..Self::default() }
+    }
+}
+
+/// The caller of one request, once its token is known.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The token's id; `None` for the bootstrap admin token.
+    pub token_id: Option<Arc<str>>,
+    scopes: Scopes,
+}
+
+/// A known caller lacking the scope a request needs.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Forbidden(pub String);
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.scopes.admin
+    }
+
+    /// May list and show plugins and every task.
+    pub fn can_read_all(&self) -> bool {
+        self.scopes.admin || self.scopes.read
+    }
+
+    pub fn require_admin(&self, action: &str) -> Result<(), Forbidden> {
+        if self.scopes.admin {
+            return Ok(());
+        }
+        Err(Forbidden(format!("{action} needs a token with the admin scope; this token has {}", self.describe())))
+    }
+
+    pub fn require_read(&self, action: &str) -> Result<(), Forbidden> {
+        if self.can_read_all() {
+            return Ok(());
+        }
+        Err(Forbidden(format!("{action} needs a token with the read or admin scope; this token has {}", self.describe())))
+    }
+
+    pub fn require_trigger(&self, plugin: &str) -> Result<(), Forbidden> {
+        if self.scopes.admin || self.scopes.trigger.contains("*") || self.scopes.trigger.contains(plugin) {
+            return Ok(());
+        }
+        Err(Forbidden(format!(
+            "running plugin {plugin:?} needs a token with the trigger scope for it (or admin); this token has {}",
+            self.describe()
+        )))
+    }
+
+    /// Whether this caller may see a task submitted under `owner`'s token.
+    pub fn can_see_task_of(&self, owner: Option<&str>) -> bool {
+        self.can_read_all() || self.owns(owner)
+    }
+
+    /// Whether this caller may cancel a task submitted under `owner`'s token.
+    pub fn can_cancel_task_of(&self, owner: Option<&str>) -> bool {
+        self.scopes.admin || self.owns(owner)
+    }
+
+    fn owns(&self, owner: Option<&str>) -> bool {
+        !self.scopes.trigger.is_empty() && self.token_id.is_some() && self.token_id.as_deref() == owner
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.scopes.admin {
+            parts.push("admin".to_owned());
+        }
+        if self.scopes.read {
+            parts.push("read".to_owned());
+        }
+        if !self.scopes.trigger.is_empty() {
+            let plugins: Vec<&str> = self.scopes.trigger.iter().map(String::as_str).collect();
+            parts.push(format!("trigger for {}", plugins.join(", ")));
+        }
+        parts.join(" + ")
+    }
+}
+
+/// The bootstrap admin token and the created ones.
+pub struct Auth {
+    admin: AdminToken,
+    pub tokens: TokenStore,
+}
+
+impl Auth {
+    /// Loads (or generates) the admin token and the stored tokens from the data directory.
+    pub fn open(configured_admin: Option<&str>, data_dir: &Path, max_tokens: usize) -> anyhow::Result<(Self, TokenSource)> {
+        let (admin, source) = AdminToken::resolve(configured_admin, data_dir)?;
+        let tokens = TokenStore::open(data_dir, max_tokens)?;
+        Ok((Self { admin, tokens }, source))
+    }
+
+    /// The caller a presented bearer token stands for, if it is valid.
+    pub fn caller(&self, presented: &str) -> Option<Caller> {
+        // Both checks always run, so timing does not tell which kind of token was tried.
+        let is_admin = self.admin.verify(presented);
+        let record = self.tokens.verify(presented);
+        if is_admin {
+            return Some(Caller { token_id: None, scopes: Scopes::admin() });
+        }
+        record.map(|r| Caller { scopes: r.scopes(), token_id: Some(r.id.into()) })
+    }
+}
