@@ -66,7 +66,8 @@ impl Server {
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
         let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone())?;
         let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = AppState { registry, scheduler, auth: Arc::new(auth), config: Arc::new(config.clone()) };
+        let openapi = api::openapi_document(&config.limits);
+        let state = AppState { registry, scheduler, auth: Arc::new(auth), config: Arc::new(config.clone()), openapi };
         Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 

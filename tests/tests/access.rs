@@ -246,3 +246,44 @@ async fn task_ids_are_random_uuids() {
         assert!(seen.insert(id));
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_describes_every_route() {
+    let host = Host::start().await;
+    let (status, doc) = call(&host, "GET", "/v1/openapi.json", "", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    let operations: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase())))
+        .collect();
+    for expected in [
+        "GET /healthz",
+        "GET /v1/openapi.json",
+        "GET /v1/config",
+        "GET /v1/plugins",
+        "PUT /v1/plugins/{name}",
+        "GET /v1/plugins/{name}",
+        "DELETE /v1/plugins/{name}",
+        "POST /v1/plugins/{name}/rollback",
+        "POST /v1/plugins/{name}/run",
+        "POST /v1/plugins/{name}/tasks",
+        "GET /v1/tasks",
+        "GET /v1/tasks/{id}",
+        "DELETE /v1/tasks/{id}",
+        "GET /v1/tasks/{id}/events",
+        "POST /v1/tokens",
+        "GET /v1/tokens",
+        "DELETE /v1/tokens/{id}",
+    ] {
+        assert!(operations.contains(&expected.to_owned()), "{expected} is not in the document: {operations:?}");
+    }
+    assert_eq!(operations.len(), 17, "{operations:?}");
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // The document carries this host's limits.
+    let run = &doc["paths"]["/v1/plugins/{name}/run"]["post"]["parameters"];
+    let timeout = run.as_array().unwrap().iter().find(|p| p["name"] == "timeout").unwrap();
+    assert_eq!(timeout["schema"]["maximum"], 300);
+}

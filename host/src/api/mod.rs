@@ -3,6 +3,7 @@
 
 mod error;
 mod extract;
+mod openapi;
 mod plugins;
 mod tasks;
 mod tokens;
@@ -16,6 +17,7 @@ use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use openapi::document as openapi_document;
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The configuration the host runs with, shown to admins (the admin token left out).
     pub config: Arc<Config>,
+    /// The OpenAPI document, built once for this configuration.
+    pub openapi: bytes::Bytes,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -38,6 +42,7 @@ pub fn router(state: AppState) -> Router {
     let control_limit = DefaultBodyLimit::max(state.config.http.max_control_body_bytes());
     Router::new()
         .route("/healthz", get(health))
+        .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -57,6 +62,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness, load and counters.
+#[utoipa::path(get, path = "/healthz", operation_id = "health", tag = "host", security(()), responses(
+    (status = 200, description = "The host is up: load, plugins, compilations since start", body = serde_json::Value),
+))]
 async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({
         "status": "ok",
@@ -66,6 +75,11 @@ async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     }))
 }
 
+/// The configuration in effect (admin only; the admin token left out).
+#[utoipa::path(get, path = "/v1/config", operation_id = "show_config", tag = "host", responses(
+    (status = 200, description = "Every setting, defaults included", body = serde_json::Value),
+    (status = "4XX", description = "Refused; the error names the reason", body = openapi::ErrorBody),
+))]
 async fn show_config(_: extract::Admin, State(state): State<AppState>) -> axum::Json<Config> {
     axum::Json(Config::clone(&state.config))
 }

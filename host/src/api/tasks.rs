@@ -14,8 +14,10 @@ use base64::Engine as _;
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{Body, PluginName, Query, TaskIdParam};
+use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Forbidden};
 use crate::events::{Event, Subscription};
@@ -26,13 +28,29 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LIMIT: usize = 100;
 const MAX_LIST_LIMIT: usize = 1_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SubmitQuery {
-    /// Seconds this task may run; the host's default (and maximum) if absent.
+    /// Seconds this task may run, at most the plugin's limit; that limit if absent.
+    #[param(minimum = 1)]
     timeout: Option<u64>,
 }
 
+/// Run a task and answer its output.
+#[utoipa::path(post, path = "/v1/plugins/{name}/run", operation_id = "run_task", tag = "tasks", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64), SubmitQuery), request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "The task's input: JSON for plugins that parse it, or any bytes; may be empty"),
+    responses(
+        (status = 200, description = "The task's output: JSON, or bytes", content(
+            (serde_json::Value = "application/json"), (String = "application/octet-stream"))),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 409, description = "Cancelled while running", body = ErrorBody),
+        (status = 422, description = "The plugin refused its input or returned an error", body = ErrorBody),
+        (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
+        (status = 502, description = "The plugin trapped or hit a limit", body = ErrorBody),
+        (status = 503, description = "Cannot instantiate now, or shutting down (Retry-After)", body = ErrorBody),
+        (status = 504, description = "The task ran past its deadline", body = ErrorBody),
+        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    ))]
 pub async fn run(
     caller: Caller,
     State(state): State<AppState>,
@@ -60,6 +78,16 @@ pub async fn run(
     }
 }
 
+/// Accept a task to run in the background.
+#[utoipa::path(post, path = "/v1/plugins/{name}/tasks", operation_id = "submit_task", tag = "tasks", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64), SubmitQuery), request_body(content = Option<serde_json::Value>, content_type = "application/json", description = "The task's input: JSON for plugins that parse it, or any bytes; may be empty"),
+    responses(
+        (status = 202, description = "Accepted; Location names the task", body = TaskView,
+            headers(("location" = String, description = "/v1/tasks/{id}"))),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down (Retry-After)", body = ErrorBody),
+        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    ))]
 pub async fn submit(
     caller: Caller,
     State(state): State<AppState>,
@@ -76,13 +104,21 @@ pub async fn submit(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ShowQuery {
-    /// Seconds to wait for the task to end before answering.
+    /// Seconds to wait for the task to end before answering (at most limits.max_wait_secs).
+    #[param(minimum = 0)]
     wait: Option<f64>,
 }
 
+/// A task: state, timings, output or error; `wait` long-polls until it ends.
+#[utoipa::path(get, path = "/v1/tasks/{id}", operation_id = "show_task", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "Task id"), ShowQuery), responses(
+    (status = 200, description = "The task", body = TaskView),
+    (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
+    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+))]
 pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
@@ -100,15 +136,29 @@ pub async fn show(
     Ok(axum::Json(TaskView::of(&task)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only this plugin's tasks.
     plugin: Option<String>,
+    /// Only tasks in this state.
     state: Option<TaskState>,
+    /// At most this many, newest first (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
-/// Every task for `read` and `admin` tokens; a `trigger` token sees the tasks it submitted.
+#[derive(Serialize, ToSchema)]
+pub struct TaskList {
+    tasks: Vec<TaskView>,
+}
+
+/// Recent tasks: every task for `read` and `admin` tokens; a `trigger` token sees the tasks it submitted.
+#[utoipa::path(get, path = "/v1/tasks", operation_id = "list_tasks", tag = "tasks", params(ListQuery), responses(
+    (status = 200, description = "The tasks, newest first", body = TaskList),
+    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+))]
 pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
@@ -121,9 +171,16 @@ pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Q
     };
     let tasks = state.scheduler.list(wanted, limit);
     let views: Vec<TaskView> = tasks.iter().map(|t| TaskView::of(t)).collect();
-    Ok(axum::Json(serde_json::json!({ "tasks": views })))
+    Ok(axum::Json(TaskList { tasks: views }))
 }
 
+/// Cancel a task; it stops at once, even in the middle of a request.
+#[utoipa::path(delete, path = "/v1/tasks/{id}", operation_id = "cancel_task", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "Task id")), responses(
+    (status = 200, description = "The task, cancelled (or ending)", body = TaskView),
+    (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
+    (status = 409, description = "The task had already ended", body = ErrorBody),
+    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+))]
 pub async fn cancel(caller: Caller, State(state): State<AppState>, TaskIdParam(id): TaskIdParam) -> Result<impl IntoResponse, ApiError> {
     let task = find(&state, &caller, id)?;
     if !caller.can_cancel_task_of(task.owner.as_deref()) {
@@ -136,6 +193,14 @@ pub async fn cancel(caller: Caller, State(state): State<AppState>, TaskIdParam(i
 
 /// Server-Sent Events: the kept history, then live events, ending after the final state.
 /// A reconnecting client sends `Last-Event-ID` and resumes after it.
+#[utoipa::path(get, path = "/v1/tasks/{id}/events", operation_id = "task_events", tag = "tasks", params(("id" = uuid::Uuid, Path, description = "Task id"),
+        ("Last-Event-ID" = Option<i64>, Header, minimum = 0, description = "Resume after this event")),
+    responses(
+        (status = 200, description = "The event stream (state, log, progress, custom)", content(
+            (ref("#/components/schemas/TaskEvent") = "text/event-stream"))),
+        (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
+        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    ))]
 pub async fn events(
     caller: Caller,
     State(state): State<AppState>,
@@ -143,7 +208,12 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
     let task = find(&state, &caller, id)?;
-    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let after = match headers.get("last-event-id") {
+        None => 0,
+        Some(value) => value.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| {
+            ApiError::bad_request("bad_header", "Last-Event-ID must be the id of an event received before (a non-negative integer)")
+        })?,
+    };
     Ok(Sse::new(event_stream(task.events.subscribe(after), after)).keep_alive(KeepAlive::default()))
 }
 
@@ -228,26 +298,29 @@ fn outcome_error(outcome: &Outcome) -> ApiError {
     ApiError::new(status, code, outcome.describe())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ErrorView {
     kind: &'static str,
     message: String,
 }
 
 /// A task as the API shows it.
-#[derive(Serialize)]
-struct TaskView {
+#[derive(Serialize, ToSchema)]
+pub struct TaskView {
+    #[schema(value_type = String, format = Uuid)]
     id: TaskId,
     plugin: String,
     version: String,
     state: TaskState,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
     parent: Option<TaskId>,
     submitted_at_ms: u64,
     started_at_ms: Option<u64>,
     finished_at_ms: Option<u64>,
     duration_ms: Option<u64>,
     timeout_ms: u64,
+    /// Output that is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<serde_json::Value>,
     /// Output that is not JSON, base64-encoded.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use bootstrap::{AdminToken, TokenSource};
 pub use tokens::{NewToken, TokenError, TokenRecord, TokenStore};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Admin,

@@ -25,12 +25,14 @@ const PREFIX: &str = "ign_";
 const MAX_NAME_CHARS: usize = 64;
 
 /// What a caller asks for when creating a token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
-    /// A label for people: who or what uses the token.
+    /// A label for people: who or what uses the token (1-64 printable characters).
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     /// `admin`, `read` and/or `trigger`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<Scope>,
     /// Plugins a `trigger` token may run (`"*"` for all); required with `trigger`, refused without.
     #[serde(default)]
@@ -38,7 +40,7 @@ pub struct NewToken {
 }
 
 /// A stored token, without its secret.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
@@ -48,6 +50,7 @@ pub struct TokenRecord {
     pub created_at_ms: u64,
     /// SHA-256 of the whole token, hex.
     #[serde(rename = "sha256")]
+    #[schema(rename = "sha256")]
     digest: String,
 }
 

@@ -75,7 +75,7 @@ pub enum RegistryError {
 }
 
 /// What an upload answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadReport {
     pub plugin: String,
     pub version: String,
@@ -89,7 +89,7 @@ pub struct UploadReport {
 }
 
 /// A plugin as `GET /v1/plugins/{name}` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PluginView {
     pub name: String,
     pub live: String,
@@ -98,7 +98,7 @@ pub struct PluginView {
     pub versions: Vec<VersionView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     pub version: String,
     pub component: String,

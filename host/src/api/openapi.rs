@@ -1,0 +1,163 @@
+//! The API's OpenAPI 3 document, generated from the handlers' annotations and the types they
+//! exchange, and served at `/v1/openapi.json`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::{AppState, plugins, tasks, tokens};
+use crate::config::Limits;
+
+/// The body of every refusal.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_query`, ...
+    code: String,
+    /// What went wrong and what to do about it.
+    message: String,
+    /// The task concerned, when there is one.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    task_id: Option<String>,
+}
+
+/// The bearer scheme, required by every operation that does not opt out.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ignareo", description = "A WebAssembly task host: upload task plugins, trigger them over HTTP, run thousands at once."),
+    paths(
+        super::health,
+        openapi_json,
+        super::show_config,
+        plugins::list,
+        plugins::show,
+        plugins::upload,
+        plugins::delete,
+        plugins::rollback,
+        tasks::run,
+        tasks::submit,
+        tasks::list,
+        tasks::show,
+        tasks::cancel,
+        tasks::events,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "plugins", description = "Upload, list, swap and roll back plugins"),
+        (name = "tasks", description = "Run tasks, follow them, cancel them"),
+        (name = "tokens", description = "Scoped access tokens"),
+        (name = "host", description = "Health, configuration, this document"),
+    )
+)]
+struct ApiDoc;
+
+/// The document of this host: the annotations, this host's limits on the query parameters
+/// they bound, and what annotations cannot say (bodies read by hand, the event stream,
+/// the token request's rule that `plugins` goes with `trigger`).
+pub fn document(limits: &Limits) -> Bytes {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    for parameter in parameters(&mut doc) {
+        // An optional parameter is absent, never null: parameters carry no JSON null.
+        if let Some(types) = parameter["schema"]["type"].as_array() {
+            let types: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+            parameter["schema"]["type"] = if types.len() == 1 { types[0].clone() } else { Value::Array(types) };
+        }
+        for (name, maximum) in [("timeout", limits.task_timeout_secs), ("wait", limits.max_wait_secs)] {
+            if parameter["name"] == name && parameter["in"] == "query" {
+                parameter["schema"]["maximum"] = json!(maximum);
+            }
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    let binary = json!({ "type": "string", "format": "binary" });
+    schemas["ComponentBytes"] = json!({ "description": "A WebAssembly component (.wasm)", "type": "string", "format": "binary" });
+    schemas["UploadForm"] = json!({
+        "type": "object",
+        "required": ["component"],
+        "properties": {
+            "component": binary,
+            "manifest": { "type": "string", "description": "The manifest (ignareo.toml)" },
+        },
+    });
+    schemas["TaskEvent"] = json!({
+        "description": "One Server-Sent Event: `data` is the event as JSON (seq, at_ms, type and its fields)",
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": { "type": "string", "pattern": "^[0-9]+$" },
+            "event": { "type": "string", "enum": ["state", "log", "progress", "custom", "lagged"] },
+            "data": { "type": "string" },
+        },
+    });
+    // Links let a client (and a fuzzer) follow a created resource to the operations on it.
+    let task_link = |operation: &str| json!({ "operationId": operation, "parameters": { "id": "$response.body#/id" } });
+    doc["paths"]["/v1/plugins/{name}/tasks"]["post"]["responses"]["202"]["links"] = json!({
+        "ShowTask": task_link("show_task"),
+        "TaskEvents": task_link("task_events"),
+        "CancelTask": task_link("cancel_task"),
+    });
+    let plugin_link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
+    for status in ["200", "201"] {
+        doc["paths"]["/v1/plugins/{name}"]["put"]["responses"][status]["links"] = json!({
+            "ShowPlugin": plugin_link("show_plugin"),
+            "RollBackPlugin": plugin_link("roll_back_plugin"),
+            "RunTask": plugin_link("run_task"),
+            "SubmitTask": plugin_link("submit_task"),
+        });
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    let new_token = &mut schemas["NewToken"];
+    new_token["properties"]["name"]["pattern"] = json!(TOKEN_NAME_PATTERN);
+    new_token["properties"]["plugins"]["items"]["pattern"] = json!(TOKEN_PLUGIN_PATTERN);
+    new_token["if"] = json!({ "required": ["scopes"], "properties": { "scopes": { "contains": { "const": "trigger" } } } });
+    new_token["then"] = json!({ "required": ["plugins"], "properties": { "plugins": { "minItems": 1 } } });
+    new_token["else"] = json!({ "properties": { "plugins": { "maxItems": 0 } } });
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+/// Printable, not only spaces (the host trims the name and refuses control characters).
+const TOKEN_NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+const TOKEN_PLUGIN_PATTERN: &str = r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$";
+
+/// Every parameter of every operation.
+fn parameters(doc: &mut Value) -> impl Iterator<Item = &mut Value> {
+    doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "host", security(()), operation_id = "openapi_document", responses(
+    (status = 200, description = "The OpenAPI 3 document of this API", content_type = "application/json", body = serde_json::Value),
+))]
+pub async fn openapi_json(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.clone())
+}
