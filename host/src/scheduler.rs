@@ -241,25 +241,40 @@ impl Scheduler {
     }
 
     async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
+        // A spawned task may reach its parent's deadline while still queued.
+        let inherited_deadline = async {
+            match task.inherited_deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let permits = tokio::select! {
-            _ = task.cancellation().cancelled() => None,
-            permits = self.acquire(&task.plugin, version.limits.max_concurrency) => Some(permits),
+            _ = task.cancellation().cancelled() => Err(Outcome::Cancelled),
+            () = inherited_deadline => Err(Outcome::TimedOut { ran: Duration::ZERO, inherited: true }),
+            permits = self.acquire(&task.plugin, version.limits.max_concurrency) => Ok(permits),
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
-        if permits.is_some() && task.start() {
-            let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
-            let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
-            let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
-            let outcome = tokio::select! {
-                _ = task.cancellation().cancelled() => Outcome::Cancelled,
-                outcome = self.runtime.invoke(&version.prepared, invocation, &input, task.timeout, memory_bytes) => outcome,
-            };
-            tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
-            task.finish(outcome);
-        } else {
-            task.finish(Outcome::Cancelled);
+        match &permits {
+            Ok(_) if task.start() => {
+                let budget = task.deadline().map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+                let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
+                let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
+                let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
+                let outcome = tokio::select! {
+                    _ = task.cancellation().cancelled() => Outcome::Cancelled,
+                    outcome = self.runtime.invoke(&version.prepared, invocation, &input, budget, memory_bytes) => outcome,
+                };
+                let outcome = match outcome {
+                    Outcome::TimedOut { ran, .. } if budget < task.timeout => Outcome::TimedOut { ran, inherited: true },
+                    other => other,
+                };
+                tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
+                task.finish(outcome);
+            }
+            Ok(_) => task.finish(Outcome::Cancelled),
+            Err(outcome) => task.finish(outcome.clone()),
         }
-        if let Some((plugin_permit, _global)) = permits {
+        if let Ok((plugin_permit, _global)) = permits {
             self.release_plugin_slot(&task.plugin, plugin_permit);
         }
         self.retire(&task);

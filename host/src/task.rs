@@ -5,13 +5,14 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -89,7 +90,9 @@ pub struct Failure {
 pub enum Outcome {
     Succeeded(Bytes),
     Failed(Failure),
-    TimedOut(Duration),
+    /// Ran out of time after running this long; `inherited` when the deadline was the one
+    /// of the task that spawned it.
+    TimedOut { ran: Duration, inherited: bool },
     Cancelled,
 }
 
@@ -98,7 +101,7 @@ impl Outcome {
         match self {
             Self::Succeeded(_) => TaskState::Succeeded,
             Self::Failed(_) => TaskState::Failed,
-            Self::TimedOut(_) => TaskState::TimedOut,
+            Self::TimedOut { .. } => TaskState::TimedOut,
             Self::Cancelled => TaskState::Cancelled,
         }
     }
@@ -108,7 +111,10 @@ impl Outcome {
         match self {
             Self::Succeeded(output) => format!("succeeded with {} bytes of output", output.len()),
             Self::Failed(f) => f.message.clone(),
-            Self::TimedOut(limit) => format!("exceeded its deadline of {} ms", limit.as_millis()),
+            Self::TimedOut { ran, inherited: false } => format!("exceeded its deadline of {} ms", ran.as_millis()),
+            Self::TimedOut { ran, inherited: true } => {
+                format!("reached the deadline of the task that spawned it after running {} ms", ran.as_millis())
+            }
             Self::Cancelled => "cancelled".to_owned(),
         }
     }
@@ -140,6 +146,10 @@ pub struct Task {
     pub owner: Option<Arc<str>>,
     pub depth: u32,
     pub timeout: Duration,
+    /// The deadline of the task that spawned this one: no task outlives its parent's
+    /// deadline, so a tree of spawned tasks ends by its first task's deadline.
+    pub inherited_deadline: Option<Instant>,
+    started: OnceLock<Instant>,
     pub submitted_at: SystemTime,
     pub events: EventLog,
     /// Tasks in the tree this one belongs to (it, its ancestors and their descendants),
@@ -170,6 +180,8 @@ impl Task {
             owner,
             depth: parent.map_or(0, |p| p.depth + 1),
             timeout,
+            inherited_deadline: parent.and_then(Task::deadline),
+            started: OnceLock::new(),
             submitted_at: SystemTime::now(),
             events: EventLog::new(events_kept),
             tree_size: parent.map_or_else(|| Arc::new(AtomicU32::new(1)), |p| p.tree_size.clone()),
@@ -199,10 +211,21 @@ impl Task {
             s.started_at = Some(SystemTime::now());
             true
         });
+        let _ = self.started.set(Instant::now());
         if started {
             self.events.push(EventKind::State { state: TaskState::Running, error: None });
         }
         started
+    }
+
+    /// When the task must have ended: its timeout from its start, and never later than the
+    /// deadline it inherited. Before it starts, only the inherited deadline is known.
+    pub fn deadline(&self) -> Option<Instant> {
+        let own = self.started.get().map(|started| *started + self.timeout);
+        match (own, self.inherited_deadline) {
+            (Some(own), Some(inherited)) => Some(own.min(inherited)),
+            (own, inherited) => own.or(inherited),
+        }
     }
 
     /// A log line of the guest's, kept while the task is within `limits.max_log_lines`.

@@ -142,3 +142,35 @@ async fn a_plugin_sees_no_files_environment_or_arguments_only_clocks_and_randomn
     let (_, second) = host.run("hostile", &json!({"kind": "peek"})).await;
     assert_ne!(first["random"], second["random"], "randomness works and differs between tasks");
 }
+
+#[tokio::test]
+async fn a_spawned_tree_ends_by_its_first_tasks_deadline() {
+    // Trees larger than the running slots: the parents hold slots while they join children
+    // that queue behind them, until the first task's deadline ends the whole tree.
+    let host = Host::start_with_config("[limits]\nmax_running_tasks = 16\nmax_tasks_per_tree = 200\n", &[]).await;
+    host.upload("hostile", "hostile").await;
+    host.upload("hello", "hello").await;
+    let started = Instant::now();
+    let roots: Vec<Value> =
+        futures::future::join_all((0..2).map(|_| misbehave(&host, json!({"kind": "spawn-bomb", "n": 3}), 2))).await;
+    for root in &roots {
+        assert_eq!(root["state"], "timed-out", "{root}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let tasks = loop {
+        let tasks = host.get_json("/v1/tasks?plugin=hostile&limit=1000").await["tasks"].as_array().unwrap().clone();
+        if tasks.iter().all(|t| !matches!(t["state"].as_str(), Some("queued" | "running"))) {
+            break tasks;
+        }
+        assert!(Instant::now() < deadline, "descendants outlived their first task's deadline by far");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(tasks.len() > 16, "the trees outgrew the running slots ({} tasks)", tasks.len());
+    let inherited = tasks
+        .iter()
+        .filter(|t| t["error"]["message"].as_str().is_some_and(|m| m.contains("deadline of the task that spawned it")))
+        .count();
+    assert!(inherited > 0, "descendants end on the inherited deadline: {tasks:?}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})), "the host's slots are free again");
+}

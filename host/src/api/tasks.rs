@@ -291,7 +291,7 @@ fn outcome_error(outcome: &Outcome) -> ApiError {
         Outcome::Failed(Failure { kind: FailureKind::MemoryLimit, .. }) => (StatusCode::BAD_GATEWAY, "memory_limit"),
         Outcome::Failed(Failure { kind: FailureKind::Instantiate, .. }) => (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed"),
         Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => (StatusCode::BAD_GATEWAY, "resource_limit"),
-        Outcome::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
+        Outcome::TimedOut { .. } => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
         Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
         Outcome::Succeeded(_) => (StatusCode::OK, "ok"),
     };
@@ -370,7 +370,7 @@ fn error_kind(outcome: &Outcome) -> &'static str {
             FailureKind::Instantiate => "instantiate",
             FailureKind::ResourceLimit => "resource-limit",
         },
-        Outcome::TimedOut(_) => "timeout",
+        Outcome::TimedOut { .. } => "timeout",
         Outcome::Cancelled => "cancelled",
         Outcome::Succeeded(_) => "none",
     }

@@ -143,7 +143,7 @@ impl Runtime {
             result.map_err(|e| self.classify(e, &stderr, memory_bytes))
         };
         match tokio::time::timeout(deadline, run).await {
-            Err(_elapsed) => Outcome::TimedOut(deadline),
+            Err(_elapsed) => Outcome::TimedOut { ran: deadline, inherited: false },
             Ok(Err(failure)) => Outcome::Failed(failure),
             Ok(Ok(Ok(output))) if output.len() > self.max_output_bytes => Outcome::Failed(Failure {
                 kind: FailureKind::ResourceLimit,
