@@ -143,9 +143,9 @@ impl Report {
         }
         if let [alone, beside] = medians[..] {
             out += &format!("\nbeside the hostile set / alone: **{:.2}×** (a drop of {:.0}%)\n\n", beside / alone, (1.0 - beside / alone) * 100.0);
-            out += "Which kind costs what: one run each, all 8 lanes running only that kind.\n\n| beside | hello requests/s | / alone | p99 latency (ms) |\n|---|---|---|---|\n";
+            out += "Which kind costs what: one run each, all 8 lanes running only that kind.\n\n| beside | hello requests/s | / alone | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
             for (kind, run) in &h.per_kind {
-                out += &format!("| {kind} | {:.0} | {:.2}× | {:.2} |\n", run.requests_per_sec, run.requests_per_sec / alone, run.p99_ms);
+                out += &format!("| {kind} | {:.0} | {:.2}× | {:.2} | {} |\n", run.requests_per_sec, run.requests_per_sec / alone, run.p99_ms, run.errors);
             }
             out += "\n";
         }

@@ -117,6 +117,8 @@ struct PluginSlots {
     /// Permits a shrink still has to take back from running tasks.
     owed: u32,
     semaphore: Arc<Semaphore>,
+    /// Held by the one task of this plugin that waits for a running slot (see `acquire`).
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Every known task; finished ones are forgotten oldest first beyond the retention limit.
@@ -281,9 +283,13 @@ impl Scheduler {
     }
 
     async fn acquire(&self, plugin: &str, max_concurrency: u32) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
-        let per_plugin = self.plugin_slots(plugin, max_concurrency);
+        let (per_plugin, turn) = self.plugin_slots(plugin, max_concurrency);
         // The semaphores are never closed, so acquiring cannot fail.
         let plugin_permit = per_plugin.acquire_owned().await.expect("per-plugin semaphore is never closed");
+        // One task per plugin at a time queues for a running slot: free slots go round the
+        // plugins that want one, so a plugin with thousands of queued tasks (a spawn bomb,
+        // a batch) cannot make another plugin's tasks wait behind all of them.
+        let _turn = turn.lock().await;
         let global_permit = self.running.clone().acquire_owned().await.expect("global semaphore is never closed");
         (plugin_permit, global_permit)
     }
@@ -291,11 +297,14 @@ impl Scheduler {
     /// The plugin's semaphore, resized first if its live version wants another size: grown at
     /// once; shrunk by taking free permits away now and the rest as running tasks give them
     /// back, before any waiting task can have them.
-    fn plugin_slots(&self, plugin: &str, size: u32) -> Arc<Semaphore> {
+    fn plugin_slots(&self, plugin: &str, size: u32) -> (Arc<Semaphore>, Arc<tokio::sync::Mutex<()>>) {
         let mut per_plugin = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
-        let slots = per_plugin
-            .entry(plugin.to_owned())
-            .or_insert_with(|| PluginSlots { size, owed: 0, semaphore: Arc::new(Semaphore::new(size as usize)) });
+        let slots = per_plugin.entry(plugin.to_owned()).or_insert_with(|| PluginSlots {
+            size,
+            owed: 0,
+            semaphore: Arc::new(Semaphore::new(size as usize)),
+            turn: Arc::new(tokio::sync::Mutex::new(())),
+        });
         if size > slots.size {
             let mut grow = size - slots.size;
             let forgiven = grow.min(slots.owed);
@@ -311,7 +320,7 @@ impl Scheduler {
             }
         }
         slots.size = size;
-        slots.semaphore.clone()
+        (slots.semaphore.clone(), slots.turn.clone())
     }
 
     /// Gives a plugin slot back, unless a shrink is still owed one.

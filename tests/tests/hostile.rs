@@ -174,3 +174,21 @@ async fn a_spawned_tree_ends_by_its_first_tasks_deadline() {
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})), "the host's slots are free again");
 }
+
+#[tokio::test]
+async fn a_plugin_with_a_deep_queue_does_not_make_others_wait_behind_it() {
+    let host = Host::start_with_config("[limits]\nmax_running_tasks = 4\n", &[]).await;
+    host.upload("sleep", "sleep").await;
+    host.upload("hello", "hello").await;
+    let mut backlog = Vec::new();
+    for _ in 0..200 {
+        backlog.push(host.submit("sleep", &json!({"ms": 200})).await);
+    }
+    assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
+    let tasks = host.get_json("/v1/tasks?plugin=sleep&state=queued&limit=1000").await;
+    let still_queued = tasks["tasks"].as_array().unwrap().len();
+    assert!(still_queued > 150, "hello waited for the sleep plugin's backlog: only {still_queued} of 200 still queued");
+    for id in backlog {
+        let _ = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    }
+}

@@ -132,3 +132,22 @@ async fn clients_beyond_the_connection_limit_wait_for_a_free_connection() {
     let status = tokio::time::timeout(Duration::from_secs(10), third).await.expect("served once a connection closes").unwrap().unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_body_refused_unread_closes_its_connection_so_clients_do_not_reuse_it() {
+    let host = Host::start().await;
+    let unread = reqwest::Client::new().put(host.url("/v1/plugins/Bad")).bearer_auth(TOKEN).body(vec![0u8; 256 * 1024]).send().await.unwrap();
+    assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(unread.headers()["connection"], "close");
+    let read = host.client.post(host.url("/v1/tokens")).body("{not json").send().await.unwrap();
+    assert_eq!(read.status(), StatusCode::BAD_REQUEST);
+    assert!(read.headers().get("connection").is_none(), "a body read to its end keeps the connection");
+    let bodiless = host.client.get(host.url("/v1/plugins")).send().await.unwrap();
+    assert!(bodiless.headers().get("connection").is_none(), "a request without a body keeps the connection");
+    // The shared client goes on working across many refusals.
+    for _ in 0..20 {
+        let refused = host.upload_bytes("Bad", vec![0u8; 256 * 1024]).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(host.get_json("/healthz").await["status"], "ok");
+    }
+}

@@ -7,6 +7,7 @@ mod openapi;
 mod plugins;
 mod tasks;
 mod tokens;
+mod unread;
 
 use std::sync::Arc;
 
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/config", get(show_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(unread::close_if_body_unread))
         .with_state(state)
 }
 
