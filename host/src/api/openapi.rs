@@ -75,11 +75,19 @@ impl Modify for BearerAuth {
 struct ApiDoc;
 
 /// The document of this host: the annotations, this host's limits on the query parameters
-/// they bound, and what annotations cannot say (bodies read by hand, the event stream,
+/// they bound, and what annotations cannot say (bodies read by hand, the event stream, links,
 /// the token request's rule that `plugins` goes with `trigger`).
 pub fn document(limits: &Limits) -> Bytes {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    for parameter in parameters(&mut doc) {
+    bound_parameters(&mut doc, limits);
+    add_hand_written_schemas(&mut doc["components"]["schemas"]);
+    add_links(&mut doc["paths"]);
+    constrain_token_request(&mut doc["components"]["schemas"]["NewToken"]);
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}
+
+fn bound_parameters(doc: &mut Value, limits: &Limits) {
+    for parameter in parameters(doc) {
         // An optional parameter is absent, never null: parameters carry no JSON null.
         if let Some(types) = parameter["schema"]["type"].as_array() {
             let types: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
@@ -91,14 +99,29 @@ pub fn document(limits: &Limits) -> Bytes {
             }
         }
     }
-    let schemas = &mut doc["components"]["schemas"];
-    let binary = json!({ "type": "string", "format": "binary" });
-    schemas["ComponentBytes"] = json!({ "description": "A WebAssembly component (.wasm)", "type": "string", "format": "binary" });
+}
+
+/// Every parameter of every operation.
+fn parameters(doc: &mut Value) -> impl Iterator<Item = &mut Value> {
+    doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten()
+}
+
+/// The upload's bodies (bytes read by hand, not a type) and one Server-Sent Event.
+fn add_hand_written_schemas(schemas: &mut Value) {
+    let binary = |description: &str| json!({ "description": description, "type": "string", "format": "binary" });
+    schemas["ComponentBytes"] = binary("A WebAssembly component (.wasm)");
     schemas["UploadForm"] = json!({
         "type": "object",
         "required": ["component"],
         "properties": {
-            "component": binary,
+            "component": binary("The component (.wasm)"),
             "manifest": { "type": "string", "description": "The manifest (ignareo.toml)" },
         },
     });
@@ -112,47 +135,40 @@ pub fn document(limits: &Limits) -> Bytes {
             "data": { "type": "string" },
         },
     });
-    // Links let a client (and a fuzzer) follow a created resource to the operations on it.
+}
+
+/// Links from a created resource to the operations on it, for clients and fuzzers to follow.
+fn add_links(paths: &mut Value) {
     let task_link = |operation: &str| json!({ "operationId": operation, "parameters": { "id": "$response.body#/id" } });
-    doc["paths"]["/v1/plugins/{name}/tasks"]["post"]["responses"]["202"]["links"] = json!({
+    paths["/v1/plugins/{name}/tasks"]["post"]["responses"]["202"]["links"] = json!({
         "ShowTask": task_link("show_task"),
         "TaskEvents": task_link("task_events"),
         "CancelTask": task_link("cancel_task"),
     });
     let plugin_link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
     for status in ["200", "201"] {
-        doc["paths"]["/v1/plugins/{name}"]["put"]["responses"][status]["links"] = json!({
+        paths["/v1/plugins/{name}"]["put"]["responses"][status]["links"] = json!({
             "ShowPlugin": plugin_link("show_plugin"),
             "RollBackPlugin": plugin_link("roll_back_plugin"),
             "RunTask": plugin_link("run_task"),
             "SubmitTask": plugin_link("submit_task"),
         });
     }
-    let schemas = &mut doc["components"]["schemas"];
-    let new_token = &mut schemas["NewToken"];
+}
+
+/// What the token store checks beyond the types: printable names, plugin names or `*`, and
+/// `plugins` with `trigger` only.
+fn constrain_token_request(new_token: &mut Value) {
     new_token["properties"]["name"]["pattern"] = json!(TOKEN_NAME_PATTERN);
     new_token["properties"]["plugins"]["items"]["pattern"] = json!(TOKEN_PLUGIN_PATTERN);
     new_token["if"] = json!({ "required": ["scopes"], "properties": { "scopes": { "contains": { "const": "trigger" } } } });
     new_token["then"] = json!({ "required": ["plugins"], "properties": { "plugins": { "minItems": 1 } } });
     new_token["else"] = json!({ "properties": { "plugins": { "maxItems": 0 } } });
-    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
 /// Printable, not only spaces (the host trims the name and refuses control characters).
 const TOKEN_NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 const TOKEN_PLUGIN_PATTERN: &str = r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$";
-
-/// Every parameter of every operation.
-fn parameters(doc: &mut Value) -> impl Iterator<Item = &mut Value> {
-    doc["paths"]
-        .as_object_mut()
-        .into_iter()
-        .flat_map(|paths| paths.values_mut())
-        .filter_map(Value::as_object_mut)
-        .flat_map(|item| item.values_mut())
-        .filter_map(|operation| operation.get_mut("parameters").and_then(Value::as_array_mut))
-        .flatten()
-}
 
 /// This document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "host", security(()), operation_id = "openapi_document", responses(
