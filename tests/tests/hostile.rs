@@ -192,3 +192,38 @@ async fn a_plugin_with_a_deep_queue_does_not_make_others_wait_behind_it() {
         let _ = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn free_running_slots_go_round_the_plugins_that_wait() {
+    // 3 of 4 slots held by long tasks; a second plugin's backlog has 1 running task and could
+    // line up 3 more for the last slot. hello must get that slot after at most one of them:
+    // when it answers, the backlog has started its first, that one, and the one taking the
+    // slot hello gives back (5 if hello had waited behind the 3 lined up).
+    let host = Host::start_with_config("[limits]\nmax_running_tasks = 4\n", &[]).await;
+    host.upload("sleep", "sleep").await;
+    host.upload("nap", "sleep").await;
+    host.upload("hello", "hello").await;
+    let mut long = Vec::new();
+    for _ in 0..3 {
+        long.push(host.submit("sleep", &json!({"ms": 20000})).await);
+    }
+    for id in &long {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+            assert!(Instant::now() < deadline, "the long tasks start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut naps = Vec::new();
+    for _ in 0..20 {
+        naps.push(host.submit("nap", &json!({"ms": 300})).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
+    let tasks = host.get_json("/v1/tasks?plugin=nap&limit=1000").await;
+    let started = tasks["tasks"].as_array().unwrap().iter().filter(|t| t["state"] != "queued").count();
+    assert!(started <= 3, "{started} of the backlog's tasks started before hello got a slot");
+    for id in long.iter().chain(&naps) {
+        let _ = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    }
+}
