@@ -40,8 +40,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let action = format!("{} {}", parts.method, parts.uri.path());
-        caller.require_admin(&action)?;
+        caller.require_admin(|| action(parts))?;
         Ok(Self(caller))
     }
 }
@@ -54,10 +53,20 @@ impl FromRequestParts<AppState> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let action = format!("{} {}", parts.method, parts.uri.path());
-        caller.require_read(&action)?;
+        caller.require_read(|| action(parts))?;
         Ok(Self)
     }
+}
+
+/// What a refused request tried to do, for the 403's message.
+fn action(parts: &Parts) -> String {
+    format!("{} {}", parts.method, parts.uri.path())
+}
+
+/// One parameter of the route's path.
+async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S, name: &str) -> Result<String, ApiError> {
+    let Path(mut params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
+    Ok(params.remove(name).unwrap_or_default())
 }
 
 /// A plugin name from the path (see [`is_valid_plugin_name`]).
@@ -67,8 +76,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginName {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
-        let name = params.get("name").cloned().unwrap_or_default();
+        let name = path_param(parts, state, "name").await?;
         if is_valid_plugin_name(&name) {
             Ok(Self(name))
         } else {
@@ -87,8 +95,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
-        let raw = params.get("id").cloned().unwrap_or_default();
+        let raw = path_param(parts, state, "id").await?;
         raw.parse()
             .map(Self)
             .map_err(|_| ApiError::bad_request("invalid_task_id", format!("{raw:?} is not a task id (a UUID)")))
@@ -102,8 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TokenIdParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(params) = Path::<std::collections::HashMap<String, String>>::from_request_parts(parts, state).await?;
-        Ok(Self(params.get("id").cloned().unwrap_or_default()))
+        Ok(Self(path_param(parts, state, "id").await?))
     }
 }
 

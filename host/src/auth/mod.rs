@@ -74,18 +74,19 @@ impl Caller {
         self.scopes.admin || self.scopes.read
     }
 
-    pub fn require_admin(&self, action: &str) -> Result<(), Forbidden> {
+    /// `action` names the refused request; it is built only on refusal.
+    pub fn require_admin(&self, action: impl FnOnce() -> String) -> Result<(), Forbidden> {
         if self.scopes.admin {
             return Ok(());
         }
-        Err(Forbidden(format!("{action} needs a token with the admin scope; this token has {}", self.describe())))
+        Err(Forbidden(format!("{} needs a token with the admin scope; this token has {}", action(), self.describe())))
     }
 
-    pub fn require_read(&self, action: &str) -> Result<(), Forbidden> {
+    pub fn require_read(&self, action: impl FnOnce() -> String) -> Result<(), Forbidden> {
         if self.can_read_all() {
             return Ok(());
         }
-        Err(Forbidden(format!("{action} needs a token with the read or admin scope; this token has {}", self.describe())))
+        Err(Forbidden(format!("{} needs a token with the read or admin scope; this token has {}", action(), self.describe())))
     }
 
     pub fn require_trigger(&self, plugin: &str) -> Result<(), Forbidden> {
