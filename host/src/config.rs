@@ -71,6 +71,21 @@ pub struct Limits {
     pub task_stack_kb: u64,
     /// Tokens that may exist at once (`/v1/tokens`).
     pub max_tokens: u32,
+    /// A task that computes longer than this (or ends on a limit) sends its plugin's next
+    /// tasks to the background lane.
+    pub heavy_task_cpu_ms: u64,
+    /// How long a plugin's tasks stay in the background lane after its last heavy task.
+    pub background_secs: u64,
+    /// OS priority (nice, 1–19) of the background lane's threads: higher leaves more CPU to
+    /// the foreground under load; on an idle host the lane gets all of it either way.
+    pub background_nice: i32,
+    /// Running slots the background lane may hold; three quarters of `max_running_tasks`
+    /// if unset.
+    pub background_max_running: Option<u32>,
+    /// Linear memory of a finished task reset in place (only the pages it wrote) instead of
+    /// given back to the kernel, per instance slot: faster instantiation, at the price of
+    /// that much resident memory per slot used.
+    pub memory_keep_resident_kb: u64,
 }
 
 /// How the API treats its clients' connections: what a slow or oversized request meets.
@@ -285,6 +300,11 @@ impl Default for Limits {
             max_tasks_per_tree: 1_000,
             task_stack_kb: 512,
             max_tokens: 1_000,
+            heavy_task_cpu_ms: 100,
+            background_secs: 60,
+            background_nice: 19,
+            background_max_running: None,
+            memory_keep_resident_kb: 4096,
         }
     }
 }
@@ -340,6 +360,17 @@ impl Config {
         if !(1..=4096).contains(&l.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
         }
+        positive("limits.heavy_task_cpu_ms", l.heavy_task_cpu_ms)?;
+        if !(1..=19).contains(&l.background_nice) {
+            bail!("limits.background_nice must be between 1 and 19 (got {})", l.background_nice);
+        }
+        if let Some(background) = l.background_max_running
+            && (background == 0 || background > l.max_running_tasks) {
+                bail!(
+                    "limits.background_max_running must be between 1 and limits.max_running_tasks ({}), got {background}",
+                    l.max_running_tasks
+                );
+            }
         if let Some(per_plugin) = l.max_running_per_plugin
             && (per_plugin == 0 || per_plugin > l.max_running_tasks) {
                 bail!(
@@ -398,6 +429,15 @@ impl Limits {
         }
     }
 
+    pub fn background_max_running(&self) -> u32 {
+        self.background_max_running.unwrap_or_else(|| self.max_running_tasks.saturating_mul(3).div_ceil(4).max(1))
+    }
+
+    /// At most the task memory: more could never be written.
+    pub fn memory_keep_resident_bytes(&self) -> usize {
+        usize::try_from(self.memory_keep_resident_kb.saturating_mul(1024)).unwrap_or(usize::MAX).min(self.task_memory_bytes())
+    }
+
     pub fn running_per_plugin(&self) -> u32 {
         self.max_running_per_plugin.unwrap_or(self.max_running_tasks)
     }
@@ -430,6 +470,16 @@ mod tests {
     }
 
     #[test]
+    fn the_background_lane_defaults_to_three_quarters_of_the_slots() {
+        let mut limits = Limits { max_running_tasks: 1024, ..Limits::default() };
+        assert_eq!(limits.background_max_running(), 768);
+        limits.max_running_tasks = 2;
+        assert_eq!(limits.background_max_running(), 2);
+        limits.max_running_tasks = 1;
+        assert_eq!(limits.background_max_running(), 1);
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let err = toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nmax_runing = 3\n").unwrap_err();
         assert!(err.to_string().contains("max_runing"), "{err}");
@@ -441,6 +491,12 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("limits.max_running_per_plugin"), "{err}");
         config.limits.max_running_per_plugin = None;
+        config.limits.background_max_running = Some(5);
+        assert!(config.validate().unwrap_err().to_string().contains("limits.background_max_running"));
+        config.limits.background_max_running = None;
+        config.limits.background_nice = 20;
+        assert!(config.validate().unwrap_err().to_string().contains("limits.background_nice"));
+        config.limits.background_nice = 19;
         config.limits.task_memory_mb = 0;
         assert!(config.validate().unwrap_err().to_string().contains("limits.task_memory_mb"));
     }

@@ -227,3 +227,36 @@ async fn free_running_slots_go_round_the_plugins_that_wait() {
         let _ = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_plugin_that_hogs_the_host_moves_to_the_background_lane_and_still_runs() {
+    let host = Host::start_with_config("[limits]\nmax_running_tasks = 4\nbackground_max_running = 1\n", &[]).await;
+    host.upload("spin", "spin").await;
+    host.upload("hello", "hello").await;
+    assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
+    assert_eq!(host.get_json("/healthz").await["load"]["background_plugins"], json!([]));
+
+    // One task computing to its deadline sends the plugin to the background lane.
+    let first = host.client.post(host.url("/v1/plugins/spin/tasks?timeout=1")).send().await.unwrap();
+    let first = first.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    assert_eq!(host.wait(&first, 30).await["state"], "timed-out");
+    assert_eq!(host.get_json("/healthz").await["load"]["background_plugins"], json!(["spin"]));
+
+    // There it holds at most background_max_running slots; the rest wait, and the foreground
+    // keeps its slots.
+    let mut spins = Vec::new();
+    for _ in 0..3 {
+        let response = host.client.post(host.url("/v1/plugins/spin/tasks?timeout=2")).send().await.unwrap();
+        spins.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let running = host.get_json("/v1/tasks?plugin=spin&state=running").await["tasks"].as_array().unwrap().len();
+    assert_eq!(running, 1, "the background lane holds one slot");
+    assert_eq!(host.run("hello", &json!(2)).await, (200, json!({"hello": 2})));
+    assert_eq!(host.get_json("/healthz").await["load"]["background_plugins"], json!(["spin"]), "hello stays in the foreground");
+
+    // Background tasks still run, one after another, to their own end.
+    for id in &spins {
+        assert_eq!(host.wait(id, 30).await["state"], "timed-out");
+    }
+}

@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 pub use bindings::WORLD;
 pub use bindings::{context, events, http, timer, types};
@@ -34,6 +34,8 @@ const MEMORIES_PER_TASK: u32 = 1;
 const VALIDATION_SLOTS: u32 = 2;
 /// Room on a task's fiber stack beyond its wasm stack, for the host functions it calls.
 const ASYNC_STACK_HEADROOM: usize = 1536 * 1024;
+/// Table bytes per slot reset in place: a Rust component's tables are a few KiB.
+const TABLE_KEEP_RESIDENT: usize = 64 * 1024;
 /// Epoch ticks a guest may compute before it yields to the executor.
 const TICKS_PER_SLICE: u64 = 1;
 
@@ -46,6 +48,13 @@ pub struct Runtime {
     /// At most `VALIDATION_SLOTS` uploads instantiate at once.
     validations: tokio::sync::Semaphore,
     _ticker: epoch::EpochTicker,
+}
+
+/// How an invocation ended, and roughly how long its guest computed without waiting (in
+/// whole epoch ticks).
+pub struct Ran {
+    pub outcome: Outcome,
+    pub computed: Duration,
 }
 
 /// A plugin version linked against this host, ready to instantiate.
@@ -131,7 +140,7 @@ impl Runtime {
 
     /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
     /// and `memory_bytes` (at most the pool's slot size).
-    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Outcome {
+    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Ran {
         let memory_bytes = memory_bytes.min(self.task_memory_bytes);
         let mut store = self.store(HostState::new(invocation, memory_bytes));
         let run = async {
@@ -142,7 +151,7 @@ impl Runtime {
             let stderr = store.data().finish_output();
             result.map_err(|e| self.classify(e, &stderr, memory_bytes))
         };
-        match tokio::time::timeout(deadline, run).await {
+        let outcome = match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut { ran: deadline, inherited: false },
             Ok(Err(failure)) => Outcome::Failed(failure),
             Ok(Ok(Ok(output))) if output.len() > self.max_output_bytes => Outcome::Failed(Failure {
@@ -160,7 +169,9 @@ impl Runtime {
             Ok(Ok(Err(types::TaskError::Failed(message)))) => {
                 Outcome::Failed(Failure { kind: FailureKind::TaskError, message })
             }
-        }
+        };
+        let computed = epoch::TICK.saturating_mul(u32::try_from(store.data().compute_ticks).unwrap_or(u32::MAX));
+        Ran { outcome, computed }
     }
 
     /// A store with the memory cap and the time slicing every guest runs under.
@@ -170,7 +181,9 @@ impl Runtime {
         store.set_epoch_deadline(TICKS_PER_SLICE);
         // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
         // tokio lets other tasks (and this task's deadline) run.
-        store.epoch_deadline_callback(|_| {
+        store.epoch_deadline_callback(|mut store| {
+            let ticks = &mut store.data_mut().compute_ticks;
+            *ticks = ticks.saturating_add(TICKS_PER_SLICE);
             Ok(UpdateDeadline::YieldCustom(TICKS_PER_SLICE, Box::pin(tokio::task::yield_now())))
         });
         store
@@ -234,7 +247,13 @@ fn engine_config(limits: &Limits) -> Config {
         .total_memories(instances * MEMORIES_PER_TASK)
         .total_tables(instances * TABLES_PER_TASK)
         .total_stacks(instances)
-        .max_memory_size(limits.task_memory_bytes());
+        .max_memory_size(limits.task_memory_bytes())
+        // Reset in place (only the pages a task wrote, found with PAGEMAP_SCAN where the
+        // kernel has it) rather than by madvise: no page faults on the next task, and no
+        // TLB-shootdown interrupts to the other cores on every task's end.
+        .linear_memory_keep_resident(limits.memory_keep_resident_bytes())
+        .table_keep_resident(TABLE_KEEP_RESIDENT)
+        .pagemap_scan(Enabled::Auto);
 
     let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();

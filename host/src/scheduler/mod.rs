@@ -8,13 +8,15 @@
 //!
 //! Tasks run on threads of their own (`limits.task_threads`), apart from the API's: however
 //! busy the guests keep their threads, health checks, submissions and results are answered.
+//! Plugins that hog the host run in a background lane with lower priority (see [`lanes`]).
+
+mod lanes;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,7 @@ use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
+use lanes::{Lane, Lanes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -49,7 +52,7 @@ pub enum CancelError {
 }
 
 /// Counts for health checks and operators.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Load {
     pub running: usize,
     pub queued: usize,
@@ -57,6 +60,8 @@ pub struct Load {
     pub max_queued: usize,
     /// Tasks that ended since the host started, by final state.
     pub ended: Ended,
+    /// Plugins that recently hogged the host: their tasks start in the background lane.
+    pub background_plugins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -69,7 +74,7 @@ pub struct Ended {
 
 pub struct Scheduler {
     this: Weak<Scheduler>,
-    executor: Executor,
+    lanes: Lanes,
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     outbound: Arc<Outbound>,
@@ -83,33 +88,6 @@ pub struct Scheduler {
     closed: CancellationToken,
 }
 
-/// The runtime tasks run on; shut down without blocking when the scheduler goes.
-struct Executor(Option<tokio::runtime::Runtime>);
-
-impl Executor {
-    fn new(threads: usize) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("ignareo-task")
-            .enable_all()
-            .build()
-            .context("cannot start the task threads")?;
-        Ok(Self(Some(runtime)))
-    }
-
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.0.as_ref().expect("the executor lives as long as the scheduler").handle()
-    }
-}
-
-impl Drop for Executor {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 /// Slots of one plugin: sized by its live version's `max_concurrency`, resized when a new
 /// version changes it.
 struct PluginSlots {
@@ -121,6 +99,13 @@ struct PluginSlots {
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// What a running task holds; dropping it gives the slots back.
+struct Permits {
+    plugin: OwnedSemaphorePermit,
+    background: Option<OwnedSemaphorePermit>,
+    global: OwnedSemaphorePermit,
+}
+
 /// Every known task; finished ones are forgotten oldest first beyond the retention limit.
 #[derive(Default)]
 struct TaskTable {
@@ -130,10 +115,10 @@ struct TaskTable {
 
 impl Scheduler {
     pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, outbound: Arc<Outbound>, limits: Limits) -> anyhow::Result<Arc<Self>> {
-        let executor = Executor::new(limits.task_threads())?;
+        let lanes = Lanes::new(&limits)?;
         Ok(Arc::new_cyclic(|this| Self {
             this: this.clone(),
-            executor,
+            lanes,
             registry,
             runtime,
             outbound,
@@ -189,6 +174,7 @@ impl Scheduler {
             max_running,
             max_queued: self.limits.max_queued_tasks as usize,
             ended: *self.ended.lock().unwrap_or_else(PoisonError::into_inner),
+            background_plugins: self.lanes.background_plugins(),
         }
     }
 
@@ -238,11 +224,12 @@ impl Scheduler {
         ));
         self.table().by_id.insert(task.id, task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
-        self.tracker.spawn_on(this.drive(task.clone(), version, input), self.executor.handle());
+        let lane = self.lanes.for_plugin(plugin);
+        self.tracker.spawn_on(this.drive(task.clone(), version, input, lane), self.lanes.handle(lane));
         Ok(task)
     }
 
-    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
+    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
         // A spawned task may reach its parent's deadline while still queued.
         let inherited_deadline = async {
             match task.inherited_deadline {
@@ -253,45 +240,65 @@ impl Scheduler {
         let permits = tokio::select! {
             _ = task.cancellation().cancelled() => Err(Outcome::Cancelled),
             () = inherited_deadline => Err(Outcome::TimedOut { ran: Duration::ZERO, inherited: true }),
-            permits = self.acquire(&task.plugin, version.limits.max_concurrency) => Ok(permits),
+            permits = self.acquire(&task.plugin, version.limits.max_concurrency, lane) => Ok(permits),
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
-        match &permits {
-            Ok(_) if task.start() => {
-                let budget = task.deadline().map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
-                let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
-                let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
-                let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
-                let outcome = tokio::select! {
-                    _ = task.cancellation().cancelled() => Outcome::Cancelled,
-                    outcome = self.runtime.invoke(&version.prepared, invocation, &input, budget, memory_bytes) => outcome,
-                };
-                let outcome = match outcome {
-                    Outcome::TimedOut { ran, .. } if budget < task.timeout => Outcome::TimedOut { ran, inherited: true },
-                    other => other,
-                };
-                tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
-                task.finish(outcome);
-            }
-            Ok(_) => task.finish(Outcome::Cancelled),
-            Err(outcome) => task.finish(outcome.clone()),
+        let outcome = match &permits {
+            Ok(_) if task.start() => self.run(&task, &version, &input).await,
+            Ok(_) => Outcome::Cancelled,
+            Err(outcome) => outcome.clone(),
+        };
+        // Slots are free before the end is visible: whoever sees the task end and submits
+        // another finds them free.
+        if let Ok(permits) = permits {
+            self.release(&task.plugin, permits);
         }
-        if let Ok((plugin_permit, _global)) = permits {
-            self.release_plugin_slot(&task.plugin, plugin_permit);
-        }
+        tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
+        task.finish(outcome);
         self.retire(&task);
     }
 
-    async fn acquire(&self, plugin: &str, max_concurrency: u32) -> (OwnedSemaphorePermit, OwnedSemaphorePermit) {
+    /// Runs a started task to its end, within its own deadline or the one it inherited.
+    async fn run(self: &Arc<Self>, task: &Arc<Task>, version: &LoadedVersion, input: &[u8]) -> Outcome {
+        let budget = task.deadline().map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
+        let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
+        let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
+        let outcome = tokio::select! {
+            _ = task.cancellation().cancelled() => Outcome::Cancelled,
+            ran = self.runtime.invoke(&version.prepared, invocation, input, budget, memory_bytes) => {
+                self.lanes.record(&task.plugin, &ran.outcome, ran.computed);
+                ran.outcome
+            }
+        };
+        match outcome {
+            Outcome::TimedOut { ran, .. } if budget < task.timeout => Outcome::TimedOut { ran, inherited: true },
+            other => other,
+        }
+    }
+
+    async fn acquire(&self, plugin: &str, max_concurrency: u32, lane: Lane) -> Permits {
         let (per_plugin, turn) = self.plugin_slots(plugin, max_concurrency);
         // The semaphores are never closed, so acquiring cannot fail.
         let plugin_permit = per_plugin.acquire_owned().await.expect("per-plugin semaphore is never closed");
+        let background = match lane {
+            Lane::Foreground => None,
+            Lane::Background => Some(
+                self.lanes.background_slots.clone().acquire_owned().await.expect("background semaphore is never closed"),
+            ),
+        };
         // One task per plugin at a time queues for a running slot: free slots go round the
         // plugins that want one, so a plugin with thousands of queued tasks (a spawn bomb,
         // a batch) cannot make another plugin's tasks wait behind all of them.
         let _turn = turn.lock().await;
-        let global_permit = self.running.clone().acquire_owned().await.expect("global semaphore is never closed");
-        (plugin_permit, global_permit)
+        let global = self.running.clone().acquire_owned().await.expect("global semaphore is never closed");
+        Permits { plugin: plugin_permit, background, global }
+    }
+
+    fn release(&self, plugin: &str, permits: Permits) {
+        let Permits { plugin: plugin_permit, background, global } = permits;
+        self.release_plugin_slot(plugin, plugin_permit);
+        drop((background, global));
     }
 
     /// The plugin's semaphore, resized first if its live version wants another size: grown at
@@ -364,6 +371,7 @@ impl Scheduler {
 impl Spawner for Scheduler {
     fn spawn(&self, parent: &Task, plugin: &str, input: Bytes) -> Result<Arc<Task>, SpawnError> {
         if parent.depth >= self.limits.max_spawn_depth {
+            self.lanes.mark_heavy(&parent.plugin);
             return Err(SpawnError::Rejected(format!(
                 "spawn depth limit of {} reached (limits.max_spawn_depth)",
                 self.limits.max_spawn_depth
@@ -371,6 +379,7 @@ impl Spawner for Scheduler {
         }
         let max_tree = self.limits.max_tasks_per_tree;
         parent.tree_size.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tree).then_some(n + 1)).map_err(|_| {
+            self.lanes.mark_heavy(&parent.plugin);
             SpawnError::Rejected(format!("this tree of spawned tasks reached limits.max_tasks_per_tree ({max_tree} tasks)"))
         })?;
         self.admit(plugin, input, None, Origin::Parent(parent)).map_err(|e| {

@@ -1,0 +1,149 @@
+//! The two lanes tasks run in: the foreground, and a background lane for the tasks of
+//! plugins that recently hogged the host.
+//!
+//! A plugin whose task computed for longer than `limits.heavy_task_cpu_ms`, or ended on a
+//! limit (memory, output, sessions, stack, tree size, its deadline), has its tasks started in
+//! the background lane until `limits.background_secs` after its last such task. The
+//! background lane has task threads of its own at a lower OS priority
+//! (`limits.background_nice`), so the kernel gives its guests only the CPU the foreground
+//! leaves over (all of it on an otherwise idle host), and it holds at most
+//! `limits.background_max_running` running slots, so short tasks of well-behaved plugins keep
+//! their throughput and their slots beside code that loops, bombs memory or spawns without end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::Limits;
+use crate::task::{FailureKind, Outcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Foreground,
+    Background,
+}
+
+pub struct Lanes {
+    foreground: Executor,
+    background: Executor,
+    /// Running slots the background lane may hold, on top of the global count.
+    pub background_slots: Arc<Semaphore>,
+    /// Until when each recently heavy plugin stays in the background lane.
+    heavy_until: Mutex<HashMap<String, Instant>>,
+    heavy_compute: Duration,
+    background_for: Duration,
+}
+
+impl Lanes {
+    pub fn new(limits: &Limits) -> anyhow::Result<Self> {
+        Ok(Self {
+            foreground: Executor::new("ignareo-task", limits.task_threads(), None)?,
+            background: Executor::new("ignareo-bg", limits.task_threads(), Some(limits.background_nice))?,
+            background_slots: Arc::new(Semaphore::new(limits.background_max_running() as usize)),
+            heavy_until: Mutex::default(),
+            heavy_compute: Duration::from_millis(limits.heavy_task_cpu_ms),
+            background_for: Duration::from_secs(limits.background_secs),
+        })
+    }
+
+    /// The lane a new task of `plugin` starts in.
+    pub fn for_plugin(&self, plugin: &str) -> Lane {
+        let mut heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        match heavy.get(plugin) {
+            Some(until) if *until > Instant::now() => Lane::Background,
+            Some(_) => {
+                heavy.remove(plugin);
+                Lane::Foreground
+            }
+            None => Lane::Foreground,
+        }
+    }
+
+    /// Plugins whose tasks now start in the background lane, by name.
+    pub fn background_plugins(&self) -> Vec<String> {
+        let now = Instant::now();
+        let heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut plugins: Vec<String> = heavy.iter().filter(|(_, until)| **until > now).map(|(plugin, _)| plugin.clone()).collect();
+        plugins.sort();
+        plugins
+    }
+
+    pub fn handle(&self, lane: Lane) -> &tokio::runtime::Handle {
+        match lane {
+            Lane::Foreground => self.foreground.handle(),
+            Lane::Background => self.background.handle(),
+        }
+    }
+
+    /// Records how a task of `plugin` ended: computing for long or ending on a limit sends
+    /// the plugin's next tasks to the background lane.
+    pub fn record(&self, plugin: &str, outcome: &Outcome, computed: Duration) {
+        if computed >= self.heavy_compute || ended_on_a_limit(outcome) {
+            self.mark_heavy(plugin);
+        }
+    }
+
+    /// A task of `plugin` reached a limit that does not end it (a refused spawn).
+    pub fn mark_heavy(&self, plugin: &str) {
+        let until = Instant::now() + self.background_for;
+        let mut heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        if !heavy.contains_key(plugin) {
+            tracing::info!(plugin, seconds = self.background_for.as_secs(), "plugin hogs the host: its tasks run in the background lane");
+        }
+        heavy.insert(plugin.to_owned(), until);
+    }
+}
+
+fn ended_on_a_limit(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::TimedOut { .. } => true,
+        Outcome::Failed(failure) => matches!(failure.kind, FailureKind::MemoryLimit | FailureKind::ResourceLimit),
+        Outcome::Succeeded(_) | Outcome::Cancelled => false,
+    }
+}
+
+/// A tokio runtime for tasks; shut down without blocking when the scheduler goes.
+struct Executor(Option<tokio::runtime::Runtime>);
+
+impl Executor {
+    fn new(name: &str, threads: usize, nice: Option<i32>) -> anyhow::Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads).thread_name(name).enable_all();
+        if let Some(nice) = nice {
+            builder.on_thread_start(move || lower_thread_priority(nice));
+        }
+        let runtime = builder.build().with_context(|| format!("cannot start the {name} threads"))?;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("the executor lives as long as the scheduler").handle()
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Raises the calling thread's nice value (Linux keeps one per thread).
+#[cfg(target_os = "linux")]
+fn lower_thread_priority(nice: i32) {
+    // SAFETY: plain system calls on the calling thread, with no pointers involved.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if result != 0 {
+        tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the priority of a background task thread");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_thread_priority(nice: i32) {
+    tracing::debug!(nice, "thread priorities are set on Linux only; the background lane runs at normal priority");
+}
