@@ -49,7 +49,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/plugins/{name}",
             put(plugins::upload).layer(upload_limit).get(plugins::show).delete(plugins::delete),
         )
-        .route("/v1/plugins/{name}/rollback", post(plugins::rollback).layer(control_limit.clone()))
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback).layer(control_limit))
         .route("/v1/plugins/{name}/run", post(tasks::run).layer(input_limit))
         .route("/v1/plugins/{name}/tasks", post(tasks::submit).layer(input_limit))
         .route("/v1/tasks", get(tasks::list))
