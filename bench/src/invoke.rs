@@ -59,7 +59,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
         let started = Instant::now();
         let task_outbound = TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
         let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };
-        let outcome = runtime.invoke(&prepared, invocation, input, deadline, limits.memory_bytes as usize).await.outcome;
+        let outcome = runtime.invoke(&prepared, invocation, input, deadline, limits.memory_bytes as usize).await;
         let elapsed = started.elapsed();
         if !matches!(outcome, Outcome::Succeeded(_)) {
             bail!("hello did not succeed: {}", outcome.describe());

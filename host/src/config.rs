@@ -71,10 +71,8 @@ pub struct Limits {
     pub task_stack_kb: u64,
     /// Tokens that may exist at once (`/v1/tokens`).
     pub max_tokens: u32,
-    /// A task that computes longer than this (or ends on a limit) sends its plugin's next
-    /// tasks to the background lane.
-    pub heavy_task_cpu_ms: u64,
-    /// How long a plugin's tasks stay in the background lane after its last heavy task.
+    /// How long a plugin's tasks stay in the background lane after its last task that reached
+    /// a limit.
     pub background_secs: u64,
     /// OS priority (nice, 1–19) of the background lane's threads: higher leaves more CPU to
     /// the foreground under load; on an idle host the lane gets all of it either way.
@@ -300,7 +298,6 @@ impl Default for Limits {
             max_tasks_per_tree: 1_000,
             task_stack_kb: 512,
             max_tokens: 1_000,
-            heavy_task_cpu_ms: 100,
             background_secs: 60,
             background_nice: 19,
             background_max_running: None,
@@ -360,7 +357,6 @@ impl Config {
         if !(1..=4096).contains(&l.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", l.task_memory_mb);
         }
-        positive("limits.heavy_task_cpu_ms", l.heavy_task_cpu_ms)?;
         if !(1..=19).contains(&l.background_nice) {
             bail!("limits.background_nice must be between 1 and 19 (got {})", l.background_nice);
         }

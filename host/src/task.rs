@@ -228,6 +228,11 @@ impl Task {
         }
     }
 
+    /// Whether the task wrote more log lines than it may keep.
+    pub fn exceeded_log_lines(&self) -> bool {
+        self.log_lines.written.load(Ordering::Relaxed) > self.log_lines.max
+    }
+
     /// A log line of the guest's, kept while the task is within `limits.max_log_lines`.
     pub fn log(&self, level: Level, message: String) {
         if self.log_lines.written.fetch_add(1, Ordering::Relaxed) < self.log_lines.max {

@@ -50,13 +50,6 @@ pub struct Runtime {
     _ticker: epoch::EpochTicker,
 }
 
-/// How an invocation ended, and roughly how long its guest computed without waiting (in
-/// whole epoch ticks).
-pub struct Ran {
-    pub outcome: Outcome,
-    pub computed: Duration,
-}
-
 /// A plugin version linked against this host, ready to instantiate.
 pub struct Prepared {
     pre: bindings::TaskPre<HostState>,
@@ -140,7 +133,7 @@ impl Runtime {
 
     /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
     /// and `memory_bytes` (at most the pool's slot size).
-    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Ran {
+    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Outcome {
         let memory_bytes = memory_bytes.min(self.task_memory_bytes);
         let mut store = self.store(HostState::new(invocation, memory_bytes));
         let run = async {
@@ -151,7 +144,7 @@ impl Runtime {
             let stderr = store.data().finish_output();
             result.map_err(|e| self.classify(e, &stderr, memory_bytes))
         };
-        let outcome = match tokio::time::timeout(deadline, run).await {
+        match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut { ran: deadline, inherited: false },
             Ok(Err(failure)) => Outcome::Failed(failure),
             Ok(Ok(Ok(output))) if output.len() > self.max_output_bytes => Outcome::Failed(Failure {
@@ -169,9 +162,7 @@ impl Runtime {
             Ok(Ok(Err(types::TaskError::Failed(message)))) => {
                 Outcome::Failed(Failure { kind: FailureKind::TaskError, message })
             }
-        };
-        let computed = epoch::TICK.saturating_mul(u32::try_from(store.data().compute_ticks).unwrap_or(u32::MAX));
-        Ran { outcome, computed }
+        }
     }
 
     /// A store with the memory cap and the time slicing every guest runs under.
@@ -181,9 +172,7 @@ impl Runtime {
         store.set_epoch_deadline(TICKS_PER_SLICE);
         // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
         // tokio lets other tasks (and this task's deadline) run.
-        store.epoch_deadline_callback(|mut store| {
-            let ticks = &mut store.data_mut().compute_ticks;
-            *ticks = ticks.saturating_add(TICKS_PER_SLICE);
+        store.epoch_deadline_callback(|_| {
             Ok(UpdateDeadline::YieldCustom(TICKS_PER_SLICE, Box::pin(tokio::task::yield_now())))
         });
         store

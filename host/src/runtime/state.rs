@@ -29,8 +29,6 @@ pub struct HostState {
     invocation: Option<Invocation>,
     /// The guest's stdout and stderr, in that order.
     output: Option<(GuestOutput, GuestOutput)>,
-    /// Epoch ticks the guest computed through without waiting on the host.
-    pub(crate) compute_ticks: u64,
 }
 
 impl HostState {
@@ -51,7 +49,6 @@ impl HostState {
             limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
             invocation: None,
             output: None,
-            compute_ticks: 0,
         }
     }
 

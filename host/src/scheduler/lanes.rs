@@ -1,14 +1,15 @@
 //! The two lanes tasks run in: the foreground, and a background lane for the tasks of
 //! plugins that recently hogged the host.
 //!
-//! A plugin whose task computed for longer than `limits.heavy_task_cpu_ms`, or ended on a
-//! limit (memory, output, sessions, stack, tree size, its deadline), has its tasks started in
-//! the background lane until `limits.background_secs` after its last such task. The
+//! A plugin whose task reached a limit (memory, output, sessions, stack, log lines, tree size
+//! or depth, its deadline) has its tasks started in the background lane until `limits.background_secs` after its last such task. The
 //! background lane has task threads of its own at a lower OS priority
 //! (`limits.background_nice`), so the kernel gives its guests only the CPU the foreground
 //! leaves over (all of it on an otherwise idle host), and it holds at most
 //! `limits.background_max_running` running slots, so short tasks of well-behaved plugins keep
 //! their throughput and their slots beside code that loops, bombs memory or spawns without end.
+//! A plugin that merely computes a lot within its limits stays in the foreground: the epoch
+//! slicing already makes it take turns.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,7 +35,6 @@ pub struct Lanes {
     pub background_slots: Arc<Semaphore>,
     /// Until when each recently heavy plugin stays in the background lane.
     heavy_until: Mutex<HashMap<String, Instant>>,
-    heavy_compute: Duration,
     background_for: Duration,
 }
 
@@ -45,7 +45,6 @@ impl Lanes {
             background: Executor::new("ignareo-bg", limits.task_threads(), Some(limits.background_nice))?,
             background_slots: Arc::new(Semaphore::new(limits.background_max_running() as usize)),
             heavy_until: Mutex::default(),
-            heavy_compute: Duration::from_millis(limits.heavy_task_cpu_ms),
             background_for: Duration::from_secs(limits.background_secs),
         })
     }
@@ -79,10 +78,10 @@ impl Lanes {
         }
     }
 
-    /// Records how a task of `plugin` ended: computing for long or ending on a limit sends
-    /// the plugin's next tasks to the background lane.
-    pub fn record(&self, plugin: &str, outcome: &Outcome, computed: Duration) {
-        if computed >= self.heavy_compute || ended_on_a_limit(outcome) {
+    /// Records how a task of `plugin` ended: ending on a limit, or having written past its
+    /// log lines, sends the plugin's next tasks to the background lane.
+    pub fn record(&self, plugin: &str, outcome: &Outcome, exceeded_log_lines: bool) {
+        if exceeded_log_lines || ended_on_a_limit(outcome) {
             self.mark_heavy(plugin);
         }
     }

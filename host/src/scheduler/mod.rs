@@ -266,9 +266,9 @@ impl Scheduler {
         let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
         let outcome = tokio::select! {
             _ = task.cancellation().cancelled() => Outcome::Cancelled,
-            ran = self.runtime.invoke(&version.prepared, invocation, input, budget, memory_bytes) => {
-                self.lanes.record(&task.plugin, &ran.outcome, ran.computed);
-                ran.outcome
+            outcome = self.runtime.invoke(&version.prepared, invocation, input, budget, memory_bytes) => {
+                self.lanes.record(&task.plugin, &outcome, task.exceeded_log_lines());
+                outcome
             }
         };
         match outcome {
