@@ -25,6 +25,34 @@ pub struct Config {
     pub limits: Limits,
     pub http: HttpConfig,
     pub outbound: OutboundConfig,
+    pub store: StoreConfig,
+}
+
+/// The embedded task store (`<data_dir>/ignareo.db`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// How hard a commit waits for the disk.
+    pub synchronous: Synchronous,
+}
+
+/// `full`: an accepted task survives a power loss. `normal`: it survives the process being
+/// killed, but the last commits before a power loss may be lost; commits are cheaper.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    #[default]
+    Full,
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
 }
 
 /// Admission, task and request limits.
@@ -84,6 +112,8 @@ pub struct Limits {
     /// given back to the kernel, per instance slot: faster instantiation, at the price of
     /// that much resident memory per slot used.
     pub memory_keep_resident_kb: u64,
+    /// Most runs a plugin with `on_interrupt = "retry"` may ask for (its `max_attempts`).
+    pub max_task_attempts: u32,
 }
 
 /// How the API treats its clients' connections: what a slow or oversized request meets.
@@ -271,6 +301,7 @@ impl Default for Config {
             limits: Limits::default(),
             http: HttpConfig::default(),
             outbound: OutboundConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -302,6 +333,7 @@ impl Default for Limits {
             background_nice: 19,
             background_max_running: None,
             memory_keep_resident_kb: 4096,
+            max_task_attempts: 10,
         }
     }
 }
@@ -342,6 +374,7 @@ impl Config {
         positive("limits.max_component_mb", l.max_component_mb)?;
         positive("limits.max_input_mb", l.max_input_mb)?;
         positive("limits.max_tokens", l.max_tokens.into())?;
+        positive("limits.max_task_attempts", l.max_task_attempts.into())?;
         self.http.validate()?;
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;

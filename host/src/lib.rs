@@ -7,6 +7,7 @@
 //! - [`manifest`]: a plugin's `ignareo.toml`: grants and the limits its tasks run under.
 //! - [`runtime`]: the wasmtime engine, linker, per-invocation stores and limits.
 //! - [`capabilities`]: what guests may call: outbound HTTP, events, timers, task context.
+//! - [`store`]: the durable record of accepted tasks (SQLite in the data directory).
 //! - [`task`], [`events`]: a task's record and its event stream.
 //! - [`config`], [`auth`], [`server`], [`cli`]: configuration, the admin token, wiring, the command line.
 //! - [`chaos`]: `ignareo chaos-proxy`, the fault-injecting proxy (stands apart from the host).
@@ -23,4 +24,5 @@ pub mod registry;
 pub mod runtime;
 pub mod scheduler;
 pub mod server;
+pub mod store;
 pub mod task;

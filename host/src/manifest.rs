@@ -8,6 +8,8 @@
 //! memory_limit = "64MiB"        # or bytes
 //! max_response_bytes = "8MiB"   # or bytes
 //! proxies = ["http://user:pass@10.0.0.2:3128"]   # sessions take them in turn
+//! on_interrupt = "retry"        # or "fail" (default): a task the host's stop interrupted
+//! max_attempts = 3              # runs in all, with "retry"
 //!
 //! [politeness]                  # on top of the host's own rules
 //! requests_per_second = 2.0
@@ -32,6 +34,7 @@ pub struct Ceilings {
     pub task_timeout: Duration,
     pub task_memory_bytes: u64,
     pub max_response_bytes: u64,
+    pub max_task_attempts: u32,
 }
 
 impl Ceilings {
@@ -41,6 +44,7 @@ impl Ceilings {
             task_timeout: config.limits.task_timeout(),
             task_memory_bytes: config.limits.task_memory_bytes() as u64,
             max_response_bytes: config.outbound.max_response_bytes(),
+            max_task_attempts: config.limits.max_task_attempts,
         }
     }
 }
@@ -58,7 +62,24 @@ struct Raw {
     #[serde(default)]
     proxies: Vec<String>,
     politeness: Option<Politeness>,
+    on_interrupt: Option<OnInterrupt>,
+    max_attempts: Option<u32>,
 }
+
+/// What becomes of a task that was running when the host stopped (killed, or past its
+/// shutdown grace period).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnInterrupt {
+    /// It ends `interrupted`: a task that places orders must not run twice.
+    #[default]
+    Fail,
+    /// It runs again at the next start, up to `max_attempts` runs in all.
+    Retry,
+}
+
+/// Runs a `retry` task gets when the manifest does not say.
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
 /// A number, or a string with a unit ("30s", "64MiB").
 #[derive(Debug, Deserialize)]
@@ -83,6 +104,8 @@ pub struct Manifest {
     pub proxies: Vec<Proxy>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "politeness_view")]
     pub politeness: Option<Politeness>,
+    pub on_interrupt: OnInterrupt,
+    pub max_attempts: Option<u32>,
 }
 
 /// Limits a plugin version's tasks run under: the manifest's, or the host's.
@@ -91,6 +114,9 @@ pub struct TaskLimits {
     pub max_concurrency: u32,
     pub timeout: Duration,
     pub memory_bytes: u64,
+    pub on_interrupt: OnInterrupt,
+    /// Runs a task may start in all, restarts included (1 for `fail`).
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +159,17 @@ impl Manifest {
         if let Some(politeness) = &raw.politeness {
             politeness.validate("politeness.").map_err(|e| fail(e.to_string()))?;
         }
+        if let Some(n) = raw.max_attempts
+            && !(1..=ceilings.max_task_attempts).contains(&n) {
+                return Err(fail(format!(
+                    "max_attempts must be between 1 and the host's limit of {} (limits.max_task_attempts), got {n}",
+                    ceilings.max_task_attempts
+                )));
+            }
+        let on_interrupt = raw.on_interrupt.unwrap_or_default();
+        if raw.max_attempts.is_some() && on_interrupt == OnInterrupt::Fail {
+            return Err(fail("max_attempts applies only with on_interrupt = \"retry\"".to_owned()));
+        }
         Ok(Self {
             allowed_hosts,
             max_concurrency: raw.max_concurrency,
@@ -141,6 +178,8 @@ impl Manifest {
             max_response_bytes,
             proxies,
             politeness: raw.politeness.filter(|p| !p.is_empty()),
+            on_interrupt,
+            max_attempts: raw.max_attempts,
         })
     }
 
@@ -149,6 +188,11 @@ impl Manifest {
             max_concurrency: self.max_concurrency.unwrap_or(ceilings.running_per_plugin),
             timeout: self.timeout.unwrap_or(ceilings.task_timeout),
             memory_bytes: self.memory_limit.unwrap_or(ceilings.task_memory_bytes),
+            on_interrupt: self.on_interrupt,
+            max_attempts: match self.on_interrupt {
+                OnInterrupt::Fail => 1,
+                OnInterrupt::Retry => self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS.min(ceilings.max_task_attempts)),
+            },
         }
     }
 
@@ -236,7 +280,23 @@ mod tests {
             task_timeout: Duration::from_secs(300),
             task_memory_bytes: 128 << 20,
             max_response_bytes: 16 << 20,
+            max_task_attempts: 10,
         }
+    }
+
+    #[test]
+    fn interrupted_tasks_fail_unless_the_manifest_asks_for_retries() {
+        let ceilings = ceilings();
+        let default = Manifest::parse("", &ceilings).unwrap().task_limits(&ceilings);
+        assert_eq!((default.on_interrupt, default.max_attempts), (OnInterrupt::Fail, 1));
+        let retry = Manifest::parse("on_interrupt = \"retry\"", &ceilings).unwrap().task_limits(&ceilings);
+        assert_eq!((retry.on_interrupt, retry.max_attempts), (OnInterrupt::Retry, 3));
+        let five = Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 5", &ceilings).unwrap().task_limits(&ceilings);
+        assert_eq!(five.max_attempts, 5);
+        let too_many = Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 11", &ceilings).unwrap_err().to_string();
+        assert!(too_many.contains("limits.max_task_attempts"), "{too_many}");
+        let without_retry = Manifest::parse("max_attempts = 2", &ceilings).unwrap_err().to_string();
+        assert!(without_retry.contains("on_interrupt"), "{without_retry}");
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::manifest::Ceilings;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
+use crate::store::{SqliteStore, TaskStore};
 
 /// Binds a listening socket with room for `backlog` connections waiting to be accepted: the
 /// usual 128 makes a burst of new clients wait a second for a SYN retransmit.
@@ -39,6 +40,9 @@ pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
+/// The task store, in the data directory.
+const TASK_STORE_FILE: &str = "ignareo.db";
+
 /// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -46,6 +50,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    store: Arc<dyn TaskStore>,
     grace: Duration,
 }
 
@@ -64,11 +69,23 @@ impl Server {
         let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
-        let scheduler = Scheduler::new(registry.clone(), runtime, outbound, config.limits.clone())?;
+        let store_path = config.data_dir.join(TASK_STORE_FILE);
+        let store = SqliteStore::open(&store_path, config.store.synchronous, config.limits.retain_finished_tasks as usize)?;
+        let store: Arc<dyn TaskStore> = Arc::new(store);
+        let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone())?;
+        let recovered = scheduler.recover()?;
+        tracing::info!(
+            path = %store_path.display(),
+            finished = recovered.finished,
+            queued = recovered.queued,
+            retried = recovered.retried,
+            interrupted = recovered.interrupted,
+            "task store opened"
+        );
         let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
         let openapi = api::openapi_document(&config.limits);
         let state = AppState { registry, scheduler, auth: Arc::new(auth), config: Arc::new(config.clone()), openapi };
-        Ok(Self { listener, state, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
+        Ok(Self { listener, state, store, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 
     pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -97,6 +114,9 @@ impl Server {
         if tokio::time::timeout(CONNECTION_DRAIN, drained).await.is_err() {
             tracing::warn!("connections still open after the drain period; closing them");
         }
+        // Every task's end is written before the process goes.
+        let store = self.store;
+        tokio::task::spawn_blocking(move || store.close()).await.context("the task store did not close")?;
         Ok(())
     }
 }

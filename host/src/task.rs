@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::events::{EventKind, EventLog, Level};
+use crate::store::TaskRecord;
 
 /// A task's id: 122 random bits, so ids cannot be guessed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -52,11 +53,37 @@ pub enum TaskState {
     Failed,
     Cancelled,
     TimedOut,
+    /// The host stopped while the task ran, and the plugin's policy is not to run it again.
+    Interrupted,
 }
 
 impl TaskState {
+    const ALL: [Self; 7] =
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled, Self::TimedOut, Self::Interrupted];
+
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Queued | Self::Running)
+    }
+
+    /// The name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed-out",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| format!("unknown task state {s:?}"))
     }
 }
 
@@ -79,6 +106,30 @@ pub enum FailureKind {
     ResourceLimit,
 }
 
+impl FailureKind {
+    const ALL: [Self; 6] = [Self::InvalidInput, Self::TaskError, Self::Trap, Self::MemoryLimit, Self::Instantiate, Self::ResourceLimit];
+
+    /// The name the API and the store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidInput => "invalid-input",
+            Self::TaskError => "task-error",
+            Self::Trap => "trap",
+            Self::MemoryLimit => "memory-limit",
+            Self::Instantiate => "instantiate",
+            Self::ResourceLimit => "resource-limit",
+        }
+    }
+}
+
+impl FromStr for FailureKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| format!("unknown failure kind {s:?}"))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub kind: FailureKind,
@@ -94,6 +145,8 @@ pub enum Outcome {
     /// of the task that spawned it.
     TimedOut { ran: Duration, inherited: bool },
     Cancelled,
+    /// The host stopped while the task ran; the reason says what became of it.
+    Interrupted(String),
 }
 
 impl Outcome {
@@ -103,6 +156,7 @@ impl Outcome {
             Self::Failed(_) => TaskState::Failed,
             Self::TimedOut { .. } => TaskState::TimedOut,
             Self::Cancelled => TaskState::Cancelled,
+            Self::Interrupted(_) => TaskState::Interrupted,
         }
     }
 
@@ -116,6 +170,7 @@ impl Outcome {
                 format!("reached the deadline of the task that spawned it after running {} ms", ran.as_millis())
             }
             Self::Cancelled => "cancelled".to_owned(),
+            Self::Interrupted(reason) => reason.clone(),
         }
     }
 }
@@ -155,6 +210,14 @@ pub struct Task {
     /// Tasks in the tree this one belongs to (it, its ancestors and their descendants),
     /// shared by all of them.
     pub tree_size: Arc<AtomicU32>,
+    /// Recorded in the task store (accepted through `POST .../tasks`): its starts and its end
+    /// are written there too.
+    pub durable: bool,
+    /// Runs started so far, counting those before a restart.
+    attempts: AtomicU32,
+    /// Stopped by the host's shutdown rather than by a caller: its record is left as it is,
+    /// for the plugin's policy to decide at the next start.
+    shut_down: AtomicBool,
     log_lines: LogBudget,
     status: watch::Sender<Status>,
     cancel: CancellationToken,
@@ -185,12 +248,60 @@ impl Task {
             submitted_at: SystemTime::now(),
             events: EventLog::new(events_kept),
             tree_size: parent.map_or_else(|| Arc::new(AtomicU32::new(1)), |p| p.tree_size.clone()),
+            durable: false,
+            attempts: AtomicU32::new(0),
+            shut_down: AtomicBool::new(false),
             log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
             status: watch::Sender::new(Status { state: TaskState::Queued, started_at: None, finished_at: None, outcome: None }),
             cancel: CancellationToken::new(),
         };
         task.events.push(EventKind::State { state: TaskState::Queued, error: None });
         task
+    }
+
+    /// The same task, to be recorded in the task store.
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
+    }
+
+    /// A recorded task taken up again after a restart, under its own id, queued.
+    pub fn resumed(mut self, record: &TaskRecord) -> Self {
+        self.id = record.id;
+        self.submitted_at = record.submitted_at;
+        self.durable = true;
+        self.attempts = AtomicU32::new(record.attempts);
+        self
+    }
+
+    /// A task that had ended before a restart, as recorded, for the API to show.
+    pub fn ended(mut self, record: &TaskRecord, outcome: Outcome) -> Self {
+        self = self.resumed(record);
+        let state = outcome.state();
+        let error = (state != TaskState::Succeeded).then(|| outcome.describe());
+        self.status.send_modify(|s| {
+            s.state = state;
+            s.started_at = record.started_at;
+            s.finished_at = record.finished_at;
+            s.outcome = Some(outcome);
+        });
+        self.events.push(EventKind::State { state, error });
+        self
+    }
+
+    /// Runs started so far, counting those before a restart.
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    /// Stops the task because the host shuts down (see `shut_down`).
+    pub fn shut_down(&self) {
+        self.shut_down.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
+
+    pub fn was_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Relaxed)
     }
 
     pub fn status(&self) -> Status {
@@ -213,6 +324,7 @@ impl Task {
         });
         let _ = self.started.set(Instant::now());
         if started {
+            self.attempts.fetch_add(1, Ordering::Relaxed);
             self.events.push(EventKind::State { state: TaskState::Running, error: None });
         }
         started

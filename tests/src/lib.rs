@@ -261,6 +261,12 @@ impl Host {
         kib * 1024
     }
 
+    /// Kills the host with SIGKILL (no chance to clean up) and waits for it to go.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("the host is running");
+        let _ = self.child.wait().await;
+    }
+
     /// Stops the host with SIGTERM and waits for it to exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("the host is running");

@@ -125,6 +125,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::TimeoutTooLong { .. } => (StatusCode::BAD_REQUEST, "bad_query"),
             SubmitError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            SubmitError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         };
         Self::new(status, code, error.to_string())
     }

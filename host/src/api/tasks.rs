@@ -85,7 +85,7 @@ pub async fn run(
             headers(("location" = String, description = "/v1/tasks/{id}"))),
         (status = 404, description = "No such plugin", body = ErrorBody),
         (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
-        (status = 503, description = "Shutting down (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down, or the task could not be recorded (Retry-After)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
 pub async fn submit(
@@ -97,7 +97,7 @@ pub async fn submit(
 ) -> Result<Response, ApiError> {
     caller.require_trigger(&name)?;
     let timeout = task_timeout(&state, &query)?;
-    let task = state.scheduler.submit(&name, input, timeout, caller.token_id)?;
+    let task = state.scheduler.accept(&name, input, timeout, caller.token_id).await?;
     let location = format!("/v1/tasks/{}", task.id);
     let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
     identify(&mut response, &task);
@@ -293,6 +293,7 @@ fn outcome_error(outcome: &Outcome) -> ApiError {
         Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => (StatusCode::BAD_GATEWAY, "resource_limit"),
         Outcome::TimedOut { .. } => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
         Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
+        Outcome::Interrupted(_) => (StatusCode::SERVICE_UNAVAILABLE, "interrupted"),
         Outcome::Succeeded(_) => (StatusCode::OK, "ok"),
     };
     ApiError::new(status, code, outcome.describe())
@@ -320,6 +321,9 @@ pub struct TaskView {
     finished_at_ms: Option<u64>,
     duration_ms: Option<u64>,
     timeout_ms: u64,
+    /// Runs started, restarts of the host included (more than 1 only for plugins with
+    /// `on_interrupt = "retry"`).
+    attempts: u32,
     /// Output that is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
     output: Option<serde_json::Value>,
@@ -353,6 +357,7 @@ impl TaskView {
             finished_at_ms: finished_at.map(epoch_ms),
             duration_ms: started_at.zip(finished_at).map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
             timeout_ms: task.timeout.as_millis() as u64,
+            attempts: task.attempts(),
             output,
             output_base64,
             error,
@@ -362,16 +367,10 @@ impl TaskView {
 
 fn error_kind(outcome: &Outcome) -> &'static str {
     match outcome {
-        Outcome::Failed(f) => match f.kind {
-            FailureKind::InvalidInput => "invalid-input",
-            FailureKind::TaskError => "task-error",
-            FailureKind::Trap => "trap",
-            FailureKind::MemoryLimit => "memory-limit",
-            FailureKind::Instantiate => "instantiate",
-            FailureKind::ResourceLimit => "resource-limit",
-        },
+        Outcome::Failed(f) => f.kind.as_str(),
         Outcome::TimedOut { .. } => "timeout",
         Outcome::Cancelled => "cancelled",
+        Outcome::Interrupted(_) => "interrupted",
         Outcome::Succeeded(_) => "none",
     }
 }

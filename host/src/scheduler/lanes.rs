@@ -101,7 +101,7 @@ fn ended_on_a_limit(outcome: &Outcome) -> bool {
     match outcome {
         Outcome::TimedOut { .. } => true,
         Outcome::Failed(failure) => matches!(failure.kind, FailureKind::MemoryLimit | FailureKind::ResourceLimit),
-        Outcome::Succeeded(_) | Outcome::Cancelled => false,
+        Outcome::Succeeded(_) | Outcome::Cancelled | Outcome::Interrupted(_) => false,
     }
 }
 

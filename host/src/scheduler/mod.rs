@@ -15,7 +15,7 @@ mod lanes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,6 +28,9 @@ use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
+use crate::events::Level;
+use crate::manifest::OnInterrupt;
+use crate::store::{StoreError, TaskEnd, TaskRecord, TaskStore};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 use lanes::{Lane, Lanes};
 
@@ -41,6 +44,8 @@ pub enum SubmitError {
     ShuttingDown,
     #[error("timeout={asked} s exceeds plugin {plugin:?}'s limit of {limit} s (its manifest's timeout)")]
     TimeoutTooLong { plugin: String, asked: u64, limit: u64 },
+    #[error("{0}; the task was not accepted, retry later")]
+    Store(#[from] StoreError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +54,36 @@ pub enum CancelError {
     NotFound(TaskId),
     #[error("task {0} has already ended")]
     AlreadyFinished(TaskId),
+}
+
+/// What a durable task that the host's shutdown stopped reads as until the next start.
+const SHUT_DOWN: &str = "the host shut down before this task ended; the next start runs it if it had not started, \
+                         or applies the plugin's on_interrupt policy if it had";
+
+/// What [`Scheduler::recover`] found in the task store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recovered {
+    /// Finished tasks loaded for the API to show.
+    pub finished: usize,
+    /// Queued tasks queued again.
+    pub queued: usize,
+    /// Tasks that were running, queued again to run once more (`on_interrupt = "retry"`).
+    pub retried: usize,
+    /// Tasks that were running and end `interrupted` (`fail`, attempts used up, plugin gone).
+    pub interrupted: usize,
+}
+
+/// Why a task that was running when the host stopped is not run again.
+fn interrupted_reason(version: &LoadedVersion, attempts: u32) -> String {
+    match version.limits.on_interrupt {
+        OnInterrupt::Fail => format!(
+            "the host stopped while the task was running (attempt {attempts}); plugin {:?} has on_interrupt = \"fail\", so it is not run again",
+            version.plugin
+        ),
+        OnInterrupt::Retry => format!(
+            "the host stopped while the task was running, and it has used all {attempts} of its attempts (max_attempts)"
+        ),
+    }
 }
 
 /// Counts for health checks and operators.
@@ -70,12 +105,14 @@ pub struct Ended {
     pub failed: u64,
     pub cancelled: u64,
     pub timed_out: u64,
+    pub interrupted: u64,
 }
 
 pub struct Scheduler {
     this: Weak<Scheduler>,
     lanes: Lanes,
     registry: Arc<Registry>,
+    store: Arc<dyn TaskStore>,
     runtime: Arc<Runtime>,
     outbound: Arc<Outbound>,
     limits: Limits,
@@ -114,12 +151,19 @@ struct TaskTable {
 }
 
 impl Scheduler {
-    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, outbound: Arc<Outbound>, limits: Limits) -> anyhow::Result<Arc<Self>> {
+    pub fn new(
+        registry: Arc<Registry>,
+        store: Arc<dyn TaskStore>,
+        runtime: Arc<Runtime>,
+        outbound: Arc<Outbound>,
+        limits: Limits,
+    ) -> anyhow::Result<Arc<Self>> {
         let lanes = Lanes::new(&limits)?;
         Ok(Arc::new_cyclic(|this| Self {
             this: this.clone(),
             lanes,
             registry,
+            store,
             runtime,
             outbound,
             running: Arc::new(Semaphore::new(limits.max_running_tasks as usize)),
@@ -133,10 +177,69 @@ impl Scheduler {
         }))
     }
 
-    /// Accepts a task of `plugin`'s live version, or says why not.
-    /// Accepts a task from an API caller, identified by its token id.
+    /// Takes a task of `plugin`'s live version to run now for a caller who waits for its end
+    /// (`owner`: the caller's token id); not recorded, since its answer goes to that caller.
     pub fn submit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
         self.admit(plugin, input, timeout, Origin::Caller(owner))
+    }
+
+    /// Accepts a task to run in the background: it is committed to the task store before this
+    /// returns, so that a task once accepted survives the process.
+    pub async fn accept(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
+        let version = self.admission(plugin, timeout)?;
+        let task = Arc::new(self.new_task(&version, timeout, Origin::Caller(owner)).durable());
+        let this = self.this.upgrade().expect("the scheduler outlives its callers");
+        // On a task of its own: a caller that hangs up while the commit is under way must not
+        // leave a recorded task unlaunched (or its queue place taken).
+        let committed = tokio::spawn(async move {
+            let record = TaskRecord::accepted(&task, input.clone());
+            match this.store.accept(vec![record]).await {
+                Ok(()) => {
+                    this.launch(task.clone(), version, input);
+                    Ok(task)
+                }
+                Err(e) => {
+                    this.queued.fetch_sub(1, Ordering::AcqRel);
+                    Err(SubmitError::Store(e))
+                }
+            }
+        });
+        committed.await.map_err(|e| SubmitError::Store(StoreError::Write(format!("the commit was abandoned: {e}"))))?
+    }
+
+    /// Takes up the recorded tasks at start: the recently finished ones for the API to show,
+    /// the queued ones to run, and those that were running when the host stopped as their
+    /// plugin's `on_interrupt` policy says.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let mut recovered = Recovered::default();
+        for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
+            let outcome = record.outcome();
+            let task = Arc::new(self.recorded_task(&record).ended(&record, outcome));
+            self.remember_finished(task);
+            recovered.finished += 1;
+        }
+        for record in self.store.unfinished()? {
+            match self.registry.live(&record.plugin) {
+                None => {
+                    self.end_unrunnable(&record, format!("plugin {:?} no longer exists, so the task cannot run", record.plugin));
+                    recovered.interrupted += 1;
+                }
+                Some(version) if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts => {
+                    self.end_unrunnable(&record, interrupted_reason(&version, record.attempts));
+                    recovered.interrupted += 1;
+                }
+                Some(version) => {
+                    if record.state == TaskState::Running {
+                        self.store.requeued(record.id);
+                        recovered.retried += 1;
+                    } else {
+                        recovered.queued += 1;
+                    }
+                    self.resume(&record, version);
+                }
+            }
+        }
+        Ok(recovered)
     }
 
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
@@ -192,13 +295,21 @@ impl Scheduler {
                 self.table().by_id.values().filter(|t| !t.state().is_final()).cloned().collect();
             tracing::warn!(tasks = unfinished.len(), "shutdown grace period over; cancelling the remaining tasks");
             for task in unfinished {
-                task.cancel();
+                task.shut_down();
             }
             self.tracker.wait().await;
         }
     }
 
     fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, origin: Origin<'_>) -> Result<Arc<Task>, SubmitError> {
+        let version = self.admission(plugin, timeout)?;
+        let task = Arc::new(self.new_task(&version, timeout, origin));
+        self.launch(task.clone(), version, input);
+        Ok(task)
+    }
+
+    /// Checks that a task of `plugin` may be accepted and takes a place in the queue for it.
+    fn admission(&self, plugin: &str, timeout: Option<Duration>) -> Result<Arc<LoadedVersion>, SubmitError> {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -214,19 +325,58 @@ impl Scheduler {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < max_queued).then_some(q + 1))
             .map_err(SubmitError::QueueFull)?;
-        let task = Arc::new(Task::new(
-            plugin.to_owned(),
+        Ok(version)
+    }
+
+    fn new_task(&self, version: &LoadedVersion, timeout: Option<Duration>, origin: Origin<'_>) -> Task {
+        Task::new(
+            version.plugin.clone(),
             version.info.version.as_str().into(),
             origin,
             timeout.unwrap_or(version.limits.timeout),
             self.limits.events_per_task as usize,
             self.limits.max_log_lines,
-        ));
+        )
+    }
+
+    /// A task as recorded, not yet started.
+    fn recorded_task(&self, record: &TaskRecord) -> Task {
+        let owner = Origin::Caller(record.owner.as_deref().map(Arc::from));
+        Task::new(record.plugin.clone(), record.version.as_str().into(), owner, record.timeout, self.limits.events_per_task as usize, self.limits.max_log_lines)
+            .resumed(record)
+    }
+
+    /// Queues a recorded task again, on its plugin's live version; recovered tasks are
+    /// queued whatever the queue's limit, since they were accepted before.
+    fn resume(&self, record: &TaskRecord, version: Arc<LoadedVersion>) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let task = Arc::new(self.recorded_task(record));
+        if record.version != version.info.version {
+            task.log(Level::Warn, format!("accepted for version {} of {}, run with the live version {}", record.version, record.plugin, version.info.version));
+        }
+        self.launch(task, version, record.input.clone());
+    }
+
+    /// Ends a recorded task that cannot run again, in the store and for the API.
+    fn end_unrunnable(&self, record: &TaskRecord, reason: String) {
+        let now = SystemTime::now();
+        let outcome = Outcome::Interrupted(reason);
+        self.store.finished(record.id, now, TaskEnd::of(&outcome));
+        let mut ended = record.clone();
+        ended.finished_at = Some(now);
+        self.remember_finished(Arc::new(self.recorded_task(record).ended(&ended, outcome)));
+    }
+
+    fn remember_finished(&self, task: Arc<Task>) {
+        self.table().by_id.insert(task.id, task.clone());
+        self.keep_finished(task.id);
+    }
+
+    fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
         self.table().by_id.insert(task.id, task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
-        let lane = self.lanes.for_plugin(plugin);
-        self.tracker.spawn_on(this.drive(task.clone(), version, input, lane), self.lanes.handle(lane));
-        Ok(task)
+        let lane = self.lanes.for_plugin(&task.plugin);
+        self.tracker.spawn_on(this.drive(task, version, input, lane), self.lanes.handle(lane));
     }
 
     async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
@@ -244,9 +394,24 @@ impl Scheduler {
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
         let outcome = match &permits {
-            Ok(_) if task.start() => self.run(&task, &version, &input).await,
+            Ok(_) if task.start() => {
+                if task.durable {
+                    self.store.started(task.id, task.attempts(), SystemTime::now());
+                }
+                self.run(&task, &version, &input).await
+            }
             Ok(_) => Outcome::Cancelled,
             Err(outcome) => outcome.clone(),
+        };
+        let outcome = match outcome {
+            // Left as recorded: the next start takes it up.
+            Outcome::Cancelled if task.durable && task.was_shut_down() => Outcome::Interrupted(SHUT_DOWN.to_owned()),
+            outcome => {
+                if task.durable {
+                    self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome));
+                }
+                outcome
+            }
         };
         // Slots are free before the end is visible: whoever sees the task end and submits
         // another finds them free.
@@ -342,6 +507,7 @@ impl Scheduler {
         }
     }
 
+    /// Counts a task that ended and keeps it among the finished ones.
     fn retire(&self, task: &Task) {
         {
             let mut ended = self.ended.lock().unwrap_or_else(PoisonError::into_inner);
@@ -350,10 +516,15 @@ impl Scheduler {
                 TaskState::Failed => ended.failed += 1,
                 TaskState::Cancelled => ended.cancelled += 1,
                 TaskState::TimedOut => ended.timed_out += 1,
+                TaskState::Interrupted => ended.interrupted += 1,
                 TaskState::Queued | TaskState::Running => {}
             }
         }
-        let id = task.id;
+        self.keep_finished(task.id);
+    }
+
+    /// Keeps a finished task for the API; the oldest go beyond the retention limit.
+    fn keep_finished(&self, id: TaskId) {
         let mut table = self.table();
         table.finished.push_back(id);
         while table.finished.len() > self.limits.retain_finished_tasks as usize {

@@ -1,0 +1,180 @@
+//! Nothing accepted is lost: tasks answered 202 survive the process being killed, and come
+//! back after a restart as their plugin's `on_interrupt` policy says.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ignareo_e2e::Host;
+use serde_json::{Value, json};
+
+const RETRY: &str = "on_interrupt = \"retry\"\nmax_attempts = 3\n";
+
+fn fresh_data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ignareo-durable-{:016x}", rand::random::<u64>()))
+}
+
+fn write_config(data_dir: &Path, toml: &str) -> String {
+    std::fs::create_dir_all(data_dir).unwrap();
+    let path = data_dir.join("test-config.toml");
+    std::fs::write(&path, toml).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Submits `count` tasks of `plugin` over a few connections at once; their ids.
+async fn submit_many(host: &Host, plugin: &str, input: Value, count: usize) -> Vec<String> {
+    let mut lanes = Vec::new();
+    for lane in 0..8 {
+        let (client, url, input) = (host.client.clone(), host.url(&format!("/v1/plugins/{plugin}/tasks")), input.clone());
+        lanes.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in (lane..count).step_by(8) {
+                let response = client.post(&url).json(&input).send().await.unwrap();
+                assert_eq!(response.status(), 202);
+                ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for lane in lanes {
+        ids.extend(lane.await.unwrap());
+    }
+    ids
+}
+
+/// Waits for every task to end; their final views by id.
+async fn final_views(host: &Host, ids: &[String]) -> HashMap<String, Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut views = HashMap::new();
+    for id in ids {
+        loop {
+            let view = host.get_json(&format!("/v1/tasks/{id}?wait=30")).await;
+            assert!(view["id"] == json!(id), "task {id} is known after the restart: {view}");
+            if !matches!(view["state"].as_str(), Some("queued" | "running")) {
+                views.insert(id.clone(), view);
+                break;
+            }
+            assert!(Instant::now() < deadline, "task {id} did not end: {view}");
+        }
+    }
+    views
+}
+
+fn count<'a>(views: impl IntoIterator<Item = &'a Value>, state: &str) -> usize {
+    views.into_iter().filter(|v| v["state"] == state).count()
+}
+
+#[tokio::test]
+async fn a_thousand_accepted_tasks_survive_sigkill_per_their_plugins_policy() {
+    let data_dir = fresh_data_dir();
+    let config = write_config(&data_dir, "[limits]\nmax_running_tasks = 100\nmax_queued_tasks = 2000\n");
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    host.upload("once", "sleep").await;
+    host.upload_with("again", "sleep", RETRY).await;
+
+    let (once, again) = tokio::join!(
+        submit_many(&host, "once", json!({"ms": 400}), 500),
+        submit_many(&host, "again", json!({"ms": 400}), 500),
+    );
+    // Let some finish and some start, with most still queued.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.get_json("/healthz").await["load"]["ended"]["succeeded"].as_u64().unwrap() < 50 {
+        assert!(Instant::now() < deadline, "tasks started running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    host.kill().await;
+
+    let restarted_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    assert_eq!(host.get_json("/healthz").await["compilations"], 0, "plugins come back without compiling");
+    let once = final_views(&host, &once).await;
+    let again = final_views(&host, &again).await;
+
+    // on_interrupt = "fail" (the default): each task succeeded or reads interrupted, and
+    // none ran twice.
+    assert_eq!(count(once.values(), "succeeded") + count(once.values(), "interrupted"), 500, "{once:?}");
+    assert!(once.values().all(|v| v["attempts"].as_u64() <= Some(1)), "a task of a fail plugin ran twice");
+    let interrupted: Vec<&Value> = once.values().filter(|v| v["state"] == "interrupted").collect();
+    assert!(!interrupted.is_empty(), "some tasks were running at the kill");
+    for view in &interrupted {
+        assert_eq!(view["attempts"], 1);
+        let message = view["error"]["message"].as_str().unwrap();
+        assert!(message.contains("on_interrupt = \"fail\""), "{message}");
+    }
+    let ran_after_restart = once.values().filter(|v| v["started_at_ms"].as_u64().unwrap_or(0) >= restarted_at).count();
+    assert!(ran_after_restart > 0, "queued tasks ran after the restart");
+
+    // on_interrupt = "retry": every task succeeds; those running at the kill ran again.
+    assert_eq!(count(again.values(), "succeeded"), 500, "{again:?}");
+    assert!(again.values().any(|v| v["attempts"] == 2), "tasks running at the kill ran a second time");
+    assert!(again.values().all(|v| v["attempts"].as_u64() <= Some(2)));
+    assert_eq!(again.values().next().unwrap()["output"], json!({"slept_ms": 400}));
+
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn sigterm_lets_running_tasks_finish_within_the_grace_then_leaves_the_rest_to_the_policy() {
+    let data_dir = fresh_data_dir();
+    let config = write_config(&data_dir, "[limits]\nmax_running_tasks = 2\nshutdown_grace_secs = 1\n");
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    host.upload("sleep", "sleep").await;
+    let short = host.submit("sleep", &json!({"ms": 300})).await;
+    let long = host.submit("sleep", &json!({"ms": 60_000})).await;
+    let queued = host.submit("sleep", &json!({"ms": 10})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(host.get_json(&format!("/v1/tasks/{queued}")).await["state"], "queued");
+    let started = Instant::now();
+    assert!(host.terminate().await.success());
+    assert!(started.elapsed() < Duration::from_secs(10), "the grace period bounds the shutdown");
+
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let views = final_views(&host, &[short.clone(), long.clone(), queued.clone()]).await;
+    assert_eq!(views[&short]["state"], "succeeded", "a task that ends within the grace period succeeds");
+    assert_eq!(views[&long]["state"], "interrupted", "{}", views[&long]);
+    assert_eq!(views[&queued]["state"], "succeeded", "a queued task runs after the restart");
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Starts the binary on `data_dir` expecting it to refuse; its stderr.
+async fn refused_start(data_dir: &Path) -> String {
+    let output = tokio::process::Command::new(ignareo_e2e::binary())
+        .args(["serve", "--listen", "127.0.0.1:0", "--token", ignareo_e2e::TOKEN, "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("the host exits").unwrap();
+    assert!(!output.status.success(), "the host refused to start");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_corrupt_or_truncated_task_store_is_refused_with_a_clear_error() {
+    let data_dir = fresh_data_dir();
+    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    host.upload("sleep", "sleep").await;
+    for _ in 0..200 {
+        host.submit("sleep", &json!({"ms": 1})).await;
+    }
+    assert!(host.terminate().await.success());
+    let store = data_dir.join("ignareo.db");
+    let length = std::fs::metadata(&store).unwrap().len();
+    assert!(length > 8192, "the store holds the tasks ({length} bytes)");
+
+    let intact = std::fs::read(&store).unwrap();
+    std::fs::write(&store, &intact[..intact.len() / 2]).unwrap();
+    let stderr = refused_start(&data_dir).await;
+    assert!(stderr.contains("ignareo.db") && stderr.contains("corrupt"), "{stderr}");
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), length / 2, "the damaged file is left as it was");
+
+    std::fs::write(&store, b"this is not a database, but it is somebody's file").unwrap();
+    let stderr = refused_start(&data_dir).await;
+    assert!(stderr.contains("ignareo.db") && stderr.contains("corrupt"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
