@@ -11,6 +11,7 @@
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
 //! - `hostile`: healthy `hello` throughput alone and beside the hostile plugin set.
 
+mod accept;
 mod chaos;
 mod hostile;
 mod invoke;
@@ -76,6 +77,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.chaos_markdown());
             Ok(())
         }
+        "accept" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run accept");
+            report.accept = accept::run(&paths, 3).await?;
+            println!("{}", report.accept_markdown());
+            Ok(())
+        }
         "hostile" => {
             let paths = Paths::discover()?;
             let mut report = report::Report::new("bench/run hostile");
@@ -93,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
             }
             eprintln!("== trigger");
             report.trigger = trigger::run(&paths, 3).await?;
+            eprintln!("== accept");
+            report.accept = accept::run(&paths, 3).await?;
             eprintln!("== sleepers");
             report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
             eprintln!("== outbound");
@@ -106,6 +116,6 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, outbound, chaos, hostile or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, accept, outbound, chaos, hostile or plain-server"),
     }
 }

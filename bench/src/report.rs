@@ -13,6 +13,7 @@ pub struct Report {
     command: String,
     pub invoke: Vec<InvokeResult>,
     pub trigger: Vec<TriggerResult>,
+    pub accept: Vec<TriggerResult>,
     pub sleepers: Option<SleepersResult>,
     pub outbound: Option<OutboundResult>,
     pub chaos: Option<ChaosResult>,
@@ -49,7 +50,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), sleepers: None, outbound: None, chaos: None, hostile: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), sleepers: None, outbound: None, chaos: None, hostile: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -106,6 +107,8 @@ impl Report {
             out += &format!("\nignareo / plain axum: **{:.2}×**\n\n", ignareo / plain);
         }
 
+        out += &self.accept_markdown();
+
         if let Some(s) = &self.sleepers {
             out += &format!("## Many tasks at once: {} tasks each sleeping {} ms\n\n", s.count, s.sleep_ms);
             out += &format!("Host started with `--max-running-tasks {0} --max-queued-tasks {0}`; tasks submitted with `POST /v1/plugins/sleep/tasks` over 64 connections. {1}\n\n", s.count, s.map_count_note);
@@ -121,6 +124,34 @@ impl Report {
         out += &self.chaos_markdown();
         out += &self.hostile_markdown();
         out
+    }
+
+    pub fn accept_markdown(&self) -> String {
+        if self.accept.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("## Durable submission: `POST /v1/plugins/hello/tasks`, 64 keep-alive connections
+
+");
+        out += "`wrk -t2 -c64 -d10s --latency`: each 202 is sent once the task is committed to the task store (SQLite, WAL; one writer commits whatever has queued up in one transaction), after which the task runs; `run` answers with the output and records nothing. A fresh host per row.
+
+";
+        out += "| route | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |
+|---|---|---|---|---|
+";
+        for label in crate::accept::labels() {
+            let runs: Vec<&TriggerResult> = self.accept.iter().filter(|r| r.server == label).collect();
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            out += &format!(
+                "| {label} | {:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} | {} |\n",
+                median(rps.clone()),
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect()),
+                runs.iter().map(|r| r.errors).sum::<u64>()
+            );
+        }
+        out + "\n"
     }
 
     pub fn hostile_markdown(&self) -> String {
