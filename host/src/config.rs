@@ -73,6 +73,10 @@ pub struct Limits {
     pub max_component_mb: u64,
     /// Largest task input (request body of `run` and `tasks`).
     pub max_input_mb: u64,
+    /// Most tasks one `tasks:batch` request may submit.
+    pub max_batch_tasks: u32,
+    /// Largest `tasks:batch` request body.
+    pub max_batch_mb: u64,
     /// Longest `?wait=` a long-poll may ask for.
     pub max_wait_secs: u64,
     /// Finished tasks kept in memory for `GET /v1/tasks/{id}`; the oldest go first.
@@ -316,6 +320,8 @@ impl Default for Limits {
             task_memory_mb: 128,
             max_component_mb: 64,
             max_input_mb: 4,
+            max_batch_tasks: 10_000,
+            max_batch_mb: 64,
             max_wait_secs: 60,
             retain_finished_tasks: 10_000,
             events_per_task: 1_000,
@@ -373,6 +379,8 @@ impl Config {
         positive("limits.task_timeout_secs", l.task_timeout_secs)?;
         positive("limits.max_component_mb", l.max_component_mb)?;
         positive("limits.max_input_mb", l.max_input_mb)?;
+        positive("limits.max_batch_tasks", l.max_batch_tasks.into())?;
+        positive("limits.max_batch_mb", l.max_batch_mb)?;
         positive("limits.max_tokens", l.max_tokens.into())?;
         positive("limits.max_task_attempts", l.max_task_attempts.into())?;
         self.http.validate()?;
@@ -445,6 +453,10 @@ impl Limits {
 
     pub fn max_output_bytes(&self) -> usize {
         usize::try_from(self.max_output_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_batch_bytes(&self) -> usize {
+        usize::try_from(self.max_batch_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn max_input_bytes(&self) -> usize {

@@ -270,6 +270,7 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
         "POST /v1/plugins/{name}/rollback",
         "POST /v1/plugins/{name}/run",
         "POST /v1/plugins/{name}/tasks",
+        "POST /v1/plugins/{name}/tasks:batch",
         "GET /v1/tasks",
         "GET /v1/tasks/{id}",
         "DELETE /v1/tasks/{id}",
@@ -280,10 +281,11 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not in the document: {operations:?}");
     }
-    assert_eq!(operations.len(), 17, "{operations:?}");
+    assert_eq!(operations.len(), 18, "{operations:?}");
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     // The document carries this host's limits.
     let run = &doc["paths"]["/v1/plugins/{name}/run"]["post"]["parameters"];
     let timeout = run.as_array().unwrap().iter().find(|p| p["name"] == "timeout").unwrap();
     assert_eq!(timeout["schema"]["maximum"], 300);
+    assert_eq!(doc["components"]["schemas"]["Batch"]["properties"]["inputs"]["maxItems"], 10_000);
 }

@@ -123,7 +123,7 @@ impl From<SubmitError> for ApiError {
         let (status, code) = match error {
             SubmitError::NoSuchPlugin(_) => (StatusCode::NOT_FOUND, "not_found"),
             SubmitError::TimeoutTooLong { .. } => (StatusCode::BAD_REQUEST, "bad_query"),
-            SubmitError::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            SubmitError::QueueFull(_) | SubmitError::NoRoom { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             SubmitError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         };

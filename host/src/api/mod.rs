@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
     let limits = state.scheduler.limits();
     let upload_limit = DefaultBodyLimit::max(limits.max_component_bytes());
     let input_limit = DefaultBodyLimit::max(limits.max_input_bytes());
+    let batch_limit = DefaultBodyLimit::max(limits.max_batch_bytes());
     let control_limit = DefaultBodyLimit::max(state.config.http.max_control_body_bytes());
     Router::new()
         .route("/healthz", get(health))
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", post(plugins::rollback).layer(control_limit))
         .route("/v1/plugins/{name}/run", post(tasks::run).layer(input_limit))
         .route("/v1/plugins/{name}/tasks", post(tasks::submit).layer(input_limit))
+        .route("/v1/plugins/{name}/tasks:batch", post(tasks::submit_batch).layer(batch_limit))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(tasks::events))

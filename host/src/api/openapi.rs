@@ -54,6 +54,7 @@ impl Modify for BearerAuth {
         plugins::rollback,
         tasks::run,
         tasks::submit,
+        tasks::submit_batch,
         tasks::list,
         tasks::show,
         tasks::cancel,
@@ -75,11 +76,12 @@ impl Modify for BearerAuth {
 struct ApiDoc;
 
 /// The document of this host: the annotations, this host's limits on the query parameters
-/// they bound, and what annotations cannot say (bodies read by hand, the event stream, links,
+/// they bound and on a batch's size, and what annotations cannot say (bodies read by hand, the event stream, links,
 /// the token request's rule that `plugins` goes with `trigger`).
 pub fn document(limits: &Limits) -> Bytes {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     bound_parameters(&mut doc, limits);
+    doc["components"]["schemas"]["Batch"]["properties"]["inputs"]["maxItems"] = json!(limits.max_batch_tasks);
     add_hand_written_schemas(&mut doc["components"]["schemas"]);
     add_links(&mut doc["paths"]);
     constrain_token_request(&mut doc["components"]["schemas"]["NewToken"]);

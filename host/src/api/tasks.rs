@@ -104,6 +104,87 @@ pub async fn submit(
     Ok(response)
 }
 
+/// Many tasks of one plugin, submitted together.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// One task per input, each given to the plugin as JSON.
+    #[schema(min_items = 1)]
+    inputs: Vec<serde_json::Value>,
+}
+
+/// The tasks of a batch, all committed.
+#[derive(Serialize, ToSchema)]
+pub struct BatchAccepted {
+    plugin: String,
+    version: String,
+    count: usize,
+    /// The tasks' ids, in the order of the inputs.
+    #[schema(value_type = Vec<String>)]
+    ids: Vec<TaskId>,
+}
+
+/// Accept many tasks in one request, committed together (all or none).
+#[utoipa::path(post, path = "/v1/plugins/{name}/tasks:batch", operation_id = "submit_batch", tag = "tasks", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64), SubmitQuery), request_body = Batch,
+    responses(
+        (status = 202, description = "Accepted: every task is recorded and waits for a running slot", body = BatchAccepted),
+        (status = 400, description = "Not a batch, an empty one, or more inputs than limits.max_batch_tasks", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 413, description = "An input over limits.max_input_mb, or a body over limits.max_batch_mb", body = ErrorBody),
+        (status = 429, description = "No room in the queue for the whole batch (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down, or the tasks could not be recorded (Retry-After)", body = ErrorBody),
+        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    ))]
+pub async fn submit_batch(
+    caller: Caller,
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+    Query(query): Query<SubmitQuery>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    caller.require_trigger(&name)?;
+    let timeout = task_timeout(&state, &query)?;
+    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("bad_json", format!("invalid batch ({e}); send {{\"inputs\": [{{\"url\": \"...\"}}, {{\"url\": \"...\"}}]}}"))
+    })?;
+    let inputs = batch_inputs(&state, batch)?;
+    let tasks = state.scheduler.accept_many(&name, inputs, timeout, caller.token_id).await?;
+    let version = tasks.first().map(|t| t.version.to_string()).unwrap_or_default();
+    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
+    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { plugin: name, version, count: ids.len(), ids })).into_response())
+}
+
+/// Each input as the bytes its task gets, within the batch's and the inputs' limits.
+fn batch_inputs(state: &AppState, batch: Batch) -> Result<Vec<bytes::Bytes>, ApiError> {
+    let limits = state.scheduler.limits();
+    if batch.inputs.is_empty() {
+        return Err(ApiError::bad_request("bad_batch", "inputs holds no input: send at least one"));
+    }
+    if batch.inputs.len() > limits.max_batch_tasks as usize {
+        return Err(ApiError::bad_request(
+            "too_many_inputs",
+            format!("{} inputs exceed limits.max_batch_tasks ({}); split the batch", batch.inputs.len(), limits.max_batch_tasks),
+        ));
+    }
+    let max_input = limits.max_input_bytes();
+    batch
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let bytes = serde_json::to_vec(input).map_err(|e| ApiError::bad_request("bad_batch", format!("inputs[{i}]: {e}")))?;
+            if bytes.len() > max_input {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "input_too_large",
+                    format!("inputs[{i}] is {} bytes, over limits.max_input_mb ({} MiB)", bytes.len(), limits.max_input_mb),
+                ));
+            }
+            Ok(bytes::Bytes::from(bytes))
+        })
+        .collect()
+}
+
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -40,6 +40,8 @@ pub enum SubmitError {
     NoSuchPlugin(String),
     #[error("the task queue is full ({0} tasks waiting); retry later")]
     QueueFull(usize),
+    #[error("no room for {count} more tasks: {queued} of limits.max_queued_tasks ({max_queued}) are waiting; retry later or send fewer")]
+    NoRoom { count: usize, queued: usize, max_queued: usize },
     #[error("the host is shutting down and accepts no new tasks")]
     ShuttingDown,
     #[error("timeout={asked} s exceeds plugin {plugin:?}'s limit of {limit} s (its manifest's timeout)")]
@@ -186,20 +188,36 @@ impl Scheduler {
     /// Accepts a task to run in the background: it is committed to the task store before this
     /// returns, so that a task once accepted survives the process.
     pub async fn accept(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
-        let version = self.admission(plugin, timeout)?;
-        let task = Arc::new(self.new_task(&version, timeout, Origin::Caller(owner)).durable());
+        let tasks = self.accept_many(plugin, vec![input], timeout, owner).await?;
+        tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
+    }
+
+    /// Accepts tasks of `plugin`, one per input, committed in one transaction: all of them or
+    /// none. They wait for running slots like any other task.
+    pub async fn accept_many(
+        &self,
+        plugin: &str,
+        inputs: Vec<Bytes>,
+        timeout: Option<Duration>,
+        owner: Option<Arc<str>>,
+    ) -> Result<Vec<Arc<Task>>, SubmitError> {
+        let version = self.admission(plugin, timeout, inputs.len())?;
+        let tasks: Vec<Arc<Task>> =
+            inputs.iter().map(|_| Arc::new(self.new_task(&version, timeout, Origin::Caller(owner.clone())).durable())).collect();
         let this = self.this.upgrade().expect("the scheduler outlives its callers");
         // On a task of its own: a caller that hangs up while the commit is under way must not
-        // leave a recorded task unlaunched (or its queue place taken).
+        // leave recorded tasks unlaunched (or their queue places taken).
         let committed = tokio::spawn(async move {
-            let record = TaskRecord::accepted(&task, input.clone());
-            match this.store.accept(vec![record]).await {
+            let records = tasks.iter().zip(&inputs).map(|(task, input)| TaskRecord::accepted(task, input.clone())).collect();
+            match this.store.accept(records).await {
                 Ok(()) => {
-                    this.launch(task.clone(), version, input);
-                    Ok(task)
+                    for (task, input) in tasks.iter().zip(inputs) {
+                        this.launch(task.clone(), version.clone(), input);
+                    }
+                    Ok(tasks)
                 }
                 Err(e) => {
-                    this.queued.fetch_sub(1, Ordering::AcqRel);
+                    this.queued.fetch_sub(tasks.len(), Ordering::AcqRel);
                     Err(SubmitError::Store(e))
                 }
             }
@@ -302,14 +320,15 @@ impl Scheduler {
     }
 
     fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, origin: Origin<'_>) -> Result<Arc<Task>, SubmitError> {
-        let version = self.admission(plugin, timeout)?;
+        let version = self.admission(plugin, timeout, 1)?;
         let task = Arc::new(self.new_task(&version, timeout, origin));
         self.launch(task.clone(), version, input);
         Ok(task)
     }
 
-    /// Checks that a task of `plugin` may be accepted and takes a place in the queue for it.
-    fn admission(&self, plugin: &str, timeout: Option<Duration>) -> Result<Arc<LoadedVersion>, SubmitError> {
+    /// Checks that `count` tasks of `plugin` may be accepted and takes their places in the
+    /// queue, all or none.
+    fn admission(&self, plugin: &str, timeout: Option<Duration>, count: usize) -> Result<Arc<LoadedVersion>, SubmitError> {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -323,8 +342,8 @@ impl Scheduler {
         }
         let max_queued = self.limits.max_queued_tasks as usize;
         self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q < max_queued).then_some(q + 1))
-            .map_err(SubmitError::QueueFull)?;
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + count <= max_queued).then_some(q + count))
+            .map_err(|queued| if count == 1 { SubmitError::QueueFull(queued) } else { SubmitError::NoRoom { count, queued, max_queued } })?;
         Ok(version)
     }
 
@@ -436,8 +455,14 @@ impl Scheduler {
                 outcome
             }
         };
+        let inherited = budget < task.timeout;
         match outcome {
-            Outcome::TimedOut { ran, .. } if budget < task.timeout => Outcome::TimedOut { ran, inherited: true },
+            Outcome::TimedOut { ran, .. } => Outcome::TimedOut { ran, inherited },
+            // A guest that fails at its deadline (a child ending on the same deadline, a
+            // request cut short by it) reached its deadline: that is how it ended.
+            Outcome::Failed(_) if task.deadline().is_some_and(|deadline| tokio::time::Instant::now() >= deadline) => {
+                Outcome::TimedOut { ran: budget, inherited }
+            }
             other => other,
         }
     }
