@@ -18,6 +18,7 @@ mod invoke;
 mod outbound;
 mod process;
 mod report;
+mod restart;
 mod sleepers;
 mod trigger;
 
@@ -84,6 +85,13 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.accept_markdown());
             Ok(())
         }
+        "restart" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run restart");
+            report.restart = Some(restart::run(&paths, 3).await?);
+            println!("{}", report.restart_markdown());
+            Ok(())
+        }
         "hostile" => {
             let paths = Paths::discover()?;
             let mut report = report::Report::new("bench/run hostile");
@@ -103,6 +111,8 @@ async fn main() -> anyhow::Result<()> {
             report.trigger = trigger::run(&paths, 3).await?;
             eprintln!("== accept");
             report.accept = accept::run(&paths, 3).await?;
+            eprintln!("== restart");
+            report.restart = Some(restart::run(&paths, 3).await?);
             eprintln!("== sleepers");
             report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
             eprintln!("== outbound");
@@ -116,6 +126,6 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, accept, outbound, chaos, hostile or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, accept, restart, outbound, chaos, hostile or plain-server"),
     }
 }

@@ -29,12 +29,28 @@ impl Process {
     pub async fn host(binary: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let data_dir = std::env::temp_dir().join(format!("ignareo-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
-        let mut command = Command::new(binary);
-        command.args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(&data_dir).args(args);
-        command.env("IGNAREO_LOG", "warn");
-        let mut process = Self::spawn(command).await?;
+        let mut process = Self::host_in(binary, &data_dir, args).await?;
         process.data_dir = Some(data_dir);
         Ok(process)
+    }
+
+    /// A host on `data_dir`, which is left in place (for restarts).
+    pub async fn host_in(binary: &Path, data_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(data_dir).args(args);
+        command.env("IGNAREO_LOG", "warn");
+        Self::spawn(command).await
+    }
+
+    /// Stops the process with SIGTERM and waits for it to exit.
+    pub async fn terminate(mut self) -> anyhow::Result<()> {
+        let pid = self.pid()?;
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await?;
+        if !status.success() {
+            bail!("cannot send SIGTERM to {pid}");
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.context("the host did not exit within 60 s of SIGTERM")??;
+        Ok(())
     }
 
     pub async fn spawn(mut command: Command) -> anyhow::Result<Self> {

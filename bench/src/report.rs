@@ -14,6 +14,7 @@ pub struct Report {
     pub invoke: Vec<InvokeResult>,
     pub trigger: Vec<TriggerResult>,
     pub accept: Vec<TriggerResult>,
+    pub restart: Option<crate::restart::RestartResult>,
     pub sleepers: Option<SleepersResult>,
     pub outbound: Option<OutboundResult>,
     pub chaos: Option<ChaosResult>,
@@ -50,7 +51,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), sleepers: None, outbound: None, chaos: None, hostile: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: None, outbound: None, chaos: None, hostile: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -108,6 +109,7 @@ impl Report {
         }
 
         out += &self.accept_markdown();
+        out += &self.restart_markdown();
 
         if let Some(s) = &self.sleepers {
             out += &format!("## Many tasks at once: {} tasks each sleeping {} ms\n\n", s.count, s.sleep_ms);
@@ -126,19 +128,24 @@ impl Report {
         out
     }
 
+    pub fn restart_markdown(&self) -> String {
+        let Some(r) = &self.restart else { return String::new() };
+        let mut out = format!("## Restart with {} plugins\n\n", r.plugins);
+        out += &format!("{} distinct components ({:.1} MiB in all, copies of six of this repository's plugins) uploaded, the host stopped with SIGTERM, then started again on the same data directory; time from spawning the process to its listening line, every plugin live from its compiled artifact.\n\n", r.plugins, r.component_bytes as f64 / (1024.0 * 1024.0));
+        let (min, max) = spread(&r.ready_secs);
+        out += "| figure | value |\n|---|---|\n";
+        out += &format!("| ready after start, median (min–max) | **{:.2} s** ({min:.2}–{max:.2}) |\n", median(r.ready_secs.clone()));
+        out += &format!("| compilations at each start | {:?} |\n\n", r.compilations);
+        out
+    }
+
     pub fn accept_markdown(&self) -> String {
         if self.accept.is_empty() {
             return String::new();
         }
-        let mut out = String::from("## Durable submission: `POST /v1/plugins/hello/tasks`, 64 keep-alive connections
-
-");
-        out += "`wrk -t2 -c64 -d10s --latency`: each 202 is sent once the task is committed to the task store (SQLite, WAL; one writer commits whatever has queued up in one transaction), after which the task runs; `run` answers with the output and records nothing. A fresh host per row.
-
-";
-        out += "| route | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |
-|---|---|---|---|---|
-";
+        let mut out = String::from("## Durable submission: `POST /v1/plugins/hello/tasks`, 64 keep-alive connections\n\n");
+        out += "`wrk -t2 -c64 -d10s --latency`: each 202 is sent once the task is committed to the task store (SQLite, WAL; one writer commits whatever has queued up in one transaction), after which the task runs; `run` answers with the output and records nothing. A fresh host per row.\n\n";
+        out += "| route | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
         for label in crate::accept::labels() {
             let runs: Vec<&TriggerResult> = self.accept.iter().filter(|r| r.server == label).collect();
             let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
