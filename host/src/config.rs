@@ -28,20 +28,32 @@ pub struct Config {
     pub store: StoreConfig,
 }
 
-/// The embedded task store (`<data_dir>/ignareo.db`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The embedded task store (`<data_dir>/ignareo.db`, large outputs in `<data_dir>/ignareo.outputs/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// How hard a commit waits for the disk.
     pub synchronous: Synchronous,
+    /// Finished tasks older than this are deleted (and at most `limits.retain_finished_tasks`
+    /// are kept whatever their age).
+    pub retain_finished_secs: u64,
+    /// Outputs larger than this are kept as files beside the database, not in it.
+    pub inline_output_kb: u64,
+    /// How often finished tasks past their retention are deleted.
+    pub prune_interval_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { synchronous: Synchronous::Full, retain_finished_secs: 7 * 24 * 3600, inline_output_kb: 64, prune_interval_secs: 60 }
+    }
 }
 
 /// `full`: an accepted task survives a power loss. `normal`: it survives the process being
 /// killed, but the last commits before a power loss may be lost; commits are cheaper.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
-    #[default]
     Full,
     Normal,
 }
@@ -416,6 +428,8 @@ impl Config {
                 );
             }
         let o = &self.outbound;
+        positive("store.retain_finished_secs", self.store.retain_finished_secs)?;
+        positive("store.prune_interval_secs", self.store.prune_interval_secs)?;
         positive("outbound.request_timeout_ms", o.request_timeout_ms)?;
         positive("outbound.max_response_mb", o.max_response_mb)?;
         positive("outbound.fetch_all_concurrency", o.fetch_all_concurrency.into())?;

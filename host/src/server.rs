@@ -70,7 +70,7 @@ impl Server {
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
         let store_path = config.data_dir.join(TASK_STORE_FILE);
-        let store = SqliteStore::open(&store_path, config.store.synchronous, config.limits.retain_finished_tasks as usize)?;
+        let store = SqliteStore::open(&store_path, &config.store, config.limits.retain_finished_tasks as usize)?;
         let store: Arc<dyn TaskStore> = Arc::new(store);
         let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone())?;
         let recovered = scheduler.recover()?;

@@ -216,3 +216,47 @@ async fn a_batch_of_ten_thousand_tasks_is_accepted_in_one_call() {
     let missing = host.client.post(host.url("/v1/plugins/nope/tasks:batch")).json(&batch(2)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pruned_with_them() {
+    let data_dir = fresh_data_dir();
+    let config = write_config(&data_dir, "[limits]\nretain_finished_tasks = 3\n[store]\ninline_output_kb = 1\nprune_interval_secs = 1\n");
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    host.upload("hello", "hello").await;
+    let pad = "x".repeat(4096);
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let id = host.submit("hello", &json!({"n": n, "pad": pad})).await;
+        assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
+        ids.push(id);
+    }
+    // Each 4 KiB output went to a file; pruning leaves the three newest tasks and their files.
+    let outputs = data_dir.join("ignareo.outputs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let files: Vec<String> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        if files.len() == 3 {
+            let mut newest = ids[7..].to_vec();
+            newest.sort();
+            let mut files = files;
+            files.sort();
+            assert_eq!(files, newest, "the newest tasks keep their output files");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} output files remain", files.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    assert!(host.terminate().await.success());
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    for id in &ids[7..] {
+        let task = host.get_json(&format!("/v1/tasks/{id}")).await;
+        assert_eq!(task["output"]["hello"]["pad"], json!(pad), "the output comes back from its file");
+    }
+    for id in &ids[..7] {
+        let response = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+        assert_eq!(response.status(), 404, "a pruned task is gone");
+    }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -311,7 +311,7 @@ impl Scheduler {
         if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
             let unfinished: Vec<Arc<Task>> =
                 self.table().by_id.values().filter(|t| !t.state().is_final()).cloned().collect();
-            tracing::warn!(tasks = unfinished.len(), "shutdown grace period over; cancelling the remaining tasks");
+            tracing::warn!(tasks = unfinished.len(), "shutdown grace period over; stopping the remaining tasks (recorded ones are taken up at the next start)");
             for task in unfinished {
                 task.shut_down();
             }
