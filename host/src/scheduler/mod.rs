@@ -4,13 +4,18 @@
 //! the caller is told to come back later (429) instead of the host growing without bound.
 //! Accepted tasks wait, in order, for a per-plugin slot and then a global one (the global
 //! count also bounds the instance pool). Each runs as its own tokio task with its own store,
-//! and ends succeeded, failed, timed out or cancelled, exactly once.
+//! and ends succeeded, failed, timed out, cancelled or interrupted, exactly once.
 //!
 //! Tasks run on threads of their own (`limits.task_threads`), apart from the API's: however
 //! busy the guests keep their threads, health checks, submissions and results are answered.
 //! Plugins that hog the host run in a background lane with lower priority (see [`lanes`]).
+//!
+//! Tasks accepted through the API's `tasks` routes are recorded in the task store before they
+//! are acknowledged, and their starts and ends after; at start the recorded ones are taken up
+//! again (see [`recovery`]).
 
 mod lanes;
+mod recovery;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,11 +33,10 @@ use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
-use crate::events::Level;
-use crate::manifest::OnInterrupt;
 use crate::store::{StoreError, TaskEnd, TaskRecord, TaskStore};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 use lanes::{Lane, Lanes};
+pub use recovery::Recovered;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -61,32 +65,6 @@ pub enum CancelError {
 /// What a durable task that the host's shutdown stopped reads as until the next start.
 const SHUT_DOWN: &str = "the host shut down before this task ended; the next start runs it if it had not started, \
                          or applies the plugin's on_interrupt policy if it had";
-
-/// What [`Scheduler::recover`] found in the task store.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Recovered {
-    /// Finished tasks loaded for the API to show.
-    pub finished: usize,
-    /// Queued tasks queued again.
-    pub queued: usize,
-    /// Tasks that were running, queued again to run once more (`on_interrupt = "retry"`).
-    pub retried: usize,
-    /// Tasks that were running and end `interrupted` (`fail`, attempts used up, plugin gone).
-    pub interrupted: usize,
-}
-
-/// Why a task that was running when the host stopped is not run again.
-fn interrupted_reason(version: &LoadedVersion, attempts: u32) -> String {
-    match version.limits.on_interrupt {
-        OnInterrupt::Fail => format!(
-            "the host stopped while the task was running (attempt {attempts}); plugin {:?} has on_interrupt = \"fail\", so it is not run again",
-            version.plugin
-        ),
-        OnInterrupt::Retry => format!(
-            "the host stopped while the task was running, and it has used all {attempts} of its attempts (max_attempts)"
-        ),
-    }
-}
 
 /// Counts for health checks and operators.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -225,41 +203,6 @@ impl Scheduler {
         committed.await.map_err(|e| SubmitError::Store(StoreError::Write(format!("the commit was abandoned: {e}"))))?
     }
 
-    /// Takes up the recorded tasks at start: the recently finished ones for the API to show,
-    /// the queued ones to run, and those that were running when the host stopped as their
-    /// plugin's `on_interrupt` policy says.
-    pub fn recover(&self) -> Result<Recovered, StoreError> {
-        let mut recovered = Recovered::default();
-        for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
-            let outcome = record.outcome();
-            let task = Arc::new(self.recorded_task(&record).ended(&record, outcome));
-            self.remember_finished(task);
-            recovered.finished += 1;
-        }
-        for record in self.store.unfinished()? {
-            match self.registry.live(&record.plugin) {
-                None => {
-                    self.end_unrunnable(&record, format!("plugin {:?} no longer exists, so the task cannot run", record.plugin));
-                    recovered.interrupted += 1;
-                }
-                Some(version) if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts => {
-                    self.end_unrunnable(&record, interrupted_reason(&version, record.attempts));
-                    recovered.interrupted += 1;
-                }
-                Some(version) => {
-                    if record.state == TaskState::Running {
-                        self.store.requeued(record.id);
-                        recovered.retried += 1;
-                    } else {
-                        recovered.queued += 1;
-                    }
-                    self.resume(&record, version);
-                }
-            }
-        }
-        Ok(recovered)
-    }
-
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
         self.table().by_id.get(&id).cloned()
     }
@@ -356,39 +299,6 @@ impl Scheduler {
             self.limits.events_per_task as usize,
             self.limits.max_log_lines,
         )
-    }
-
-    /// A task as recorded, not yet started.
-    fn recorded_task(&self, record: &TaskRecord) -> Task {
-        let owner = Origin::Caller(record.owner.as_deref().map(Arc::from));
-        Task::new(record.plugin.clone(), record.version.as_str().into(), owner, record.timeout, self.limits.events_per_task as usize, self.limits.max_log_lines)
-            .resumed(record)
-    }
-
-    /// Queues a recorded task again, on its plugin's live version; recovered tasks are
-    /// queued whatever the queue's limit, since they were accepted before.
-    fn resume(&self, record: &TaskRecord, version: Arc<LoadedVersion>) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        let task = Arc::new(self.recorded_task(record));
-        if record.version != version.info.version {
-            task.log(Level::Warn, format!("accepted for version {} of {}, run with the live version {}", record.version, record.plugin, version.info.version));
-        }
-        self.launch(task, version, record.input.clone());
-    }
-
-    /// Ends a recorded task that cannot run again, in the store and for the API.
-    fn end_unrunnable(&self, record: &TaskRecord, reason: String) {
-        let now = SystemTime::now();
-        let outcome = Outcome::Interrupted(reason);
-        self.store.finished(record.id, now, TaskEnd::of(&outcome));
-        let mut ended = record.clone();
-        ended.finished_at = Some(now);
-        self.remember_finished(Arc::new(self.recorded_task(record).ended(&ended, outcome)));
-    }
-
-    fn remember_finished(&self, task: Arc<Task>) {
-        self.table().by_id.insert(task.id, task.clone());
-        self.keep_finished(task.id);
     }
 
     fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {

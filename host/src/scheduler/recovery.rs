@@ -1,0 +1,112 @@
+//! Taking up recorded tasks when the host starts: the recently finished ones for the API to
+//! show, the queued ones to run, and those that were running when the host stopped as their
+//! plugin's `on_interrupt` policy says (`fail`: they end `interrupted`; `retry`: they run
+//! again, up to `max_attempts` runs in all).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use super::Scheduler;
+use crate::events::Level;
+use crate::manifest::OnInterrupt;
+use crate::registry::LoadedVersion;
+use crate::store::{StoreError, TaskEnd, TaskRecord};
+use crate::task::{Origin, Outcome, Task, TaskState};
+
+/// What [`Scheduler::recover`] found in the task store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Recovered {
+    /// Finished tasks loaded for the API to show.
+    pub finished: usize,
+    /// Queued tasks queued again.
+    pub queued: usize,
+    /// Tasks that were running, queued again to run once more (`on_interrupt = "retry"`).
+    pub retried: usize,
+    /// Tasks that were running and end `interrupted` (`fail`, attempts used up, plugin gone).
+    pub interrupted: usize,
+}
+
+/// Why a task that was running when the host stopped is not run again.
+fn interrupted_reason(version: &LoadedVersion, attempts: u32) -> String {
+    match version.limits.on_interrupt {
+        OnInterrupt::Fail => format!(
+            "the host stopped while the task was running (attempt {attempts}); plugin {:?} has on_interrupt = \"fail\", so it is not run again",
+            version.plugin
+        ),
+        OnInterrupt::Retry => format!(
+            "the host stopped while the task was running, and it has used all {attempts} of its attempts (max_attempts)"
+        ),
+    }
+}
+
+impl Scheduler {
+    /// Takes up the recorded tasks at start: the recently finished ones for the API to show,
+    /// the queued ones to run, and those that were running when the host stopped as their
+    /// plugin's `on_interrupt` policy says.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let mut recovered = Recovered::default();
+        for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
+            let outcome = record.outcome();
+            let task = Arc::new(self.recorded_task(&record).ended(&record, outcome));
+            self.remember_finished(task);
+            recovered.finished += 1;
+        }
+        for record in self.store.unfinished()? {
+            match self.registry.live(&record.plugin) {
+                None => {
+                    self.end_unrunnable(&record, format!("plugin {:?} no longer exists, so the task cannot run", record.plugin));
+                    recovered.interrupted += 1;
+                }
+                Some(version) if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts => {
+                    self.end_unrunnable(&record, interrupted_reason(&version, record.attempts));
+                    recovered.interrupted += 1;
+                }
+                Some(version) => {
+                    if record.state == TaskState::Running {
+                        self.store.requeued(record.id);
+                        recovered.retried += 1;
+                    } else {
+                        recovered.queued += 1;
+                    }
+                    self.resume(&record, version);
+                }
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// A task as recorded, not yet started.
+    fn recorded_task(&self, record: &TaskRecord) -> Task {
+        let owner = Origin::Caller(record.owner.as_deref().map(Arc::from));
+        Task::new(record.plugin.clone(), record.version.as_str().into(), owner, record.timeout, self.limits.events_per_task as usize, self.limits.max_log_lines)
+            .resumed(record)
+    }
+
+    /// Queues a recorded task again, on its plugin's live version; recovered tasks are
+    /// queued whatever the queue's limit, since they were accepted before.
+    fn resume(&self, record: &TaskRecord, version: Arc<LoadedVersion>) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let task = Arc::new(self.recorded_task(record));
+        if record.version != version.info.version {
+            task.log(Level::Warn, format!("accepted for version {} of {}, run with the live version {}", record.version, record.plugin, version.info.version));
+        }
+        self.launch(task, version, record.input.clone());
+    }
+
+    /// Ends a recorded task that cannot run again, in the store and for the API.
+    fn end_unrunnable(&self, record: &TaskRecord, reason: String) {
+        let now = SystemTime::now();
+        let outcome = Outcome::Interrupted(reason);
+        self.store.finished(record.id, now, TaskEnd::of(&outcome));
+        let mut ended = record.clone();
+        ended.finished_at = Some(now);
+        self.remember_finished(Arc::new(self.recorded_task(record).ended(&ended, outcome)));
+    }
+
+    fn remember_finished(&self, task: Arc<Task>) {
+        self.table().by_id.insert(task.id, task.clone());
+        self.keep_finished(task.id);
+    }
+
+}
