@@ -130,6 +130,8 @@ pub struct Limits {
     pub memory_keep_resident_kb: u64,
     /// Most runs a plugin with `on_interrupt = "retry"` may ask for (its `max_attempts`).
     pub max_task_attempts: u32,
+    /// Schedules that may exist at once.
+    pub max_schedules: u32,
 }
 
 /// How the API treats its clients' connections: what a slow or oversized request meets.
@@ -352,6 +354,7 @@ impl Default for Limits {
             background_max_running: None,
             memory_keep_resident_kb: 4096,
             max_task_attempts: 10,
+            max_schedules: 1_000,
         }
     }
 }
@@ -395,6 +398,7 @@ impl Config {
         positive("limits.max_batch_mb", l.max_batch_mb)?;
         positive("limits.max_tokens", l.max_tokens.into())?;
         positive("limits.max_task_attempts", l.max_task_attempts.into())?;
+        positive("limits.max_schedules", l.max_schedules.into())?;
         self.http.validate()?;
         positive("limits.events_per_task", l.events_per_task.into())?;
         positive("limits.versions_per_plugin", l.versions_per_plugin.into())?;

@@ -1,4 +1,4 @@
-//! Wiring: builds the runtime, registry, scheduler and API from a validated configuration,
+//! Wiring: builds the store, runtime, registry, scheduler, schedules and API from a validated configuration,
 //! binds the listener, serves connections under the `[http]` limits (head size and count,
 //! slow heads and bodies, connection count), and shuts down gracefully (stop accepting, let
 //! tasks finish, cancel what is left after the grace period).
@@ -26,7 +26,9 @@ use crate::manifest::Ceilings;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
-use crate::store::{SqliteStore, TaskStore};
+use crate::schedules::Schedules;
+use crate::store::{SqliteStore, Store};
+use tokio_util::sync::CancellationToken;
 
 /// Binds a listening socket with room for `backlog` connections waiting to be accepted: the
 /// usual 128 makes a burst of new clients wait a second for a SYN retransmit.
@@ -40,8 +42,8 @@ pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
 
-/// The task store, in the data directory.
-const TASK_STORE_FILE: &str = "ignareo.db";
+/// The store, in the data directory.
+const STORE_FILE: &str = "ignareo.db";
 
 /// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -50,7 +52,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Server {
     listener: TcpListener,
     state: AppState,
-    store: Arc<dyn TaskStore>,
+    store: Arc<dyn Store>,
     grace: Duration,
 }
 
@@ -61,30 +63,34 @@ impl Server {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
-        let (auth, source) = Auth::open(config.token.as_deref(), &config.data_dir, config.limits.max_tokens as usize)?;
+        let store_path = config.data_dir.join(STORE_FILE);
+        let store = SqliteStore::open(&store_path, &config.store, config.limits.retain_finished_tasks as usize)?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let (auth, source) = Auth::open(config.token.as_deref(), &config.data_dir, store.clone(), config.limits.max_tokens as usize).await?;
         if let TokenSource::Generated(token) = source {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
         let runtime = Arc::new(Runtime::new(&config.limits)?);
         let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
         let ceilings = Ceilings::of(&config);
-        let registry = Arc::new(Registry::open(runtime.clone(), &config.data_dir, config.limits.versions_per_plugin as usize, ceilings).await?);
-        let store_path = config.data_dir.join(TASK_STORE_FILE);
-        let store = SqliteStore::open(&store_path, &config.store, config.limits.retain_finished_tasks as usize)?;
-        let store: Arc<dyn TaskStore> = Arc::new(store);
+        let registry = Arc::new(
+            Registry::open(runtime.clone(), &config.data_dir, store.clone(), config.limits.versions_per_plugin as usize, ceilings).await?,
+        );
         let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone())?;
         let recovered = scheduler.recover()?;
+        let schedules = Schedules::load(store.clone(), scheduler.clone(), config.limits.max_schedules as usize)?;
         tracing::info!(
             path = %store_path.display(),
             finished = recovered.finished,
             queued = recovered.queued,
             retried = recovered.retried,
             interrupted = recovered.interrupted,
-            "task store opened"
+            schedules = schedules.list().len(),
+            "store opened"
         );
         let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
         let openapi = api::openapi_document(&config.limits);
-        let state = AppState { registry, scheduler, auth: Arc::new(auth), config: Arc::new(config.clone()), openapi };
+        let state = AppState { registry, scheduler, schedules, auth: Arc::new(auth), config: Arc::new(config.clone()), openapi };
         Ok(Self { listener, state, store, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 
@@ -97,6 +103,8 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let scheduler = self.state.scheduler.clone();
         let http = self.state.config.http.clone();
+        let stop_schedules = CancellationToken::new();
+        let schedules = tokio::spawn(self.state.schedules.clone().run(stop_schedules.clone()));
         // A guest that traps answers 502; that is the plugin's failure, not the host's.
         let trace = TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG));
         let app = api::router(self.state)
@@ -107,7 +115,11 @@ impl Server {
             result = accept_loop(self.listener, app, &http, &connections) => return result,
             () = shutdown => {}
         }
-        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: no new connections; waiting for running tasks");
+        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: no new connections nor scheduled runs; waiting for running tasks");
+        stop_schedules.cancel();
+        if let Err(e) = schedules.await {
+            tracing::error!(error = %e, "the schedules' loop failed");
+        }
         // Idle connections close now; busy ones after their response.
         let drained = tokio::spawn(connections.shutdown());
         scheduler.shutdown(self.grace).await;

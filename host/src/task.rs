@@ -210,9 +210,11 @@ pub struct Task {
     /// Tasks in the tree this one belongs to (it, its ancestors and their descendants),
     /// shared by all of them.
     pub tree_size: Arc<AtomicU32>,
-    /// Recorded in the task store (accepted through `POST .../tasks`): its starts and its end
-    /// are written there too.
+    /// Recorded in the task store (accepted through `POST .../tasks` or by a schedule): its
+    /// starts and its end are written there too.
     pub durable: bool,
+    /// The schedule whose run this task is.
+    pub schedule: Option<Arc<str>>,
     /// Runs started so far, counting those before a restart.
     attempts: AtomicU32,
     /// Stopped by the host's shutdown rather than by a caller: its record is left as it is,
@@ -249,6 +251,7 @@ impl Task {
             events: EventLog::new(events_kept),
             tree_size: parent.map_or_else(|| Arc::new(AtomicU32::new(1)), |p| p.tree_size.clone()),
             durable: false,
+            schedule: None,
             attempts: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
             log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
@@ -265,11 +268,18 @@ impl Task {
         self
     }
 
+    /// The same task, as a run of `schedule`.
+    pub fn scheduled(mut self, schedule: Option<Arc<str>>) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
     /// A recorded task taken up again after a restart, under its own id, queued.
     pub fn resumed(mut self, record: &TaskRecord) -> Self {
         self.id = record.id;
         self.submitted_at = record.submitted_at;
         self.durable = true;
+        self.schedule = record.schedule.as_deref().map(Arc::from);
         self.attempts = AtomicU32::new(record.attempts);
         self
     }

@@ -45,6 +45,12 @@ async fn every_route_but_health_needs_a_valid_token() {
         ("GET", "/v1/tasks/6f1c1a52-4a5e-4c43-9d0e-0c1c7a4f0a11"),
         ("DELETE", "/v1/tasks/6f1c1a52-4a5e-4c43-9d0e-0c1c7a4f0a11"),
         ("GET", "/v1/tasks/6f1c1a52-4a5e-4c43-9d0e-0c1c7a4f0a11/events"),
+        ("GET", "/v1/schedules"),
+        ("PUT", "/v1/schedules/nightly"),
+        ("GET", "/v1/schedules/nightly"),
+        ("DELETE", "/v1/schedules/nightly"),
+        ("POST", "/v1/schedules/nightly/pause"),
+        ("POST", "/v1/schedules/nightly/resume"),
         ("GET", "/v1/tokens"),
         ("POST", "/v1/tokens"),
         ("DELETE", "/v1/tokens/0123456789abcdef"),
@@ -149,9 +155,18 @@ async fn tokens_are_stored_hashed_survive_restarts_and_die_when_revoked() {
     let (gone_id, gone) = create_token(&host, json!({"name": "gone", "scopes": ["read"]})).await;
     assert!(kept.starts_with(&format!("ign_{kept_id}_")) && kept.len() > 80, "{kept}");
 
-    let stored = std::fs::read_to_string(host.data_dir.join("tokens.json")).unwrap();
+    // The store and its write-ahead log, as on disk now.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&host.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("ignareo.db") {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let written = |text: &str| stored.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(written(&kept_id) && written(&gone_id), "the token records are in the store");
     for token in [&kept, &gone] {
-        assert!(!stored.contains(token.rsplit('_').next().unwrap()), "a secret was written to disk");
+        assert!(!written(token.rsplit('_').next().unwrap()), "a secret was written to disk");
     }
     let (_, listed) = call(&host, "GET", "/v1/tokens", TOKEN, None).await;
     let listed = listed["tokens"].as_array().unwrap();
@@ -275,13 +290,19 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
         "GET /v1/tasks/{id}",
         "DELETE /v1/tasks/{id}",
         "GET /v1/tasks/{id}/events",
+        "GET /v1/schedules",
+        "PUT /v1/schedules/{name}",
+        "GET /v1/schedules/{name}",
+        "DELETE /v1/schedules/{name}",
+        "POST /v1/schedules/{name}/pause",
+        "POST /v1/schedules/{name}/resume",
         "POST /v1/tokens",
         "GET /v1/tokens",
         "DELETE /v1/tokens/{id}",
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not in the document: {operations:?}");
     }
-    assert_eq!(operations.len(), 18, "{operations:?}");
+    assert_eq!(operations.len(), 24, "{operations:?}");
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     // The document carries this host's limits.
     let run = &doc["paths"]["/v1/plugins/{name}/run"]["post"]["parameters"];

@@ -12,6 +12,7 @@ use crate::auth::{Forbidden, TokenError};
 use crate::registry::{RegistryError, UploadError};
 use crate::runtime::PrepareError;
 use crate::scheduler::{CancelError, SubmitError};
+use crate::schedules::ScheduleError;
 use crate::task::TaskId;
 
 /// Seconds a client is asked to wait after a 429.
@@ -75,16 +76,23 @@ impl From<Forbidden> for ApiError {
     }
 }
 
+impl From<ScheduleError> for ApiError {
+    fn from(error: ScheduleError) -> Self {
+        match error {
+            ScheduleError::NotFound(_) => Self::not_found(error.to_string()),
+            ScheduleError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_schedules", error.to_string()),
+            ScheduleError::Store(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()),
+        }
+    }
+}
+
 impl From<TokenError> for ApiError {
     fn from(error: TokenError) -> Self {
         match error {
             TokenError::Invalid(_) => Self::bad_request("invalid_token_request", error.to_string()),
             TokenError::NotFound(_) => Self::not_found(error.to_string()),
             TokenError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_tokens", error.to_string()),
-            TokenError::Storage(e) => {
-                tracing::error!(error = ?e, "cannot store tokens");
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host could not store the tokens; see its log")
-            }
+            TokenError::Storage(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()),
         }
     }
 }

@@ -88,6 +88,25 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginName {
     }
 }
 
+/// A schedule name from the path: the same rule as plugin names.
+pub struct ScheduleName(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let name = path_param(parts, state, "name").await?;
+        if is_valid_plugin_name(&name) {
+            Ok(Self(name))
+        } else {
+            Err(ApiError::bad_request(
+                "invalid_name",
+                format!("invalid schedule name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"),
+            ))
+        }
+    }
+}
+
 /// A task id from the path.
 pub struct TaskIdParam(pub TaskId);
 

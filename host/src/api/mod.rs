@@ -1,10 +1,11 @@
 //! The HTTP API under `/v1`, plus `/healthz`. Handlers translate HTTP to calls on the
-//! registry and the scheduler and back; every refusal is an [`ApiError`].
+//! registry, the scheduler and the schedules and back; every refusal is an [`ApiError`].
 
 mod error;
 mod extract;
 mod openapi;
 mod plugins;
+mod schedules;
 mod tasks;
 mod tokens;
 mod unread;
@@ -24,11 +25,13 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::scheduler::Scheduler;
+use crate::schedules::Schedules;
 
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub scheduler: Arc<Scheduler>,
+    pub schedules: Arc<Schedules>,
     pub auth: Arc<Auth>,
     /// The configuration the host runs with, shown to admins (the admin token left out).
     pub config: Arc<Config>,
@@ -57,6 +60,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/schedules", get(schedules::list))
+        .route(
+            "/v1/schedules/{name}",
+            put(schedules::put).layer(input_limit).get(schedules::show).delete(schedules::delete),
+        )
+        .route("/v1/schedules/{name}/pause", post(schedules::pause).layer(control_limit))
+        .route("/v1/schedules/{name}/resume", post(schedules::resume).layer(control_limit))
         .route("/v1/tokens", post(tokens::create).layer(control_limit).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/config", get(show_config))

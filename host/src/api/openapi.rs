@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{AppState, plugins, tasks, tokens};
+use super::{AppState, plugins, schedules, tasks, tokens};
 use crate::config::Limits;
 
 /// The body of every refusal.
@@ -59,6 +59,12 @@ impl Modify for BearerAuth {
         tasks::show,
         tasks::cancel,
         tasks::events,
+        schedules::put,
+        schedules::list,
+        schedules::show,
+        schedules::delete,
+        schedules::pause,
+        schedules::resume,
         tokens::create,
         tokens::list,
         tokens::revoke,
@@ -69,6 +75,7 @@ impl Modify for BearerAuth {
     tags(
         (name = "plugins", description = "Upload, list, swap and roll back plugins"),
         (name = "tasks", description = "Run tasks, follow them, cancel them"),
+        (name = "schedules", description = "Tasks that start on their own, by cron expression or interval"),
         (name = "tokens", description = "Scoped access tokens"),
         (name = "host", description = "Health, configuration, this document"),
     )
@@ -85,6 +92,7 @@ pub fn document(limits: &Limits) -> Bytes {
     add_hand_written_schemas(&mut doc["components"]["schemas"]);
     add_links(&mut doc["paths"]);
     constrain_token_request(&mut doc["components"]["schemas"]["NewToken"]);
+    doc["components"]["schemas"]["ScheduleRequest"]["oneOf"] = json!([{ "required": ["cron"] }, { "required": ["interval_secs"] }]);
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
@@ -154,6 +162,15 @@ fn add_links(paths: &mut Value) {
             "RollBackPlugin": plugin_link("roll_back_plugin"),
             "RunTask": plugin_link("run_task"),
             "SubmitTask": plugin_link("submit_task"),
+        });
+    }
+    let schedule_link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
+    for status in ["200", "201"] {
+        paths["/v1/schedules/{name}"]["put"]["responses"][status]["links"] = json!({
+            "ShowSchedule": schedule_link("show_schedule"),
+            "PauseSchedule": schedule_link("pause_schedule"),
+            "ResumeSchedule": schedule_link("resume_schedule"),
+            "DeleteSchedule": schedule_link("delete_schedule"),
         });
     }
 }

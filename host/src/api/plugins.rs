@@ -63,7 +63,7 @@ pub async fn show(_: Reader, State(state): State<AppState>, PluginName(name): Pl
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
 pub async fn delete(_: Admin, State(state): State<AppState>, PluginName(name): PluginName) -> Result<StatusCode, ApiError> {
-    state.registry.delete(&name)?;
+    state.registry.delete(&name).await?;
     tracing::info!(plugin = %name, "plugin deleted");
     Ok(StatusCode::NO_CONTENT)
 }

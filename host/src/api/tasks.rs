@@ -223,6 +223,8 @@ pub async fn show(
 pub struct ListQuery {
     /// Only this plugin's tasks.
     plugin: Option<String>,
+    /// Only the runs of this schedule.
+    schedule: Option<String>,
     /// Only tasks in this state.
     state: Option<TaskState>,
     /// At most this many, newest first (default 100).
@@ -247,6 +249,7 @@ pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Q
     }
     let wanted = |t: &Task| {
         query.plugin.as_deref().is_none_or(|p| t.plugin == p)
+            && query.schedule.as_deref().is_none_or(|s| t.schedule.as_deref() == Some(s))
             && query.state.is_none_or(|s| t.state() == s)
             && caller.can_see_task_of(t.owner.as_deref())
     };
@@ -397,6 +400,9 @@ pub struct TaskView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = Uuid)]
     parent: Option<TaskId>,
+    /// The schedule whose run this task is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<String>,
     submitted_at_ms: u64,
     started_at_ms: Option<u64>,
     finished_at_ms: Option<u64>,
@@ -433,6 +439,7 @@ impl TaskView {
             version: task.version.to_string(),
             state,
             parent: task.parent,
+            schedule: task.schedule.as_deref().map(str::to_owned),
             submitted_at_ms: epoch_ms(task.submitted_at),
             started_at_ms: started_at.map(epoch_ms),
             finished_at_ms: finished_at.map(epoch_ms),

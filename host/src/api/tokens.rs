@@ -39,7 +39,7 @@ pub async fn create(Admin(caller): Admin, State(state): State<AppState>, Body(bo
             format!("invalid token request ({e}); send {{\"name\": \"ci\", \"scopes\": [\"trigger\"], \"plugins\": [\"hello\"]}}"),
         )
     })?;
-    let (record, token) = state.auth.tokens.create(request)?;
+    let (record, token) = state.auth.tokens.create(request).await?;
     tracing::info!(token_id = %record.id, name = %record.name, scopes = ?record.scopes, by = caller.token_id.as_deref().unwrap_or("admin-token"), "token created");
     Ok((StatusCode::CREATED, axum::Json(Created { record, token })))
 }
@@ -60,7 +60,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> impl IntoResponse 
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
 pub async fn revoke(Admin(caller): Admin, State(state): State<AppState>, TokenIdParam(id): TokenIdParam) -> Result<StatusCode, ApiError> {
-    let record = state.auth.tokens.revoke(&id)?;
+    let record = state.auth.tokens.revoke(&id).await?;
     tracing::info!(token_id = %record.id, name = %record.name, by = caller.token_id.as_deref().unwrap_or("admin-token"), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

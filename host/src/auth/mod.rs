@@ -3,7 +3,8 @@
 //! - `admin`: manage plugins, tokens and read the configuration; everything else too.
 //! - `read`: list and show plugins and tasks, stream events.
 //! - `trigger` (for named plugins, or `*`): run and submit tasks of those plugins, and read
-//!   and cancel the tasks it submitted (their spawned children included).
+//!   and cancel the tasks it submitted (their spawned children included); define schedules
+//!   of those plugins, and read, change, pause and delete the schedules it defined.
 //!
 //! A missing or unknown token is a 401; a known token without the scope a request needs is
 //! a 403 that names the scope.
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::Store;
 pub use bootstrap::{AdminToken, TokenSource};
 pub use tokens::{NewToken, TokenError, TokenRecord, TokenStore};
 
@@ -109,6 +111,11 @@ impl Caller {
         self.scopes.admin || self.owns(owner)
     }
 
+    /// Whether this caller may change, pause or delete a schedule defined under `owner`'s token.
+    pub fn can_change_schedule_of(&self, owner: Option<&str>) -> bool {
+        self.scopes.admin || self.owns(owner)
+    }
+
     fn owns(&self, owner: Option<&str>) -> bool {
         !self.scopes.trigger.is_empty() && self.token_id.is_some() && self.token_id.as_deref() == owner
     }
@@ -136,10 +143,15 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Loads (or generates) the admin token and the stored tokens from the data directory.
-    pub fn open(configured_admin: Option<&str>, data_dir: &Path, max_tokens: usize) -> anyhow::Result<(Self, TokenSource)> {
+    /// Loads (or generates) the admin token in the data directory, and the stored tokens.
+    pub async fn open(
+        configured_admin: Option<&str>,
+        data_dir: &Path,
+        store: Arc<dyn Store>,
+        max_tokens: usize,
+    ) -> anyhow::Result<(Self, TokenSource)> {
         let (admin, source) = AdminToken::resolve(configured_admin, data_dir)?;
-        let tokens = TokenStore::open(data_dir, max_tokens)?;
+        let tokens = TokenStore::open(store, data_dir, max_tokens).await?;
         Ok((Self { admin, tokens }, source))
     }
 

@@ -1,15 +1,14 @@
-//! Tokens created through the API: their scopes, their hashes on disk, creation and revocation.
+//! Tokens created through the API: their scopes, their hashes in the store, creation and
+//! revocation.
 //!
 //! A token reads `ign_<id>_<secret>`: the id finds the record, the SHA-256 of the whole token
 //! is compared in constant time with the stored one. The secret (256 random bits) is shown
-//! once, at creation; only hashes are written, to `<data-dir>/tokens.json` (mode 0600,
-//! replaced by write-then-rename so a crash never leaves half a file).
+//! once, at creation; only hashes are written, to the store. A `tokens.json` left by an
+//! earlier version in the data directory is imported once, then renamed `tokens.json.imported`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -19,7 +18,9 @@ use subtle::ConstantTimeEq;
 
 use super::{Scope, Scopes};
 use crate::registry::is_valid_plugin_name;
+use crate::store::{Store, StoreError};
 
+/// Where earlier versions kept the tokens.
 const TOKENS_FILE: &str = "tokens.json";
 const PREFIX: &str = "ign_";
 const MAX_NAME_CHARS: usize = 64;
@@ -69,29 +70,25 @@ pub enum TokenError {
     NotFound(String),
     #[error("{0} tokens exist already (limits.max_tokens): revoke some first")]
     TooMany(usize),
-    #[error("cannot store the tokens: {0:#}")]
-    Storage(anyhow::Error),
+    #[error("{0}; retry later")]
+    Storage(#[from] StoreError),
 }
 
 pub struct TokenStore {
-    path: PathBuf,
+    store: Arc<dyn Store>,
     max: usize,
     records: RwLock<BTreeMap<String, TokenRecord>>,
+    /// Held while a token is created or revoked, so that the store and the records take
+    /// changes in the same order.
+    edits: tokio::sync::Mutex<()>,
 }
 
 impl TokenStore {
-    pub fn open(data_dir: &Path, max: usize) -> anyhow::Result<Self> {
-        let path = data_dir.join(TOKENS_FILE);
-        let records = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let list: Vec<TokenRecord> = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is not a valid token file; restore it from a backup or delete it to revoke every token", path.display()))?;
-                list.into_iter().map(|r| (r.id.clone(), r)).collect()
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        Ok(Self { path, max, records: RwLock::new(records) })
+    /// The tokens in the store; those of a `tokens.json` in `data_dir` are imported first.
+    pub async fn open(store: Arc<dyn Store>, data_dir: &Path, max: usize) -> anyhow::Result<Self> {
+        import_file(store.as_ref(), data_dir).await?;
+        let records = store.tokens()?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Ok(Self { store, max, records: RwLock::new(records), edits: tokio::sync::Mutex::new(()) })
     }
 
     /// The record whose token this is, if any.
@@ -104,7 +101,7 @@ impl TokenStore {
     }
 
     /// Creates a token: its record and the token itself, which is not kept.
-    pub fn create(&self, request: NewToken) -> Result<(TokenRecord, String), TokenError> {
+    pub async fn create(&self, request: NewToken) -> Result<(TokenRecord, String), TokenError> {
         let (scopes, plugins) = validate(request.scopes, request.plugins)?;
         let name = request.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
@@ -120,14 +117,13 @@ impl TokenStore {
             created_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             digest: hex::encode(Sha256::digest(token.as_bytes())),
         };
-        let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
-        if records.len() >= self.max {
-            return Err(TokenError::TooMany(records.len()));
+        let _edit = self.edits.lock().await;
+        let count = self.records.read().unwrap_or_else(|e| e.into_inner()).len();
+        if count >= self.max {
+            return Err(TokenError::TooMany(count));
         }
-        let mut next = records.clone();
-        next.insert(id, record.clone());
-        self.save(&next)?;
-        *records = next;
+        self.store.put_token(record.clone()).await?;
+        self.records.write().unwrap_or_else(|e| e.into_inner()).insert(id, record.clone());
         Ok((record, token))
     }
 
@@ -139,20 +135,36 @@ impl TokenStore {
     }
 
     /// Revokes a token at once: the next request carrying it gets 401.
-    pub fn revoke(&self, id: &str) -> Result<TokenRecord, TokenError> {
-        let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
-        let mut next = records.clone();
-        let record = next.remove(id).ok_or_else(|| TokenError::NotFound(id.to_owned()))?;
-        self.save(&next)?;
-        *records = next;
-        Ok(record)
+    pub async fn revoke(&self, id: &str) -> Result<TokenRecord, TokenError> {
+        let _edit = self.edits.lock().await;
+        if !self.records.read().unwrap_or_else(|e| e.into_inner()).contains_key(id) {
+            return Err(TokenError::NotFound(id.to_owned()));
+        }
+        self.store.delete_token(id.to_owned()).await?;
+        let removed = self.records.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        removed.ok_or_else(|| TokenError::NotFound(id.to_owned()))
     }
+}
 
-    fn save(&self, records: &BTreeMap<String, TokenRecord>) -> Result<(), TokenError> {
-        let list: Vec<&TokenRecord> = records.values().collect();
-        let bytes = serde_json::to_vec_pretty(&list).map_err(|e| TokenError::Storage(e.into()))?;
-        write_private_atomic(&self.path, &bytes).map_err(TokenError::Storage)
+/// Moves the tokens of an earlier version's `tokens.json` into the store, then renames the
+/// file so that it is not imported again (nor revoked tokens brought back).
+async fn import_file(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join(TOKENS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let list: Vec<TokenRecord> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a valid token file; restore it from a backup or delete it to revoke its tokens", path.display()))?;
+    let count = list.len();
+    for record in list {
+        store.put_token(record).await?;
     }
+    let imported = path.with_extension("json.imported");
+    std::fs::rename(&path, &imported).with_context(|| format!("cannot rename {} after importing it", path.display()))?;
+    tracing::info!(tokens = count, from = %imported.display(), "tokens imported into the store");
+    Ok(())
 }
 
 fn validate(scopes: Vec<Scope>, plugins: Vec<String>) -> Result<(BTreeSet<Scope>, BTreeSet<String>), TokenError> {
@@ -173,60 +185,81 @@ fn validate(scopes: Vec<Scope>, plugins: Vec<String>) -> Result<(BTreeSet<Scope>
     }
 }
 
-fn write_private_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn store() -> (TokenStore, PathBuf) {
+    use std::path::PathBuf;
+
+    use crate::config::StoreConfig;
+    use crate::store::SqliteStore;
+
+    fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("ignareo-tokens-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
-        (TokenStore::open(&dir, 3).unwrap(), dir)
+        dir
+    }
+
+    async fn open(dir: &Path) -> TokenStore {
+        let store = SqliteStore::open(&dir.join("ignareo.db"), &StoreConfig::default(), 10).unwrap();
+        TokenStore::open(Arc::new(store), dir, 3).await.unwrap()
     }
 
     fn new(scopes: &[Scope], plugins: &[&str]) -> NewToken {
         NewToken { name: "ci".into(), scopes: scopes.to_vec(), plugins: plugins.iter().map(|p| p.to_string()).collect() }
     }
 
-    #[test]
-    fn created_tokens_verify_survive_a_reopen_and_die_when_revoked() {
-        let (tokens, dir) = store();
-        let (record, token) = tokens.create(new(&[Scope::Trigger], &["hello"])).unwrap();
+    #[tokio::test]
+    async fn created_tokens_verify_survive_a_reopen_and_die_when_revoked() {
+        let dir = temp_dir();
+        let tokens = open(&dir).await;
+        let (record, token) = tokens.create(new(&[Scope::Trigger], &["hello"])).await.unwrap();
         assert_eq!(tokens.verify(&token).unwrap().id, record.id);
         assert!(tokens.verify(&format!("{token}0")).is_none());
         assert!(tokens.verify(&token.replace(&record.id, "0000000000000000")).is_none());
-        let stored = std::fs::read_to_string(dir.join(TOKENS_FILE)).unwrap();
-        assert!(!stored.contains(token.rsplit('_').next().unwrap()), "the secret is never written");
-        let reopened = TokenStore::open(&dir, 3).unwrap();
+        drop(tokens);
+        let stored = std::fs::read(dir.join("ignareo.db")).unwrap();
+        let secret = token.rsplit('_').next().unwrap();
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is never written");
+        let reopened = open(&dir).await;
         assert!(reopened.verify(&token).is_some());
-        reopened.revoke(&record.id).unwrap();
+        reopened.revoke(&record.id).await.unwrap();
         assert!(reopened.verify(&token).is_none());
-        assert!(TokenStore::open(&dir, 3).unwrap().verify(&token).is_none());
+        drop(reopened);
+        assert!(open(&dir).await.verify(&token).is_none());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn bad_requests_and_the_cap_are_refused() {
-        let (tokens, dir) = store();
-        assert!(matches!(tokens.create(new(&[], &[])), Err(TokenError::Invalid(_))));
-        assert!(matches!(tokens.create(new(&[Scope::Trigger], &[])), Err(TokenError::Invalid(_))));
-        assert!(matches!(tokens.create(new(&[Scope::Read], &["hello"])), Err(TokenError::Invalid(_))));
-        assert!(matches!(tokens.create(new(&[Scope::Trigger], &["../etc"])), Err(TokenError::Invalid(_))));
+    #[tokio::test]
+    async fn tokens_of_an_earlier_tokens_file_are_imported_once() {
+        let dir = temp_dir();
+        let tokens = open(&dir).await;
+        let (record, token) = tokens.create(new(&[Scope::Read], &[])).await.unwrap();
+        drop(tokens);
+        std::fs::remove_file(dir.join("ignareo.db")).unwrap();
+        std::fs::write(dir.join(TOKENS_FILE), serde_json::to_vec(&[&record]).unwrap()).unwrap();
+        let imported = open(&dir).await;
+        assert_eq!(imported.verify(&token).unwrap().id, record.id);
+        assert!(!dir.join(TOKENS_FILE).exists() && dir.join("tokens.json.imported").exists());
+        imported.revoke(&record.id).await.unwrap();
+        drop(imported);
+        assert!(open(&dir).await.verify(&token).is_none(), "a revoked token does not come back from the old file");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_requests_and_the_cap_are_refused() {
+        let dir = temp_dir();
+        let tokens = open(&dir).await;
+        assert!(matches!(tokens.create(new(&[], &[])).await, Err(TokenError::Invalid(_))));
+        assert!(matches!(tokens.create(new(&[Scope::Trigger], &[])).await, Err(TokenError::Invalid(_))));
+        assert!(matches!(tokens.create(new(&[Scope::Read], &["hello"])).await, Err(TokenError::Invalid(_))));
+        assert!(matches!(tokens.create(new(&[Scope::Trigger], &["../etc"])).await, Err(TokenError::Invalid(_))));
         for _ in 0..3 {
-            tokens.create(new(&[Scope::Read], &[])).unwrap();
+            tokens.create(new(&[Scope::Read], &[])).await.unwrap();
         }
-        assert!(matches!(tokens.create(new(&[Scope::Read], &[])), Err(TokenError::TooMany(3))));
-        assert!(matches!(tokens.revoke("nope"), Err(TokenError::NotFound(_))));
+        assert!(matches!(tokens.create(new(&[Scope::Read], &[])).await, Err(TokenError::TooMany(3))));
+        assert!(matches!(tokens.revoke("nope").await, Err(TokenError::NotFound(_))));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -2,11 +2,11 @@
 //!
 //! - `components/{sha256}.wasm`: uploaded component bytes, content-addressed;
 //! - `compiled/{sha256}.{engine}.cwasm`: compiled artifacts, so a restart does not recompile;
-//! - `plugins.json`: which versions each plugin has (component and manifest) and which one
-//!   is live.
+//! - `plugins.json`, from earlier versions only: the index, now in the store (imported once,
+//!   then renamed `plugins.json.imported`).
 //!
-//! Every file is replaced by write-then-rename: artifacts are memory-mapped while in use, and
-//! a crash must never leave a half-written index.
+//! Every file is written by write-then-rename: artifacts are memory-mapped while in use, and
+//! a crash must never leave half a file.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,6 +30,7 @@ pub struct VersionInfo {
     pub compile_ms: u64,
 }
 
+/// The index file of earlier versions.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PluginIndex {
     pub live: String,
@@ -71,17 +72,23 @@ impl Disk {
         self.compiled.join(format!("{component}.{}.cwasm", self.fingerprint))
     }
 
-    pub fn load_index(&self) -> anyhow::Result<Index> {
+    /// The index file of an earlier version, if there is one.
+    pub fn old_index(&self) -> anyhow::Result<Option<Index>> {
         match std::fs::read(&self.index) {
             Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
                 .with_context(|| format!("{} is corrupt; restore it from a backup or move it away to start empty", self.index.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Index::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", self.index.display())),
         }
     }
 
-    pub fn save_index(&self, index: &Index) -> anyhow::Result<()> {
-        write_atomic(&self.index, &serde_json::to_vec_pretty(index)?)
+    /// Renames the index file of an earlier version once it is imported, so that it is not
+    /// imported again.
+    pub fn retire_old_index(&self) -> anyhow::Result<std::path::PathBuf> {
+        let imported = self.index.with_extension("json.imported");
+        std::fs::rename(&self.index, &imported).with_context(|| format!("cannot rename {} after importing it", self.index.display()))?;
+        Ok(imported)
     }
 
     pub fn write_component(&self, component: &str, bytes: &[u8]) -> anyhow::Result<()> {

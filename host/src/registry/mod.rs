@@ -11,7 +11,7 @@ mod disk;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -20,11 +20,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 pub use disk::VersionInfo;
-use disk::{Disk, Index, PluginIndex};
+use disk::Disk;
 
 use crate::capabilities::outbound::PluginOutbound;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
 use crate::runtime::{PrepareError, Prepared, Runtime};
+use crate::store::{PluginRecord, Store};
 
 /// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
@@ -111,38 +112,47 @@ pub struct VersionView {
 pub struct Registry {
     runtime: Arc<Runtime>,
     disk: Disk,
+    store: Arc<dyn Store>,
     plugins: RwLock<HashMap<String, Plugin>>,
-    /// Held while the map changes and the index is written, so the file follows the map.
-    persist: Mutex<()>,
+    /// Held while a plugin changes, from its record in the store to the map, so that both
+    /// take changes in the same order.
+    persist: tokio::sync::Mutex<()>,
     versions_kept: usize,
     ceilings: Ceilings,
     compilations: AtomicU64,
 }
 
 impl Registry {
-    /// Opens the data directory and makes every plugin's live version ready, reusing compiled
-    /// artifacts where they match this build.
-    pub async fn open(runtime: Arc<Runtime>, data_dir: &Path, versions_kept: usize, ceilings: Ceilings) -> anyhow::Result<Self> {
+    /// Opens the data directory and makes every recorded plugin's live version ready, reusing
+    /// compiled artifacts where they match this build.
+    pub async fn open(
+        runtime: Arc<Runtime>,
+        data_dir: &Path,
+        store: Arc<dyn Store>,
+        versions_kept: usize,
+        ceilings: Ceilings,
+    ) -> anyhow::Result<Self> {
         let disk = Disk::open(data_dir, runtime.artifact_fingerprint())?;
-        let index = disk.load_index()?;
+        import_old_index(&disk, store.as_ref()).await?;
+        let records = store.plugins()?;
         let registry = Self {
             runtime,
             disk,
+            store,
             plugins: RwLock::new(HashMap::new()),
-            persist: Mutex::new(()),
+            persist: tokio::sync::Mutex::new(()),
             versions_kept: versions_kept.max(1),
             ceilings,
             compilations: AtomicU64::new(0),
         };
-        for (name, entry) in index.plugins {
-            let info = entry
-                .versions
+        for PluginRecord { name, live, versions } in records {
+            let info = versions
                 .iter()
-                .find(|v| v.version == entry.live)
+                .find(|v| v.version == live)
                 .cloned()
-                .with_context(|| format!("plugins.json: plugin {name:?} names a live version it does not list"))?;
+                .with_context(|| format!("the store names version {live} of plugin {name:?} live, but does not list it"))?;
             let loaded = registry.load(&name, info).await.with_context(|| format!("cannot load plugin {name:?}"))?;
-            registry.write().insert(name, Plugin { live: Arc::new(loaded), versions: entry.versions });
+            registry.write().insert(name, Plugin { live: Arc::new(loaded), versions });
         }
         Ok(registry)
     }
@@ -199,7 +209,7 @@ impl Registry {
         };
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
         let loaded = Arc::new(self.loaded(name, info.clone(), prepared, parsed));
-        self.make_live(name, loaded, Some(info))?;
+        self.make_live(name, loaded, Some(info)).await?;
         Ok(UploadReport { plugin: name.to_owned(), version, component, size: bytes.len() as u64, compile_ms, cached, manifest: manifest_view })
     }
 
@@ -239,15 +249,18 @@ impl Registry {
             }
         };
         let loaded = self.load(name, target).await.map_err(UploadError::Internal)?;
-        self.make_live(name, Arc::new(loaded), None).map_err(UploadError::Internal)?;
+        self.make_live(name, Arc::new(loaded), None).await.map_err(UploadError::Internal)?;
         self.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))
     }
 
     /// Removes a plugin and its files; tasks already running finish on their version.
-    pub fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let _persist = self.persist.lock().unwrap_or_else(PoisonError::into_inner);
+    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let _persist = self.persist.lock().await;
+        if !self.read().contains_key(name) {
+            return Err(RegistryError::NoSuchPlugin(name.to_owned()));
+        }
+        self.store.delete_plugin(name.to_owned()).await.map_err(|e| UploadError::Internal(e.into()))?;
         let removed = self.write().remove(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
-        self.save_index().map_err(UploadError::Internal)?;
         for version in &removed.versions {
             if !self.in_use(&version.component) {
                 self.disk.remove_component(&version.component);
@@ -256,29 +269,27 @@ impl Registry {
         Ok(())
     }
 
-    fn make_live(&self, name: &str, loaded: Arc<LoadedVersion>, new_version: Option<VersionInfo>) -> anyhow::Result<()> {
-        let _persist = self.persist.lock().unwrap_or_else(PoisonError::into_inner);
-        let pruned = {
-            let mut plugins = self.write();
-            let plugin = plugins.entry(name.to_owned()).or_insert_with(|| Plugin { live: loaded.clone(), versions: Vec::new() });
-            plugin.live = loaded;
-            if let Some(info) = new_version {
-                plugin.versions.retain(|v| v.version != info.version);
-                plugin.versions.push(info);
+    /// Records `loaded` as the live version of `name` (with `new_version` added to its
+    /// versions, the oldest beyond the number kept pruned), then serves it.
+    async fn make_live(&self, name: &str, loaded: Arc<LoadedVersion>, new_version: Option<VersionInfo>) -> anyhow::Result<()> {
+        let _persist = self.persist.lock().await;
+        let mut versions = self.read().get(name).map(|p| p.versions.clone()).unwrap_or_default();
+        if let Some(info) = new_version {
+            versions.retain(|v| v.version != info.version);
+            versions.push(info);
+        }
+        let excess = versions.len().saturating_sub(self.versions_kept);
+        let live = loaded.info.version.clone();
+        let mut pruned = Vec::new();
+        versions.retain(|v| {
+            let prune = pruned.len() < excess && v.version != live;
+            if prune {
+                pruned.push(v.component.clone());
             }
-            let excess = plugin.versions.len().saturating_sub(self.versions_kept);
-            let live = plugin.live.info.version.clone();
-            let mut pruned = Vec::new();
-            plugin.versions.retain(|v| {
-                let prune = pruned.len() < excess && v.version != live;
-                if prune {
-                    pruned.push(v.component.clone());
-                }
-                !prune
-            });
-            pruned
-        };
-        self.save_index()?;
+            !prune
+        });
+        self.store.put_plugin(PluginRecord { name: name.to_owned(), live, versions: versions.clone() }).await?;
+        self.write().insert(name.to_owned(), Plugin { live: loaded, versions });
         for component in pruned.iter().filter(|c| !self.in_use(c)) {
             self.disk.remove_component(component);
         }
@@ -289,17 +300,6 @@ impl Registry {
     /// content).
     fn in_use(&self, component: &str) -> bool {
         self.read().values().any(|p| p.versions.iter().any(|v| v.component == component))
-    }
-
-    fn save_index(&self) -> anyhow::Result<()> {
-        let index = Index {
-            plugins: self
-                .read()
-                .iter()
-                .map(|(name, p)| (name.clone(), PluginIndex { live: p.live.info.version.clone(), versions: p.versions.clone() }))
-                .collect(),
-        };
-        self.disk.save_index(&index)
     }
 
     /// Loads a stored version: from its artifact if it matches this build, else recompiled.
@@ -353,6 +353,20 @@ impl Registry {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Plugin>> {
         self.plugins.write().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Moves the index file of an earlier version into the store, once.
+async fn import_old_index(disk: &Disk, store: &dyn Store) -> anyhow::Result<()> {
+    let Some(index) = disk.old_index()? else {
+        return Ok(());
+    };
+    let count = index.plugins.len();
+    for (name, plugin) in index.plugins {
+        store.put_plugin(PluginRecord { name, live: plugin.live, versions: plugin.versions }).await?;
+    }
+    let imported = disk.retire_old_index()?;
+    tracing::info!(plugins = count, from = %imported.display(), "plugin index imported into the store");
+    Ok(())
 }
 
 /// Tells apart "not wasm", "a core module" and "a component" from the preamble.

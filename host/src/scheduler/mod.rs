@@ -33,7 +33,7 @@ use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
-use crate::store::{StoreError, TaskEnd, TaskRecord, TaskStore};
+use crate::store::{StoreError, TaskEnd, TaskRecord, Store};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 use lanes::{Lane, Lanes};
 pub use recovery::Recovered;
@@ -92,7 +92,7 @@ pub struct Scheduler {
     this: Weak<Scheduler>,
     lanes: Lanes,
     registry: Arc<Registry>,
-    store: Arc<dyn TaskStore>,
+    store: Arc<dyn Store>,
     runtime: Arc<Runtime>,
     outbound: Arc<Outbound>,
     limits: Limits,
@@ -133,7 +133,7 @@ struct TaskTable {
 impl Scheduler {
     pub fn new(
         registry: Arc<Registry>,
-        store: Arc<dyn TaskStore>,
+        store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
         outbound: Arc<Outbound>,
         limits: Limits,
@@ -170,6 +170,20 @@ impl Scheduler {
         tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
     }
 
+    /// Accepts a run of `schedule` like [`Scheduler::accept`]; the schedule's record of its
+    /// runs is committed with the task.
+    pub async fn accept_run(
+        &self,
+        schedule: Arc<str>,
+        plugin: &str,
+        input: Bytes,
+        timeout: Option<Duration>,
+        owner: Option<Arc<str>>,
+    ) -> Result<Arc<Task>, SubmitError> {
+        let tasks = self.commit_and_launch(plugin, vec![input], timeout, owner, Some(schedule)).await?;
+        tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
+    }
+
     /// Accepts tasks of `plugin`, one per input, committed in one transaction: all of them or
     /// none. They wait for running slots like any other task.
     pub async fn accept_many(
@@ -179,9 +193,22 @@ impl Scheduler {
         timeout: Option<Duration>,
         owner: Option<Arc<str>>,
     ) -> Result<Vec<Arc<Task>>, SubmitError> {
+        self.commit_and_launch(plugin, inputs, timeout, owner, None).await
+    }
+
+    async fn commit_and_launch(
+        &self,
+        plugin: &str,
+        inputs: Vec<Bytes>,
+        timeout: Option<Duration>,
+        owner: Option<Arc<str>>,
+        schedule: Option<Arc<str>>,
+    ) -> Result<Vec<Arc<Task>>, SubmitError> {
         let version = self.admission(plugin, timeout, inputs.len())?;
-        let tasks: Vec<Arc<Task>> =
-            inputs.iter().map(|_| Arc::new(self.new_task(&version, timeout, Origin::Caller(owner.clone())).durable())).collect();
+        let tasks: Vec<Arc<Task>> = inputs
+            .iter()
+            .map(|_| Arc::new(self.new_task(&version, timeout, Origin::Caller(owner.clone())).durable().scheduled(schedule.clone())))
+            .collect();
         let this = self.this.upgrade().expect("the scheduler outlives its callers");
         // On a task of its own: a caller that hangs up while the commit is under way must not
         // leave recorded tasks unlaunched (or their queue places taken).

@@ -1,16 +1,22 @@
-//! The durable record of accepted tasks, behind one trait so that another backend (a NATS
-//! JetStream one, for a cluster) can take the embedded SQLite's place.
+//! The host's durable state, behind one trait so that another backend (a NATS JetStream
+//! one, for a cluster) can take the embedded SQLite's place: accepted tasks, schedules,
+//! plugins (which versions exist, which is live, their manifests; the component bytes and
+//! compiled artifacts are files, content-addressed, see the registry) and tokens.
 //!
 //! The contract every backend keeps:
-//! - [`TaskStore::accept`] is atomic and durable: when its future resolves `Ok`, every task
-//!   given is recorded (queued), and none is if it fails. The API answers 202 only after it.
-//! - [`TaskStore::requeued`], [`TaskStore::started`] and [`TaskStore::finished`] are recorded in the order they are
-//!   called, after the `accept` of the same task, without the caller waiting: after a crash the
-//!   store shows each task in the last state it committed, so a task may read `running` when it
-//!   had finished a moment before (at-least-once: a `retry` plugin may see such a task again;
-//!   a `fail` plugin sees it `interrupted`, never run twice).
-//! - Reads ([`TaskStore::unfinished`], [`TaskStore::recent_finished`]) are for the start of
-//!   the host, before any write.
+//! - Every write whose method returns a [`StoreFuture`] is atomic and durable when the future
+//!   resolves `Ok`, and not made at all if it fails: [`Store::accept`] (every task given is
+//!   recorded, queued, or none), and the definitions of schedules, plugins and tokens. The API
+//!   answers only after them.
+//! - A scheduled task's run is recorded in the same transaction as the task: after a crash a
+//!   schedule shows a run if and only if its task exists, so a run is never lost nor doubled.
+//! - [`Store::requeued`], [`Store::started`], [`Store::finished`] and
+//!   [`Store::schedule_skipped`] are recorded in the order they are called, after the writes
+//!   made before them, without the caller waiting: after a crash the store shows each task in
+//!   the last state it committed, so a task may read `running` when it had finished a moment
+//!   before (at-least-once: a `retry` plugin may see such a task again; a `fail` plugin sees
+//!   it `interrupted`, never run twice).
+//! - Reads are for the start of the host, before any write.
 
 mod sqlite;
 
@@ -23,20 +29,22 @@ use bytes::Bytes;
 
 pub use sqlite::SqliteStore;
 
+use crate::auth::TokenRecord;
+use crate::registry::VersionInfo;
 use crate::task::{Failure, FailureKind, Outcome, Task, TaskId, TaskState};
 
 /// Why the store cannot do what was asked; the messages name the file or the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the task store at {path} is unreadable or corrupt ({cause}); move it aside to start empty, or restore it from a backup")]
+    #[error("the store at {path} is unreadable or corrupt ({cause}); move it aside to start empty, or restore it from a backup")]
     Corrupt { path: String, cause: String },
-    #[error("the task store was written by a newer ignareo (schema {found}, this build reads up to {supported})")]
+    #[error("the store was written by a newer ignareo (schema {found}, this build reads up to {supported})")]
     NewerSchema { found: i64, supported: i64 },
-    #[error("the task store failed: {0}")]
+    #[error("the store failed: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("cannot record the task: {0}")]
+    #[error("cannot write to the store: {0}")]
     Write(String),
-    #[error("the task store has stopped (the host is shutting down)")]
+    #[error("the store has stopped (the host is shutting down)")]
     Stopped,
 }
 
@@ -54,6 +62,8 @@ pub struct TaskRecord {
     /// Runs started so far (the one under way included).
     pub attempts: u32,
     pub submitted_at: SystemTime,
+    /// The schedule that started it, whose run it is.
+    pub schedule: Option<String>,
     pub started_at: Option<SystemTime>,
     pub finished_at: Option<SystemTime>,
     /// Set once the task has ended.
@@ -84,6 +94,7 @@ impl TaskRecord {
             state: TaskState::Queued,
             attempts: task.attempts(),
             submitted_at: task.submitted_at,
+            schedule: task.schedule.as_deref().map(str::to_owned),
             started_at: None,
             finished_at: None,
             end: None,
@@ -124,10 +135,46 @@ impl TaskEnd {
     }
 }
 
+/// A schedule as recorded: its definition and what it has done.
+#[derive(Clone, Debug)]
+pub struct ScheduleRecord {
+    pub name: String,
+    pub plugin: String,
+    pub input: Bytes,
+    /// A cron expression, or else
+    pub cron: Option<String>,
+    /// the time between runs.
+    pub interval: Option<Duration>,
+    /// The timeout of each run; the plugin's if unset.
+    pub timeout: Option<Duration>,
+    /// Whether a run may start while the previous one has not ended.
+    pub overlap: bool,
+    pub paused: bool,
+    /// The id of the token that made it; its runs are that token's tasks.
+    pub owner: Option<String>,
+    pub created_at: SystemTime,
+    /// When it was last defined or resumed: runs are due after this.
+    pub since: SystemTime,
+    /// When it last ran or skipped a run.
+    pub last_run_at: Option<SystemTime>,
+    pub last_task: Option<TaskId>,
+    pub runs: u64,
+    pub skipped: u64,
+}
+
+/// A plugin as recorded: its versions (oldest first) and which one is live.
+#[derive(Clone, Debug)]
+pub struct PluginRecord {
+    pub name: String,
+    pub live: String,
+    pub versions: Vec<VersionInfo>,
+}
+
 pub type StoreFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
-pub trait TaskStore: Send + Sync {
-    /// Records `tasks` as queued, all or none, durably before the future resolves.
+pub trait Store: Send + Sync {
+    /// Records `tasks` as queued, all or none, durably before the future resolves; with
+    /// them, the run of each one's schedule.
     fn accept(&self, tasks: Vec<TaskRecord>) -> StoreFuture<'_>;
     /// Records that a task found running at start goes back to the queue (a retry).
     fn requeued(&self, id: TaskId);
@@ -139,6 +186,24 @@ pub trait TaskStore: Send + Sync {
     fn unfinished(&self) -> Result<Vec<TaskRecord>, StoreError>;
     /// The `limit` most recently finished tasks, oldest first.
     fn recent_finished(&self, limit: usize) -> Result<Vec<TaskRecord>, StoreError>;
+
+    /// Records a schedule's definition: a new schedule, or a new definition of one whose
+    /// runs and skips are kept.
+    fn put_schedule(&self, schedule: ScheduleRecord) -> StoreFuture<'_>;
+    fn delete_schedule(&self, name: String) -> StoreFuture<'_>;
+    /// Records that a schedule skipped a run at `at`, its previous run not having ended.
+    fn schedule_skipped(&self, name: String, at: SystemTime);
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// Records a plugin's versions and which one is live, replacing what was recorded.
+    fn put_plugin(&self, plugin: PluginRecord) -> StoreFuture<'_>;
+    fn delete_plugin(&self, name: String) -> StoreFuture<'_>;
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+
+    fn put_token(&self, token: TokenRecord) -> StoreFuture<'_>;
+    fn delete_token(&self, id: String) -> StoreFuture<'_>;
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
     /// Commits every write made so far and stops; later writes are refused.
     fn close(&self);
 }

@@ -1,4 +1,4 @@
-//! The embedded task store: SQLite (WAL) in the data directory, written by one thread that
+//! The embedded store: SQLite (WAL) in the data directory, written by one thread that
 //! commits whatever has queued up in one transaction, so that a burst of submissions costs
 //! one sync to disk rather than one each. Outputs above `store.inline_output_kb` are files in
 //! a directory beside the database, named by task id; finished tasks past their retention
@@ -15,16 +15,19 @@ use bytes::Bytes;
 use rusqlite::{Connection, ErrorCode, Row, params};
 use tokio::sync::oneshot;
 
-use super::{StoreError, StoreFuture, TaskEnd, TaskRecord, TaskStore};
+use super::{PluginRecord, ScheduleRecord, Store, StoreError, StoreFuture, TaskEnd, TaskRecord};
+use crate::auth::TokenRecord;
 use crate::config::{StoreConfig, Synchronous};
+use crate::registry::VersionInfo;
 use crate::task::{TaskId, TaskState};
 
-/// The schema this build writes; a file with a higher one is refused.
-const SCHEMA_VERSION: i64 = 1;
 /// Writes committed in one transaction at most.
 const MAX_BATCH: usize = 4096;
 
-const SCHEMA: &str = "
+/// The schema, one step per version: a file at version `n` gets the steps after its `n`th.
+/// The schema this build writes is their count; a file with a higher one is refused.
+const MIGRATIONS: [&str; 2] = [
+    "
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
     plugin TEXT NOT NULL,
@@ -44,16 +47,73 @@ CREATE TABLE IF NOT EXISTS tasks (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (submitted_at_ms) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at_ms) WHERE finished_at_ms IS NOT NULL;
-";
+",
+    "
+ALTER TABLE tasks ADD COLUMN schedule TEXT;
+CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    plugin TEXT NOT NULL,
+    input BLOB NOT NULL,
+    cron TEXT,
+    interval_ms INTEGER,
+    timeout_ms INTEGER,
+    overlap INTEGER NOT NULL,
+    paused INTEGER NOT NULL,
+    owner TEXT,
+    created_at_ms INTEGER NOT NULL,
+    since_ms INTEGER NOT NULL,
+    last_run_at_ms INTEGER,
+    last_task TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    skipped INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE TABLE plugins (
+    name TEXT PRIMARY KEY,
+    live TEXT NOT NULL
+) STRICT;
+CREATE TABLE plugin_versions (
+    plugin TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    component TEXT NOT NULL,
+    manifest TEXT,
+    size INTEGER NOT NULL,
+    uploaded_at_ms INTEGER NOT NULL,
+    compile_ms INTEGER NOT NULL,
+    PRIMARY KEY (plugin, position)
+) STRICT;
+CREATE TABLE tokens (
+    id TEXT PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL,
+    record TEXT NOT NULL
+) STRICT;
+",
+];
 
-const COLUMNS: &str =
-    "id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, finished_at_ms, failure_kind, message, output, output_file";
+const COLUMNS: &str = "id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, finished_at_ms, \
+                       failure_kind, message, output, output_file, schedule";
+
+const SCHEDULE_COLUMNS: &str = "name, plugin, input, cron, interval_ms, timeout_ms, overlap, paused, owner, created_at_ms, since_ms, \
+                                last_run_at_ms, last_task, runs, skipped";
 
 enum Write {
-    Accept { tasks: Vec<TaskRecord>, done: oneshot::Sender<Result<(), String>> },
+    Accept(Vec<TaskRecord>),
     Requeued { id: TaskId },
     Started { id: TaskId, attempt: u32, at: SystemTime },
     Finished { id: TaskId, at: SystemTime, end: TaskEnd },
+    PutSchedule(ScheduleRecord),
+    DeleteSchedule(String),
+    ScheduleSkipped { name: String, at: SystemTime },
+    PutPlugin(PluginRecord),
+    DeletePlugin(String),
+    PutToken(TokenRecord),
+    DeleteToken(String),
+}
+
+/// A write, and who waits for its commit.
+struct Queued {
+    write: Write,
+    done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
 /// What the writer keeps, and where large outputs go.
@@ -70,7 +130,7 @@ struct Retention {
 pub struct SqliteStore {
     path: String,
     retention: Retention,
-    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writes: Mutex<Option<mpsc::Sender<Queued>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     reader: Mutex<Connection>,
 }
@@ -109,44 +169,53 @@ impl SqliteStore {
         })
     }
 
-    fn send(&self, write: Write) -> Result<(), StoreError> {
+    fn send(&self, queued: Queued) -> Result<(), StoreError> {
         let writes = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
-        writes.as_ref().ok_or(StoreError::Stopped)?.send(write).map_err(|_| StoreError::Stopped)
+        writes.as_ref().ok_or(StoreError::Stopped)?.send(queued).map_err(|_| StoreError::Stopped)
+    }
+
+    /// A write whose commit the returned future waits for.
+    fn commit(&self, write: Write) -> StoreFuture<'_> {
+        let (done, committed) = oneshot::channel();
+        let sent = self.send(Queued { write, done: Some(done) });
+        Box::pin(async move {
+            sent?;
+            committed.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Write)
+        })
     }
 
     /// A write nobody waits for: a failure is logged (the writer logs commit failures).
     fn send_quietly(&self, write: Write) {
-        if let Err(e) = self.send(write) {
-            tracing::warn!(error = %e, "a task's state was not recorded");
+        if let Err(e) = self.send(Queued { write, done: None }) {
+            tracing::warn!(error = %e, "a change was not recorded in the store");
         }
     }
 
-    fn read(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<TaskRecord>, StoreError> {
+    fn read<T>(&self, sql: &str, params: impl rusqlite::Params, parse: impl Fn(&Row<'_>) -> Result<T, String>) -> Result<Vec<T>, StoreError> {
         let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let mut statement = reader.prepare(sql)?;
-        let rows = statement.query_map(params, |row| Ok(record(row, &self.retention.outputs)))?;
+        let rows = statement.query_map(params, |row| Ok(parse(row)))?;
         let mut records = Vec::new();
         for row in rows {
             records.push(row?.map_err(|cause| StoreError::Corrupt { path: self.path.clone(), cause })?);
         }
         Ok(records)
     }
+
+    fn read_tasks(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<TaskRecord>, StoreError> {
+        self.read(sql, params, |row| task_record(row, &self.retention.outputs))
+    }
 }
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        TaskStore::close(self);
+        Store::close(self);
     }
 }
 
-impl TaskStore for SqliteStore {
+impl Store for SqliteStore {
     fn accept(&self, tasks: Vec<TaskRecord>) -> StoreFuture<'_> {
-        let (done, committed) = oneshot::channel();
-        let sent = self.send(Write::Accept { tasks, done });
-        Box::pin(async move {
-            sent?;
-            committed.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Write)
-        })
+        self.commit(Write::Accept(tasks))
     }
 
     fn requeued(&self, id: TaskId) {
@@ -162,7 +231,75 @@ impl TaskStore for SqliteStore {
     }
 
     fn unfinished(&self) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read(&format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('queued', 'running') ORDER BY submitted_at_ms"), [])
+        self.read_tasks(&format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('queued', 'running') ORDER BY submitted_at_ms"), [])
+    }
+
+    fn put_schedule(&self, schedule: ScheduleRecord) -> StoreFuture<'_> {
+        self.commit(Write::PutSchedule(schedule))
+    }
+
+    fn delete_schedule(&self, name: String) -> StoreFuture<'_> {
+        self.commit(Write::DeleteSchedule(name))
+    }
+
+    fn schedule_skipped(&self, name: String, at: SystemTime) {
+        self.send_quietly(Write::ScheduleSkipped { name, at });
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+        self.read(&format!("SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name"), [], schedule_record)
+    }
+
+    fn put_plugin(&self, plugin: PluginRecord) -> StoreFuture<'_> {
+        self.commit(Write::PutPlugin(plugin))
+    }
+
+    fn delete_plugin(&self, name: String) -> StoreFuture<'_> {
+        self.commit(Write::DeletePlugin(name))
+    }
+
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let mut plugins = self.read("SELECT name, live FROM plugins ORDER BY name", [], |row| {
+            Ok(PluginRecord { name: row.get(0).map_err(|e| e.to_string())?, live: row.get(1).map_err(|e| e.to_string())?, versions: Vec::new() })
+        })?;
+        let versions = self.read(
+            "SELECT plugin, version, component, manifest, size, uploaded_at_ms, compile_ms FROM plugin_versions ORDER BY plugin, position",
+            [],
+            |row| {
+                let get = |e: rusqlite::Error| e.to_string();
+                let plugin: String = row.get(0).map_err(get)?;
+                let info = VersionInfo {
+                    version: row.get(1).map_err(get)?,
+                    component: row.get(2).map_err(get)?,
+                    manifest: row.get(3).map_err(get)?,
+                    size: row.get(4).map_err(get)?,
+                    uploaded_at_ms: row.get(5).map_err(get)?,
+                    compile_ms: row.get(6).map_err(get)?,
+                };
+                Ok((plugin, info))
+            },
+        )?;
+        for (plugin, info) in versions {
+            if let Some(record) = plugins.iter_mut().find(|p| p.name == plugin) {
+                record.versions.push(info);
+            }
+        }
+        Ok(plugins)
+    }
+
+    fn put_token(&self, token: TokenRecord) -> StoreFuture<'_> {
+        self.commit(Write::PutToken(token))
+    }
+
+    fn delete_token(&self, id: String) -> StoreFuture<'_> {
+        self.commit(Write::DeleteToken(id))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        self.read("SELECT record FROM tokens ORDER BY created_at_ms", [], |row| {
+            let text: String = row.get(0).map_err(|e| e.to_string())?;
+            serde_json::from_str(&text).map_err(|e| format!("a token record: {e}"))
+        })
     }
 
     fn close(&self) {
@@ -177,7 +314,7 @@ impl TaskStore for SqliteStore {
     fn recent_finished(&self, limit: usize) -> Result<Vec<TaskRecord>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let since = epoch_ms(SystemTime::now().checked_sub(self.retention.keep_for).unwrap_or(UNIX_EPOCH));
-        let mut records = self.read(
+        let mut records = self.read_tasks(
             &format!("SELECT {COLUMNS} FROM tasks WHERE finished_at_ms >= ?2 ORDER BY finished_at_ms DESC LIMIT ?1"),
             [limit, since],
         )?;
@@ -204,19 +341,22 @@ fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, Stor
         return Err(StoreError::Corrupt { path: shown, cause: check });
     }
     let found: i64 = writer.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(corrupt)?;
-    if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
+    let supported = MIGRATIONS.len() as i64;
+    if found > supported {
+        return Err(StoreError::NewerSchema { found, supported });
     }
     let tx = writer.transaction()?;
-    tx.execute_batch(SCHEMA)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    for step in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", supported)?;
     tx.commit()?;
     Ok(writer)
 }
 
 /// Takes whatever writes have queued up, commits them in one transaction, tells the waiting
 /// submitters; prunes now and then; until every sender is gone.
-fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Write>, retention: &Retention) {
+fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retention: &Retention) {
     let mut pruned_at: Option<Instant> = None;
     loop {
         if pruned_at.is_none_or(|at| at.elapsed() >= retention.prune_every) {
@@ -240,10 +380,8 @@ fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Write>, retenti
         if let Err(e) = &result {
             tracing::error!(error = %e, writes = batch.len(), "cannot commit to the task store");
         }
-        for write in batch {
-            if let Write::Accept { done, .. } = write {
-                let _ = done.send(result.clone());
-            }
+        for done in batch.into_iter().filter_map(|queued| queued.done) {
+            let _ = done.send(result.clone());
         }
     }
 }
@@ -296,9 +434,9 @@ fn write_output_file(retention: &Retention, id: &TaskId, output: &[u8]) -> std::
     std::fs::rename(partial, path)
 }
 
-fn commit(connection: &mut Connection, batch: &[Write], retention: &Retention) -> Result<(), String> {
-    for write in batch {
-        if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = write
+fn commit(connection: &mut Connection, batch: &[Queued], retention: &Retention) -> Result<(), String> {
+    for queued in batch {
+        if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = &queued.write
             && output.len() > retention.inline_output_bytes
         {
             write_output_file(retention, id, output).map_err(|e| format!("cannot write the output of task {id}: {e}"))?;
@@ -307,61 +445,126 @@ fn commit(connection: &mut Connection, batch: &[Write], retention: &Retention) -
     commit_rows(connection, batch, retention.inline_output_bytes).map_err(|e| e.to_string())
 }
 
-fn commit_rows(connection: &mut Connection, batch: &[Write], inline_output_bytes: usize) -> rusqlite::Result<()> {
+fn commit_rows(connection: &mut Connection, batch: &[Queued], inline_output_bytes: usize) -> rusqlite::Result<()> {
     let tx = connection.transaction()?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
-        )?;
-        let mut requeued = tx.prepare_cached("UPDATE tasks SET state = 'queued' WHERE id = ?1")?;
-        let mut started = tx.prepare_cached("UPDATE tasks SET state = 'running', attempts = ?2, started_at_ms = ?3 WHERE id = ?1")?;
-        let mut finished = tx.prepare_cached(
-            "UPDATE tasks SET state = ?2, finished_at_ms = ?3, failure_kind = ?4, message = ?5, output = ?6, output_file = ?7 WHERE id = ?1",
-        )?;
-        for write in batch {
-            match write {
-                Write::Accept { tasks, .. } => {
-                    for task in tasks {
-                        insert.execute(params![
-                            task.id.to_string(),
-                            task.plugin,
-                            task.version,
-                            task.owner,
-                            task.input.as_ref(),
-                            millis(task.timeout),
-                            task.attempts,
-                            epoch_ms(task.submitted_at),
-                        ])?;
-                    }
-                }
-                Write::Requeued { id } => {
-                    requeued.execute([id.to_string()])?;
-                }
-                Write::Started { id, attempt, at } => {
-                    started.execute(params![id.to_string(), attempt, epoch_ms(*at)])?;
-                }
-                Write::Finished { id, at, end } => {
-                    let in_file = end.output.as_ref().is_some_and(|output| output.len() > inline_output_bytes);
-                    finished.execute(params![
-                        id.to_string(),
-                        end.state.as_str(),
-                        epoch_ms(*at),
-                        end.failure_kind,
-                        end.message,
-                        if in_file { None } else { end.output.as_deref() },
-                        in_file,
-                    ])?;
-                }
-            }
-        }
+    for queued in batch {
+        apply(&tx, &queued.write, inline_output_bytes)?;
     }
     tx.commit()
 }
 
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usize) -> rusqlite::Result<()> {
+    match write {
+        Write::Accept(tasks) => {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, schedule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9)",
+            )?;
+            let mut ran = tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1")?;
+            for task in tasks {
+                let id = task.id.to_string();
+                let submitted_at = epoch_ms(task.submitted_at);
+                insert.execute(params![
+                    id,
+                    task.plugin,
+                    task.version,
+                    task.owner,
+                    task.input.as_ref(),
+                    millis(task.timeout),
+                    task.attempts,
+                    submitted_at,
+                    task.schedule,
+                ])?;
+                if let Some(schedule) = &task.schedule {
+                    ran.execute(params![schedule, submitted_at, id])?;
+                }
+            }
+        }
+        Write::Requeued { id } => {
+            tx.prepare_cached("UPDATE tasks SET state = 'queued' WHERE id = ?1")?.execute([id.to_string()])?;
+        }
+        Write::Started { id, attempt, at } => {
+            tx.prepare_cached("UPDATE tasks SET state = 'running', attempts = ?2, started_at_ms = ?3 WHERE id = ?1")?
+                .execute(params![id.to_string(), attempt, epoch_ms(*at)])?;
+        }
+        Write::Finished { id, at, end } => {
+            let in_file = end.output.as_ref().is_some_and(|output| output.len() > inline_output_bytes);
+            tx.prepare_cached(
+                "UPDATE tasks SET state = ?2, finished_at_ms = ?3, failure_kind = ?4, message = ?5, output = ?6, output_file = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.to_string(),
+                end.state.as_str(),
+                epoch_ms(*at),
+                end.failure_kind,
+                end.message,
+                if in_file { None } else { end.output.as_deref() },
+                in_file,
+            ])?;
+        }
+        Write::PutSchedule(s) => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, input = excluded.input, cron = excluded.cron,
+                     interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms, overlap = excluded.overlap,
+                     paused = excluded.paused, owner = excluded.owner, since_ms = excluded.since_ms"
+            ))?
+            .execute(params![
+                s.name,
+                s.plugin,
+                s.input.as_ref(),
+                s.cron,
+                s.interval.map(millis),
+                s.timeout.map(millis),
+                s.overlap,
+                s.paused,
+                s.owner,
+                epoch_ms(s.created_at),
+                epoch_ms(s.since),
+                s.last_run_at.map(epoch_ms),
+                s.last_task.map(|id| id.to_string()),
+                s.runs,
+                s.skipped,
+            ])?;
+        }
+        Write::DeleteSchedule(name) => {
+            tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?.execute([name])?;
+        }
+        Write::ScheduleSkipped { name, at } => {
+            tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, skipped = skipped + 1 WHERE name = ?1")?
+                .execute(params![name, epoch_ms(*at)])?;
+        }
+        Write::PutPlugin(plugin) => {
+            tx.prepare_cached("INSERT INTO plugins (name, live) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET live = excluded.live")?
+                .execute([&plugin.name, &plugin.live])?;
+            tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([&plugin.name])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO plugin_versions (plugin, position, version, component, manifest, size, uploaded_at_ms, compile_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (position, v) in plugin.versions.iter().enumerate() {
+                insert.execute(params![plugin.name, position, v.version, v.component, v.manifest, v.size, v.uploaded_at_ms, v.compile_ms])?;
+            }
+        }
+        Write::DeletePlugin(name) => {
+            tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([name])?;
+            tx.prepare_cached("DELETE FROM plugins WHERE name = ?1")?.execute([name])?;
+        }
+        Write::PutToken(token) => {
+            let record = serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.prepare_cached("INSERT OR REPLACE INTO tokens (id, created_at_ms, record) VALUES (?1, ?2, ?3)")?
+                .execute(params![token.id, token.created_at_ms, record])?;
+        }
+        Write::DeleteToken(id) => {
+            tx.prepare_cached("DELETE FROM tokens WHERE id = ?1")?.execute([id])?;
+        }
+    }
+    Ok(())
+}
+
 /// A row as a record (its output read from its file if it has one); `Err` names what is
 /// wrong with it.
-fn record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, String> {
+fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, String> {
     let text = |i: usize| row.get::<_, String>(i).map_err(|e| e.to_string());
     let id = text(0)?;
     let state = text(6)?;
@@ -392,9 +595,39 @@ fn record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, String> {
         state: end_state,
         attempts: row.get(7).map_err(|e| e.to_string())?,
         submitted_at: from_epoch_ms(row.get(8).map_err(|e| e.to_string())?),
+        schedule: row.get(15).map_err(|e| e.to_string())?,
         started_at: time(9)?,
         finished_at,
         end,
+    })
+}
+
+fn schedule_record(row: &Row<'_>) -> Result<ScheduleRecord, String> {
+    let e = |e: rusqlite::Error| e.to_string();
+    let time = |i: usize| row.get::<_, Option<i64>>(i).map(|ms| ms.map(from_epoch_ms)).map_err(e);
+    let duration = |i: usize| row.get::<_, Option<i64>>(i).map(|ms| ms.map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))).map_err(e);
+    let name: String = row.get(0).map_err(e)?;
+    let last_task = row
+        .get::<_, Option<String>>(12)
+        .map_err(e)?
+        .map(|id| TaskId::from_str(&id).map_err(|err| format!("schedule {name}: last task {id:?}: {err}")))
+        .transpose()?;
+    Ok(ScheduleRecord {
+        plugin: row.get(1).map_err(e)?,
+        input: Bytes::from(row.get::<_, Vec<u8>>(2).map_err(e)?),
+        cron: row.get(3).map_err(e)?,
+        interval: duration(4)?,
+        timeout: duration(5)?,
+        overlap: row.get(6).map_err(e)?,
+        paused: row.get(7).map_err(e)?,
+        owner: row.get(8).map_err(e)?,
+        created_at: from_epoch_ms(row.get(9).map_err(e)?),
+        since: from_epoch_ms(row.get(10).map_err(e)?),
+        last_run_at: time(11)?,
+        last_task,
+        runs: row.get(13).map_err(e)?,
+        skipped: row.get(14).map_err(e)?,
+        name,
     })
 }
 

@@ -1,0 +1,304 @@
+//! Schedules: tasks that start on their own, by a cron expression or at an interval, as
+//! ordinary recorded tasks linked to their schedule (`GET /v1/tasks?schedule=...`).
+//!
+//! - A schedule never overlaps itself unless its `overlap` says so: a run that comes due
+//!   while the previous run is queued or running is skipped, and counted as skipped.
+//! - Runs missed while the host was down (or too busy to start them) run once when it can,
+//!   then the schedule keeps to its times: a minute schedule down for ten minutes runs once,
+//!   not ten times.
+//! - A paused schedule does not run; resumed, it runs at its next time after the resume (an
+//!   interval counts from the resume).
+//! - A run that cannot be accepted (plugin deleted, queue full, store failing) is not
+//!   retried: the schedule shows why in `last_error` and runs again at its next time.
+//! - A run and its task are committed together (see the store's contract), so a crash can
+//!   neither lose a run that started a task nor run it twice.
+
+mod timing;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use timing::{MAX_INTERVAL, Timing};
+
+use crate::scheduler::Scheduler;
+use crate::store::{ScheduleRecord, Store, StoreError};
+
+/// The longest the loop sleeps before looking at the clock again, so that a jump of the
+/// wall clock is noticed.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("no schedule named {0:?}")]
+    NotFound(String),
+    #[error("{0} schedules exist already (limits.max_schedules): delete some first")]
+    TooMany(usize),
+    #[error("{0}; the schedule was not changed, retry later")]
+    Store(#[from] StoreError),
+}
+
+/// What a schedule runs, and when.
+pub struct Definition {
+    pub plugin: String,
+    pub input: Bytes,
+    pub timing: Timing,
+    pub timeout: Option<Duration>,
+    pub overlap: bool,
+    pub paused: bool,
+}
+
+/// A schedule at one moment, for the API.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    pub record: ScheduleRecord,
+    /// When it runs next; `None` while paused.
+    pub next_run_at: Option<SystemTime>,
+    /// Why its last run could not start, if it could not.
+    pub last_error: Option<String>,
+}
+
+struct Entry {
+    record: ScheduleRecord,
+    timing: Option<Timing>,
+    due: Option<SystemTime>,
+    /// A run is being accepted.
+    starting: bool,
+    last_error: Option<String>,
+}
+
+impl Entry {
+    fn new(record: ScheduleRecord, timing: Option<Timing>, now: SystemTime) -> Self {
+        let mut entry = Self { record, timing, due: None, starting: false, last_error: None };
+        entry.plan(now);
+        entry
+    }
+
+    /// Sets when the schedule runs next: its first time after its last run (or its
+    /// definition), which may be past (a missed run, due at once).
+    fn plan(&mut self, now: SystemTime) {
+        let after = self.record.last_run_at.map_or(self.record.since, |last| last.max(self.record.since));
+        self.due = match &self.timing {
+            Some(timing) if !self.record.paused => timing.next_after(after.min(now), self.record.since),
+            _ => None,
+        };
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot { record: self.record.clone(), next_run_at: self.due, last_error: self.last_error.clone() }
+    }
+}
+
+/// A run that came due.
+struct Run {
+    schedule: Arc<str>,
+    plugin: String,
+    input: Bytes,
+    timeout: Option<Duration>,
+    owner: Option<Arc<str>>,
+}
+
+pub struct Schedules {
+    scheduler: Arc<Scheduler>,
+    store: Arc<dyn Store>,
+    max: usize,
+    entries: Mutex<BTreeMap<String, Entry>>,
+    /// Held while a definition changes, so that the store and the entries take changes in
+    /// the same order.
+    edits: tokio::sync::Mutex<()>,
+    changed: Notify,
+}
+
+impl Schedules {
+    /// The recorded schedules, each due at its next time (a missed one at once).
+    pub fn load(store: Arc<dyn Store>, scheduler: Arc<Scheduler>, max: usize) -> Result<Arc<Self>, StoreError> {
+        let now = SystemTime::now();
+        let mut entries = BTreeMap::new();
+        for record in store.schedules()? {
+            let timing = match (&record.cron, record.interval) {
+                (Some(expression), _) => Timing::cron(expression),
+                (None, Some(interval)) => Timing::every(interval),
+                (None, None) => Err("neither a cron expression nor an interval is recorded".to_owned()),
+            };
+            let (timing, error) = match timing {
+                Ok(timing) => (Some(timing), None),
+                Err(e) => {
+                    tracing::error!(schedule = %record.name, error = %e, "a recorded schedule cannot run; define it again");
+                    (None, Some(e))
+                }
+            };
+            let mut entry = Entry::new(record, timing, now);
+            entry.last_error = error;
+            entries.insert(entry.record.name.clone(), entry);
+        }
+        Ok(Arc::new(Self { scheduler, store, max, entries: Mutex::new(entries), edits: tokio::sync::Mutex::new(()), changed: Notify::new() }))
+    }
+
+    pub fn list(&self) -> Vec<Snapshot> {
+        self.entries().values().map(Entry::snapshot).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<Snapshot> {
+        self.entries().get(name).map(Entry::snapshot)
+    }
+
+    /// Defines a schedule, or defines an existing one anew (its counts kept; its runs are
+    /// then `owner`'s). Answers the schedule and whether it is new.
+    pub async fn put(&self, name: &str, definition: Definition, owner: Option<Arc<str>>) -> Result<(Snapshot, bool), ScheduleError> {
+        let _edit = self.edits.lock().await;
+        let now = SystemTime::now();
+        let (existing, count) = {
+            let entries = self.entries();
+            (entries.get(name).map(|e| e.record.clone()), entries.len())
+        };
+        if existing.is_none() && count >= self.max {
+            return Err(ScheduleError::TooMany(count));
+        }
+        let (cron, interval) = match &definition.timing {
+            Timing::Cron { expression, .. } => (Some(expression.clone()), None),
+            Timing::Every(interval) => (None, Some(*interval)),
+        };
+        let record = ScheduleRecord {
+            name: name.to_owned(),
+            plugin: definition.plugin,
+            input: definition.input,
+            cron,
+            interval,
+            timeout: definition.timeout,
+            overlap: definition.overlap,
+            paused: definition.paused,
+            owner: owner.as_deref().map(str::to_owned),
+            created_at: existing.as_ref().map_or(now, |e| e.created_at),
+            since: now,
+            last_run_at: existing.as_ref().and_then(|e| e.last_run_at),
+            last_task: existing.as_ref().and_then(|e| e.last_task),
+            runs: existing.as_ref().map_or(0, |e| e.runs),
+            skipped: existing.as_ref().map_or(0, |e| e.skipped),
+        };
+        self.store.put_schedule(record.clone()).await?;
+        let snapshot = {
+            let mut entries = self.entries();
+            let starting = entries.get(name).is_some_and(|e| e.starting);
+            let mut entry = Entry::new(record, Some(definition.timing), now);
+            entry.starting = starting;
+            let snapshot = entry.snapshot();
+            entries.insert(name.to_owned(), entry);
+            snapshot
+        };
+        self.changed.notify_one();
+        Ok((snapshot, existing.is_none()))
+    }
+
+    /// Pauses or resumes a schedule; a resumed one runs at its next time after now.
+    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Snapshot, ScheduleError> {
+        let _edit = self.edits.lock().await;
+        let now = SystemTime::now();
+        let mut record = self.entries().get(name).map(|e| e.record.clone()).ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
+        if record.paused == paused {
+            return self.get(name).ok_or_else(|| ScheduleError::NotFound(name.to_owned()));
+        }
+        record.paused = paused;
+        if !paused {
+            record.since = now;
+        }
+        self.store.put_schedule(record.clone()).await?;
+        let snapshot = {
+            let mut entries = self.entries();
+            let entry = entries.get_mut(name).ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
+            entry.record.paused = record.paused;
+            entry.record.since = record.since;
+            entry.plan(now);
+            entry.snapshot()
+        };
+        self.changed.notify_one();
+        Ok(snapshot)
+    }
+
+    /// Deletes a schedule; a run already started goes on as an ordinary task.
+    pub async fn delete(&self, name: &str) -> Result<(), ScheduleError> {
+        let _edit = self.edits.lock().await;
+        if !self.entries().contains_key(name) {
+            return Err(ScheduleError::NotFound(name.to_owned()));
+        }
+        self.store.delete_schedule(name.to_owned()).await?;
+        self.entries().remove(name);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Starts the runs that come due, until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let now = SystemTime::now();
+            for run in self.take_due(now) {
+                tokio::spawn(self.clone().start(run));
+            }
+            let next = self.entries().values().filter_map(|e| e.due).min();
+            let wait = next.map_or(MAX_SLEEP, |due| due.duration_since(SystemTime::now()).unwrap_or_default().min(MAX_SLEEP));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = self.changed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// The runs due at `now`, each schedule planned on to its next time after `now`; runs
+    /// that would overlap the previous one are skipped.
+    fn take_due(&self, now: SystemTime) -> Vec<Run> {
+        let mut runs = Vec::new();
+        let mut entries = self.entries();
+        for entry in entries.values_mut().filter(|e| e.due.is_some_and(|due| due <= now)) {
+            let record = &mut entry.record;
+            entry.due = entry.timing.as_ref().and_then(|t| t.next_after(now, record.since));
+            let previous_unfinished = entry.starting
+                || record.last_task.and_then(|id| self.scheduler.get(id)).is_some_and(|task| !task.state().is_final());
+            if previous_unfinished && !record.overlap {
+                record.skipped += 1;
+                record.last_run_at = Some(now);
+                self.store.schedule_skipped(record.name.clone(), now);
+                tracing::info!(schedule = %record.name, "a run was skipped: the previous run has not ended (set overlap to allow it)");
+                continue;
+            }
+            entry.starting = true;
+            runs.push(Run {
+                schedule: record.name.as_str().into(),
+                plugin: record.plugin.clone(),
+                input: record.input.clone(),
+                timeout: record.timeout,
+                owner: record.owner.as_deref().map(Arc::from),
+            });
+        }
+        runs
+    }
+
+    async fn start(self: Arc<Self>, run: Run) {
+        let result = self.scheduler.accept_run(run.schedule.clone(), &run.plugin, run.input, run.timeout, run.owner).await;
+        let mut entries = self.entries();
+        let Some(entry) = entries.get_mut(&*run.schedule) else {
+            return;
+        };
+        entry.starting = false;
+        match result {
+            Ok(task) => {
+                entry.record.runs += 1;
+                entry.record.last_run_at = Some(task.submitted_at);
+                entry.record.last_task = Some(task.id);
+                entry.last_error = None;
+                tracing::debug!(schedule = %run.schedule, task = %task.id, "scheduled run started");
+            }
+            Err(e) => {
+                tracing::warn!(schedule = %run.schedule, error = %e, "a scheduled run could not start; the schedule runs again at its next time");
+                entry.last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
