@@ -76,7 +76,8 @@ impl Server {
         let registry = Arc::new(
             Registry::open(runtime.clone(), &config.data_dir, store.clone(), config.limits.versions_per_plugin as usize, ceilings).await?,
         );
-        let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone())?;
+        let keep_finished_for = Duration::from_secs(config.store.retain_finished_secs);
+        let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone(), keep_finished_for)?;
         let recovered = scheduler.recover()?;
         let schedules = Schedules::load(store.clone(), scheduler.clone(), config.limits.max_schedules as usize)?;
         tracing::info!(

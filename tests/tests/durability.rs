@@ -131,11 +131,17 @@ async fn sigterm_lets_running_tasks_finish_within_the_grace_then_leaves_the_rest
     assert!(host.terminate().await.success());
     assert!(started.elapsed() < Duration::from_secs(10), "the grace period bounds the shutdown");
 
+    let restarted_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
     let views = final_views(&host, &[short.clone(), long.clone(), queued.clone()]).await;
     assert_eq!(views[&short]["state"], "succeeded", "a task that ends within the grace period succeeds");
     assert_eq!(views[&long]["state"], "interrupted", "{}", views[&long]);
-    assert_eq!(views[&queued]["state"], "succeeded", "the queued task ran, in the grace period once a slot freed or after the restart (the SIGKILL test covers the latter)");
+    assert_eq!(views[&queued]["state"], "succeeded", "{}", views[&queued]);
+    assert!(
+        views[&queued]["started_at_ms"].as_u64().unwrap() >= restarted_at && views[&queued]["attempts"] == 1,
+        "a recorded task still queued at SIGTERM does not start in the grace period; it runs once, after the restart: {}",
+        views[&queued]
+    );
     drop(host);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
@@ -257,6 +263,67 @@ async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pru
         let response = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
         assert_eq!(response.status(), 404, "a pruned task is gone");
     }
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_on_disk() {
+    let data_dir = fresh_data_dir();
+    let config = write_config(&data_dir, "[store]\nretain_finished_secs = 2\nprune_interval_secs = 1\ninline_output_kb = 1\n");
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    host.upload("hello", "hello").await;
+    let id = host.submit("hello", &json!({"pad": "x".repeat(4096)})).await;
+    assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
+    let outputs = data_dir.join("ignareo.outputs");
+    assert_eq!(std::fs::read_dir(&outputs).unwrap().count(), 1, "the output is a file");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let shown = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap().status();
+        let files = std::fs::read_dir(&outputs).unwrap().count();
+        if shown == 404 && files == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after its retention the task is still shown ({shown}) or its output kept ({files} files)");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(host.terminate().await.success());
+    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let shown = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap().status();
+    assert_eq!(shown, 404, "nor does it come back after a restart");
+    drop(host);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test]
+async fn a_plugin_index_file_of_an_earlier_version_is_imported_into_the_store_once() {
+    let data_dir = fresh_data_dir();
+    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let report = host.upload("hello", "hello").await;
+    assert!(host.terminate().await.success());
+    // What an earlier version leaves: components and artifacts, the index as a file, no store.
+    for entry in std::fs::read_dir(&data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("ignareo.db") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let version = report["version"].clone();
+    let index = json!({"plugins": {"hello": {"live": version, "versions": [{
+        "version": version, "component": report["component"], "manifest": null,
+        "size": report["size"], "uploaded_at_ms": 1, "compile_ms": report["compile_ms"],
+    }]}}});
+    std::fs::write(data_dir.join("plugins.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    assert_eq!(host.get_json("/v1/plugins/hello").await["live"], version);
+    assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
+    assert_eq!(host.get_json("/healthz").await["compilations"], 0, "the imported plugin's artifact is reused");
+    assert!(!data_dir.join("plugins.json").exists() && data_dir.join("plugins.json.imported").exists());
+    assert!(host.terminate().await.success());
+    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    assert_eq!(host.get_json("/v1/plugins/hello").await["live"], version, "from the store now");
     drop(host);
     let _ = std::fs::remove_dir_all(&data_dir);
 }

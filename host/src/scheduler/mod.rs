@@ -96,6 +96,9 @@ pub struct Scheduler {
     runtime: Arc<Runtime>,
     outbound: Arc<Outbound>,
     limits: Limits,
+    /// How long finished tasks stay visible (`store.retain_finished_secs`), within the count
+    /// of `limits.retain_finished_tasks`.
+    keep_finished_for: Duration,
     tasks: Mutex<TaskTable>,
     running: Arc<Semaphore>,
     per_plugin: Mutex<HashMap<String, PluginSlots>>,
@@ -123,7 +126,7 @@ struct Permits {
     global: OwnedSemaphorePermit,
 }
 
-/// Every known task; finished ones are forgotten oldest first beyond the retention limit.
+/// Every known task; finished ones are forgotten oldest first beyond the retention limits.
 #[derive(Default)]
 struct TaskTable {
     by_id: HashMap<TaskId, Arc<Task>>,
@@ -137,6 +140,7 @@ impl Scheduler {
         runtime: Arc<Runtime>,
         outbound: Arc<Outbound>,
         limits: Limits,
+        keep_finished_for: Duration,
     ) -> anyhow::Result<Arc<Self>> {
         let lanes = Lanes::new(&limits)?;
         Ok(Arc::new_cyclic(|this| Self {
@@ -148,6 +152,7 @@ impl Scheduler {
             outbound,
             running: Arc::new(Semaphore::new(limits.max_running_tasks as usize)),
             limits,
+            keep_finished_for,
             tasks: Mutex::default(),
             per_plugin: Mutex::default(),
             queued: AtomicUsize::new(0),
@@ -231,13 +236,16 @@ impl Scheduler {
     }
 
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
-        self.table().by_id.get(&id).cloned()
+        let mut table = self.table();
+        self.forget_expired(&mut table);
+        table.by_id.get(&id).cloned()
     }
 
     /// The most recent tasks first among those `filter` keeps.
     pub fn list(&self, filter: impl Fn(&Task) -> bool, limit: usize) -> Vec<Arc<Task>> {
-        let mut tasks: Vec<Arc<Task>> = self
-            .table()
+        let mut table = self.table();
+        self.forget_expired(&mut table);
+        let mut tasks: Vec<Arc<Task>> = table
             .by_id
             .values()
             .filter(|t| filter(t))
@@ -273,8 +281,9 @@ impl Scheduler {
         &self.limits
     }
 
-    /// Stops accepting tasks, lets running and queued ones finish for up to `grace`, then
-    /// cancels the rest.
+    /// Stops accepting tasks, lets running ones (and queued ones that are not recorded) finish
+    /// for up to `grace`, then cancels the rest; recorded tasks that had not started stay
+    /// queued in the store, for the next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.closed.cancel();
         self.tracker.close();
@@ -350,6 +359,12 @@ impl Scheduler {
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
         let outcome = match &permits {
+            // A recorded task not yet started when the host began to shut down stays queued
+            // in the store for the next start, rather than starting in the grace period.
+            Ok(_) if task.durable && self.closed.is_cancelled() => {
+                task.shut_down();
+                Outcome::Cancelled
+            }
             Ok(_) if task.start() => {
                 if task.durable {
                     self.store.started(task.id, task.attempts(), SystemTime::now());
@@ -485,7 +500,7 @@ impl Scheduler {
         self.keep_finished(task.id);
     }
 
-    /// Keeps a finished task for the API; the oldest go beyond the retention limit.
+    /// Keeps a finished task for the API; the oldest go beyond the retention limits.
     fn keep_finished(&self, id: TaskId) {
         let mut table = self.table();
         table.finished.push_back(id);
@@ -493,6 +508,22 @@ impl Scheduler {
             if let Some(oldest) = table.finished.pop_front() {
                 table.by_id.remove(&oldest);
             }
+        }
+        self.forget_expired(&mut table);
+    }
+
+    /// Forgets the finished tasks that ended longer ago than they are kept, oldest first.
+    fn forget_expired(&self, table: &mut TaskTable) {
+        let Some(horizon) = SystemTime::now().checked_sub(self.keep_finished_for) else {
+            return;
+        };
+        while let Some(oldest) = table.finished.front().copied() {
+            let ended_at = table.by_id.get(&oldest).and_then(|t| t.status().finished_at);
+            if ended_at.is_some_and(|at| at >= horizon) {
+                break;
+            }
+            table.finished.pop_front();
+            table.by_id.remove(&oldest);
         }
     }
 

@@ -653,3 +653,35 @@ fn epoch_ms(time: SystemTime) -> i64 {
 fn from_epoch_ms(ms: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms.max(0).unsigned_abs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_the_first_schema_is_migrated_and_keeps_its_tasks() {
+        let dir = std::env::temp_dir().join(format!("ignareo-migrate-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ignareo.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(MIGRATIONS[0]).unwrap();
+            old.pragma_update(None, "user_version", 1).unwrap();
+            old.execute(
+                "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms)
+                 VALUES ('6f1c1a52-4a5e-4c43-9d0e-0c1c7a4f0a11', 'hello', 'v1', NULL, x'7b7d', 1000, 'queued', 0, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, &StoreConfig::default(), 10).unwrap();
+        let unfinished = store.unfinished().unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!((unfinished[0].plugin.as_str(), unfinished[0].schedule.as_deref()), ("hello", None));
+        assert!(store.schedules().unwrap().is_empty() && store.plugins().unwrap().is_empty() && store.tokens().unwrap().is_empty());
+        drop(store);
+        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
