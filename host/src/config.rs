@@ -28,7 +28,7 @@ pub struct Config {
     pub store: StoreConfig,
 }
 
-/// The embedded task store (`<data_dir>/ignareo.db`, large outputs in `<data_dir>/ignareo.outputs/`).
+/// The embedded store (`<data_dir>/ignareo.db`: tasks, schedules, plugins, tokens; large outputs in `<data_dir>/ignareo.outputs/`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {

@@ -129,7 +129,7 @@ impl Server {
         }
         // Every task's end is written before the process goes.
         let store = self.store;
-        tokio::task::spawn_blocking(move || store.close()).await.context("the task store did not close")?;
+        tokio::task::spawn_blocking(move || store.close()).await.context("the store did not close")?;
         Ok(())
     }
 }

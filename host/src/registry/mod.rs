@@ -410,6 +410,14 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A plugin name: 1-64 of `a-z 0-9 - _`, starting with a letter or digit, so it is safe in
+/// URLs, logs and file names.
+pub fn is_valid_plugin_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,12 +429,4 @@ mod tests {
         assert!(matches!(check_binary(b"\0asm\x01\0\0\0"), Err(UploadError::CoreModule)));
         assert!(check_binary(b"\0asm\x0d\0\x01\0").is_ok());
     }
-}
-
-/// A plugin name: 1-64 of `a-z 0-9 - _`, starting with a letter or digit, so it is safe in
-/// URLs, logs and file names.
-pub fn is_valid_plugin_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
 }

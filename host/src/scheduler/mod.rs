@@ -10,9 +10,9 @@
 //! busy the guests keep their threads, health checks, submissions and results are answered.
 //! Plugins that hog the host run in a background lane with lower priority (see [`lanes`]).
 //!
-//! Tasks accepted through the API's `tasks` routes are recorded in the task store before they
-//! are acknowledged, and their starts and ends after; at start the recorded ones are taken up
-//! again (see [`recovery`]).
+//! Tasks accepted through the API's `tasks` routes or started by schedules are recorded in the
+//! store before they are acknowledged, and their starts and ends after; at start the recorded
+//! ones are taken up again (see [`recovery`]).
 
 mod lanes;
 mod recovery;

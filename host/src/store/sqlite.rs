@@ -307,7 +307,7 @@ impl Store for SqliteStore {
         if let Some(thread) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take()
             && thread.join().is_err()
         {
-            tracing::error!(path = %self.path, "the task store's writer thread panicked");
+            tracing::error!(path = %self.path, "the store's writer thread panicked");
         }
     }
 
@@ -361,7 +361,7 @@ fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retent
     loop {
         if pruned_at.is_none_or(|at| at.elapsed() >= retention.prune_every) {
             if let Err(e) = prune(&connection, retention) {
-                tracing::warn!(error = %e, "cannot prune finished tasks from the task store");
+                tracing::warn!(error = %e, "cannot prune finished tasks from the store");
             }
             pruned_at = Some(Instant::now());
         }
@@ -378,7 +378,7 @@ fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retent
         }
         let result = commit(&mut connection, &batch, retention);
         if let Err(e) = &result {
-            tracing::error!(error = %e, writes = batch.len(), "cannot commit to the task store");
+            tracing::error!(error = %e, writes = batch.len(), "cannot commit to the store");
         }
         for done in batch.into_iter().filter_map(|queued| queued.done) {
             let _ = done.send(result.clone());
@@ -390,7 +390,7 @@ fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retent
 /// self-contained file behind.
 fn checkpoint(connection: &Connection) {
     if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-        tracing::warn!(error = %e, "cannot checkpoint the task store's log");
+        tracing::warn!(error = %e, "cannot checkpoint the store's log");
     }
 }
 
