@@ -275,8 +275,13 @@ async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_o
     host.upload("hello", "hello").await;
     let id = host.submit("hello", &json!({"pad": "x".repeat(4096)})).await;
     assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
+    // A task's end is recorded just after it is visible.
     let outputs = data_dir.join("ignareo.outputs");
-    assert_eq!(std::fs::read_dir(&outputs).unwrap().count(), 1, "the output is a file");
+    let written = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&outputs).unwrap().count() == 0 {
+        assert!(Instant::now() < written, "the output is written to a file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
