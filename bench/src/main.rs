@@ -10,10 +10,14 @@
 //!   through the host with and without per-host caps.
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
 //! - `hostile`: healthy `hello` throughput alone and beside the hostile plugin set.
+//! - `crawl`: 20,000 pages fetched by ignareo, raw tokio + reqwest, gevent and aiohttp.
+//! - `hotswap`: the trigger load while a new version goes live every second.
 
 mod accept;
 mod chaos;
+mod crawl;
 mod hostile;
+mod hotswap;
 mod invoke;
 mod outbound;
 mod process;
@@ -59,6 +63,27 @@ async fn main() -> anyhow::Result<()> {
     let command = args.first().map(String::as_str).unwrap_or("all");
     match command {
         "plain-server" => trigger::plain_server(args.get(1).map_or("127.0.0.1:0", String::as_str)).await,
+        "crawl-target" => crawl::target_server(args.get(1).map_or("127.0.0.1:0", String::as_str)).await,
+        "raw-crawl" => {
+            let [base, count, concurrency] = &args[1..] else {
+                bail!("usage: raw-crawl BASE COUNT CONCURRENCY");
+            };
+            crawl::raw_client(base, count.parse()?, concurrency.parse()?).await
+        }
+        "hotswap" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run hotswap");
+            report.hotswap = Some(hotswap::run(&paths, 3).await?);
+            println!("{}", report.hotswap_markdown());
+            Ok(())
+        }
+        "crawl" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run crawl");
+            report.crawl = crawl::run(&paths, 3).await?;
+            println!("{}", report.crawl_markdown());
+            Ok(())
+        }
         "invoke" => {
             let paths = Paths::discover()?;
             println!("{}", invoke::run(&paths, 20_000).await?.markdown());
@@ -113,6 +138,10 @@ async fn main() -> anyhow::Result<()> {
             report.accept = accept::run(&paths, 3).await?;
             eprintln!("== restart");
             report.restart = Some(restart::run(&paths, 3).await?);
+            eprintln!("== crawl");
+            report.crawl = crawl::run(&paths, 3).await?;
+            eprintln!("== hotswap");
+            report.hotswap = Some(hotswap::run(&paths, 3).await?);
             eprintln!("== sleepers");
             report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
             eprintln!("== outbound");
@@ -126,6 +155,6 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, accept, restart, outbound, chaos, hostile or plain-server"),
+        other => bail!("unknown command {other:?}: use all, invoke, accept, restart, crawl, hotswap, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
     }
 }

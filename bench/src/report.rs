@@ -3,6 +3,8 @@
 use std::process::Command;
 
 use crate::chaos::ChaosResult;
+use crate::crawl::{self, CrawlRun};
+use crate::hotswap::{self, HotSwapResult};
 use crate::hostile::HostileResult;
 use crate::invoke::InvokeResult;
 use crate::outbound::OutboundResult;
@@ -19,6 +21,8 @@ pub struct Report {
     pub outbound: Option<OutboundResult>,
     pub chaos: Option<ChaosResult>,
     pub hostile: Option<HostileResult>,
+    pub crawl: Vec<CrawlRun>,
+    pub hotswap: Option<HotSwapResult>,
 }
 
 /// The value at fraction `p` of sorted `samples`.
@@ -51,7 +55,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: None, outbound: None, chaos: None, hostile: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: None, outbound: None, chaos: None, hostile: None, crawl: Vec::new(), hotswap: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -110,6 +114,8 @@ impl Report {
 
         out += &self.accept_markdown();
         out += &self.restart_markdown();
+        out += &self.crawl_markdown();
+        out += &self.hotswap_markdown();
 
         if let Some(s) = &self.sleepers {
             out += &format!("## Many tasks at once: {} tasks each sleeping {} ms\n\n", s.count, s.sleep_ms);
@@ -159,6 +165,94 @@ impl Report {
             );
         }
         out + "\n"
+    }
+
+    pub fn hotswap_markdown(&self) -> String {
+        let Some(h) = &self.hotswap else {
+            return String::new();
+        };
+        let mut out = String::from("## Hot swap under load: a new version of `hello` every second\n\n");
+        out += &format!(
+            "`wrk -t2 -c64 -d10s --latency` on `POST /v1/plugins/hello/run`, once steady and once while {} uploads (`PUT /v1/plugins/hello`, one a second) make a new version live; each upload is a new version (two components alternating, each time with another manifest; their compiled artifacts are reused).\n\n",
+            hotswap::UPLOADS
+        );
+        out += "| load | requests/s median (min–max) | p50 (ms) | p99 (ms) | failed requests (non-2xx + socket errors) |\n|---|---|---|---|---|\n";
+        for (label, runs) in [("steady", &h.steady), ("new version every second", &h.swapping)] {
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            out += &format!(
+                "| {label} | {:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} | {} |\n",
+                median(rps.clone()),
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect()),
+                runs.iter().map(|r| r.errors + r.socket_errors).sum::<u64>()
+            );
+        }
+        let mut uploads = h.upload_ms.clone();
+        uploads.sort_by(f64::total_cmp);
+        out += &format!(
+            "\nUploads: {} ({} failed), answered in {:.0} ms median, {:.0} ms at most.\n\n",
+            uploads.len(),
+            h.failed_uploads,
+            percentile(&uploads, 0.5),
+            uploads.last().copied().unwrap_or(f64::NAN)
+        );
+        out
+    }
+
+    pub fn crawl_markdown(&self) -> String {
+        if self.crawl.is_empty() {
+            return String::new();
+        }
+        let mut out = format!(
+            "## Fan-out crawl: {} pages, each ~2 KB after a {} ms non-blocking delay\n\n",
+            crawl::PAGES,
+            crawl::DELAY.as_millis()
+        );
+        out += "The target is an axum server in a process of its own. Each client runs in its own process too; CPU is that process's user + system time during the crawl (for ignareo: the host's, API included), peak RSS its high-water mark (for ignareo: the host's since it started, plugin loaded). ignareo rows: one `crawler` task calling `fetch-all` with the concurrency, and one `crawler` task per connection (submitted in one `tasks:batch`) fetching its share sequentially. Python: gevent + requests (`monkey.patch_all()`, a pool of greenlets, spawn + joinall), asyncio + aiohttp (one session, a semaphore).\n\n";
+        out += &format!(
+            "Python clients: {}, {}.\n\n",
+            shell("target/bench-venv/bin/python -V"),
+            shell("grep -v '^#' bench/python/requirements.txt | paste -sd ' '").replace(' ', ", ")
+        );
+        for concurrency in crawl::CONCURRENCIES {
+            out += &format!("### Concurrency {concurrency}\n\n");
+            out += "| client | fetches/s median (min–max) | CPU-s per 1,000 fetches | peak RSS (MiB) | failed |\n|---|---|---|---|---|\n";
+            let mut rates = Vec::new();
+            for client in crawl::CLIENTS {
+                let runs: Vec<&CrawlRun> = self.crawl.iter().filter(|r| r.client == client && r.concurrency == concurrency).collect();
+                if runs.is_empty() {
+                    continue;
+                }
+                let rate: Vec<f64> = runs.iter().map(|r| r.fetches_per_sec()).collect();
+                let (min, max) = spread(&rate);
+                let med = median(rate.clone());
+                let cpu = median(runs.iter().map(|r| r.cpu_s_per_1000()).collect());
+                rates.push((client, med, cpu));
+                out += &format!(
+                    "| {client} | {med:.0} ({min:.0}–{max:.0}) | {cpu:.3} | {:.0} | {} |\n",
+                    runs.iter().map(|r| r.peak_rss_mib).fold(0.0, f64::max),
+                    runs.iter().map(|r| r.failed).sum::<usize>()
+                );
+            }
+            let find = |name: &str| rates.iter().find(|(client, ..)| *client == name).map(|&(_, rate, cpu)| (rate, cpu));
+            if let (Some((ours, our_cpu)), Some((raw, raw_cpu)), Some((gevent, _)), Some((aiohttp, _))) =
+                (find(crawl::CLIENTS[0]), find(crawl::CLIENTS[2]), find(crawl::CLIENTS[3]), find(crawl::CLIENTS[4]))
+            {
+                out += &format!(
+                    "\nignareo fetch-all vs raw reqwest: **{:.2}×** fetches/s (target ≥ 0.85× at 1,000), **{:.2}×** CPU per fetch (target ≤ 1.3×); vs gevent **{:.1}×** (target ≥ 10×); vs aiohttp **{:.1}×** (target ≥ 3×).\n",
+                    ours / raw,
+                    our_cpu / raw_cpu,
+                    ours / gevent,
+                    ours / aiohttp
+                );
+            }
+            if let (Some((tasks, tasks_cpu)), Some((raw, raw_cpu))) = (find(crawl::CLIENTS[1]), find(crawl::CLIENTS[2])) {
+                out += &format!("ignareo one task per connection vs raw reqwest: **{:.2}×** fetches/s, **{:.2}×** CPU per fetch.\n", tasks / raw, tasks_cpu / raw_cpu);
+            }
+            out += "\n";
+        }
+        out
     }
 
     pub fn hostile_markdown(&self) -> String {

@@ -1,0 +1,51 @@
+"""Fetches BASE/page/0..COUNT-1 with gevent + requests, at most CONCURRENCY at a time.
+
+Usage: crawl_gevent.py BASE COUNT CONCURRENCY. Prints one JSON line: fetched, failed,
+elapsed_s, cpu_s (this process, user + system), peak_rss_mib.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.pool  # noqa: E402
+import requests  # noqa: E402
+from requests.adapters import HTTPAdapter  # noqa: E402
+
+
+def main():
+    base, count, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
+    pool = gevent.pool.Pool(concurrency)
+    results = []
+
+    def fetch(i):
+        try:
+            response = session.get(f"{base}/page/{i}", timeout=30)
+            results.append(response.status_code == 200 and len(response.content) > 0)
+        except requests.RequestException:
+            results.append(False)
+
+    started = time.monotonic()
+    jobs = [pool.spawn(fetch, i) for i in range(count)]
+    gevent.joinall(jobs)
+    elapsed = time.monotonic() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    fetched = sum(results)
+    print(json.dumps({
+        "fetched": fetched,
+        "failed": count - fetched,
+        "elapsed_s": elapsed,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }))
+
+
+main()
