@@ -70,6 +70,13 @@ async fn main() -> anyhow::Result<()> {
             };
             crawl::raw_client(base, count.parse()?, concurrency.parse()?).await
         }
+        "trigger" => {
+            let paths = Paths::discover()?;
+            let mut report = report::Report::new("bench/run trigger");
+            report.trigger = trigger::run(&paths, 3).await?;
+            println!("{}", report.trigger_markdown());
+            Ok(())
+        }
         "hotswap" => {
             let paths = Paths::discover()?;
             let mut report = report::Report::new("bench/run hotswap");
@@ -155,6 +162,6 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, accept, restart, crawl, hotswap, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
+        other => bail!("unknown command {other:?}: use all, invoke, trigger, accept, restart, crawl, hotswap, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
     }
 }

@@ -91,27 +91,7 @@ impl Report {
             median(p99s.clone())
         );
 
-        out += "## Trigger throughput: `POST /v1/plugins/hello/run`, 64 keep-alive connections\n\n";
-        out += "`wrk -t2 -c64 -d10s --latency` with a small JSON body, against the host (a fresh instance per request) and against a plain axum handler that answers the same bytes. Load generator and server share the 2 cores.\n\n";
-        out += "| server | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
-        let mut medians = Vec::new();
-        for server in ["ignareo", "plain axum"] {
-            let runs: Vec<&TriggerResult> = self.trigger.iter().filter(|r| r.server == server).collect();
-            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
-            let (min, max) = spread(&rps);
-            let med = median(rps.clone());
-            medians.push(med);
-            out += &format!(
-                "| {server} | {med:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} | {} |\n",
-                median(runs.iter().map(|r| r.p50_ms).collect()),
-                median(runs.iter().map(|r| r.p99_ms).collect()),
-                runs.iter().map(|r| r.errors).sum::<u64>()
-            );
-        }
-        if let [ignareo, plain] = medians[..] {
-            out += &format!("\nignareo / plain axum: **{:.2}×**\n\n", ignareo / plain);
-        }
-
+        out += &self.trigger_markdown();
         out += &self.accept_markdown();
         out += &self.restart_markdown();
         out += &self.crawl_markdown();
@@ -197,6 +177,35 @@ impl Report {
             percentile(&uploads, 0.5),
             uploads.last().copied().unwrap_or(f64::NAN)
         );
+        out
+    }
+
+    pub fn trigger_markdown(&self) -> String {
+        if self.trigger.is_empty() {
+            return String::new();
+        }
+        let mut out = String::new();
+        out += "## Trigger throughput: `POST /v1/plugins/hello/run`, 64 keep-alive connections\n\n";
+        out += "`wrk -t2 -c64 -d10s --latency` with a small JSON body, against the host (a fresh instance per request) and against a plain axum handler that answers the same bytes. Load generator and server share the 2 cores.\n\n";
+        out += "| server | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
+        let mut medians = Vec::new();
+        for server in ["ignareo", "plain axum"] {
+            let runs: Vec<&TriggerResult> = self.trigger.iter().filter(|r| r.server == server).collect();
+            let rps: Vec<f64> = runs.iter().map(|r| r.requests_per_sec).collect();
+            let (min, max) = spread(&rps);
+            let med = median(rps.clone());
+            medians.push(med);
+            out += &format!(
+                "| {server} | {med:.0} ({min:.0}–{max:.0}) | {:.2} | {:.2} | {} |\n",
+                median(runs.iter().map(|r| r.p50_ms).collect()),
+                median(runs.iter().map(|r| r.p99_ms).collect()),
+                runs.iter().map(|r| r.errors).sum::<u64>()
+            );
+        }
+        if let [ignareo, plain] = medians[..] {
+            out += &format!("\nignareo / plain axum: **{:.2}×**\n\n", ignareo / plain);
+        }
+
         out
     }
 

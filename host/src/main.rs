@@ -1,6 +1,11 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// Thousands of tasks allocate and free request bodies, events and futures on every thread at
+/// once; glibc's allocator serialises them on its arena locks, mimalloc keeps them per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
