@@ -76,15 +76,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginName {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let name = path_param(parts, state, "name").await?;
-        if is_valid_plugin_name(&name) {
-            Ok(Self(name))
-        } else {
-            Err(ApiError::bad_request(
-                "invalid_name",
-                format!("invalid plugin name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"),
-            ))
-        }
+        name_param(parts, state, "plugin").await.map(Self)
     }
 }
 
@@ -95,16 +87,20 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let name = path_param(parts, state, "name").await?;
-        if is_valid_plugin_name(&name) {
-            Ok(Self(name))
-        } else {
-            Err(ApiError::bad_request(
-                "invalid_name",
-                format!("invalid schedule name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"),
-            ))
-        }
+        name_param(parts, state, "schedule").await.map(Self)
     }
+}
+
+/// The `name` path parameter of a `what` (plugin, schedule), checked against the naming rule.
+async fn name_param<S: Send + Sync>(parts: &mut Parts, state: &S, what: &str) -> Result<String, ApiError> {
+    let name = path_param(parts, state, "name").await?;
+    if is_valid_plugin_name(&name) {
+        return Ok(name);
+    }
+    Err(ApiError::bad_request(
+        "invalid_name",
+        format!("invalid {what} name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"),
+    ))
 }
 
 /// A task id from the path.
