@@ -24,7 +24,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
         let host = Process::host(&paths.host, &["--config", config.to_str().unwrap_or_default()]).await?;
         host.upload(&client, "hello", paths.plugin("hello")?).await?;
         let url = format!("{}/v1/plugins/hello/{route}", host.base);
-        for _ in 0..repetitions {
+        for _ in 0..crate::scale::repetitions(repetitions) {
             results.push(trigger::wrk(label, &url, &script).await?);
         }
     }

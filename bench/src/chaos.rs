@@ -30,14 +30,14 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<ChaosResul
     let plain = trigger::start_plain_server().await?;
     let open = start_proxy(paths, &plain.base, &["--latency", "0"]).await?;
     let mut result = ChaosResult { direct: Vec::new(), through: Vec::new(), speed: Vec::new() };
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         result.direct.push(trigger::wrk("direct", &format!("{}/v1/plugins/hello/run", plain.base), &script).await?);
         result.through.push(trigger::wrk("through chaos-proxy", &format!("{}/v1/plugins/hello/run", open.base), &script).await?);
     }
     drop(open);
     for speed in SPEEDS {
         let limited = start_proxy(paths, &plain.base, &["--speed", &speed.to_string()]).await?;
-        for _ in 0..repetitions {
+        for _ in 0..crate::scale::repetitions(repetitions) {
             result.speed.push((speed, download(&limited.base).await?));
         }
     }

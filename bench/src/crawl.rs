@@ -24,6 +24,11 @@ use crate::process::Process;
 
 pub const PAGES: usize = 20_000;
 pub const DELAY: Duration = Duration::from_millis(50);
+/// Pages each client fetches in this run.
+fn pages() -> usize {
+    crate::scale::count(PAGES)
+}
+
 pub const CONCURRENCIES: [usize; 2] = [100, 1_000];
 
 const GRANT: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\nmax_concurrency = 1000\ntimeout = 600\n";
@@ -113,12 +118,12 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<CrawlR
     let mut runs = Vec::new();
     for concurrency in CONCURRENCIES {
         let host = start_host(paths).await?;
-        for _ in 0..repetitions {
+        for _ in 0..crate::scale::repetitions(repetitions) {
             runs.push(ignareo_fetch_all(&host, &target.base, concurrency).await?);
             runs.push(ignareo_sequential_tasks(&host, &target.base, concurrency).await?);
         }
         drop(host);
-        for _ in 0..repetitions {
+        for _ in 0..crate::scale::repetitions(repetitions) {
             let exe = std::env::current_exe()?;
             runs.push(client_process(CLIENTS[2], concurrency, Command::new(&exe).arg("raw-crawl"), &target.base).await?);
             let python = venv.join("bin/python");
@@ -152,7 +157,7 @@ fn urls(base: &str, range: std::ops::Range<usize>) -> Vec<String> {
 /// One `crawler` task fetching every page with `fetch-all`.
 async fn ignareo_fetch_all(host: &Process, target: &str, concurrency: usize) -> anyhow::Result<CrawlRun> {
     let client = crate::process::client();
-    let input = json!({"urls": urls(target, 0..PAGES), "concurrency": concurrency});
+    let input = json!({"urls": urls(target, 0..pages()), "concurrency": concurrency});
     let cpu_before = process_cpu_s(host.pid()?)?;
     let started = Instant::now();
     let response = client.post(format!("{}/v1/plugins/crawler/run", host.base)).json(&input).send().await?;
@@ -166,7 +171,7 @@ async fn ignareo_fetch_all(host: &Process, target: &str, concurrency: usize) -> 
         client: CLIENTS[0],
         concurrency,
         fetched,
-        failed: PAGES - fetched,
+        failed: pages() - fetched,
         elapsed_s,
         cpu_s: process_cpu_s(host.pid()?)? - cpu_before,
         peak_rss_mib: host.memory_mib("VmHWM")?,
@@ -177,7 +182,7 @@ async fn ignareo_fetch_all(host: &Process, target: &str, concurrency: usize) -> 
 /// one after another.
 async fn ignareo_sequential_tasks(host: &Process, target: &str, concurrency: usize) -> anyhow::Result<CrawlRun> {
     let client = crate::process::client();
-    let share = PAGES / concurrency;
+    let share = pages() / concurrency;
     let inputs: Vec<Value> = (0..concurrency).map(|t| json!({"urls": urls(target, t * share..(t + 1) * share), "concurrency": 1})).collect();
     let cpu_before = process_cpu_s(host.pid()?)?;
     let started = Instant::now();
@@ -204,7 +209,7 @@ async fn ignareo_sequential_tasks(host: &Process, target: &str, concurrency: usi
         client: CLIENTS[1],
         concurrency,
         fetched,
-        failed: PAGES - fetched,
+        failed: pages() - fetched,
         elapsed_s: started.elapsed().as_secs_f64(),
         cpu_s: process_cpu_s(host.pid()?)? - cpu_before,
         peak_rss_mib: host.memory_mib("VmHWM")?,
@@ -215,7 +220,7 @@ async fn ignareo_sequential_tasks(host: &Process, target: &str, concurrency: usi
 async fn client_process(client: &'static str, concurrency: usize, command: &mut Command, target: &str) -> anyhow::Result<CrawlRun> {
     let output = tokio::time::timeout(
         Duration::from_secs(600),
-        command.args([target, &PAGES.to_string(), &concurrency.to_string()]).kill_on_drop(true).output(),
+        command.args([target, &pages().to_string(), &concurrency.to_string()]).kill_on_drop(true).output(),
     )
     .await
     .with_context(|| format!("{client} did not finish within 600 s"))??;

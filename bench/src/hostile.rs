@@ -34,7 +34,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HostileRes
     let url = format!("{}/v1/plugins/hello/run", host.base);
 
     let mut result = HostileResult { alone: Vec::new(), beside_hostile: Vec::new(), hostile_tasks: 0, per_kind: Vec::new() };
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         result.alone.push(trigger::wrk("alone", &url, &script).await?);
         let (run, tasks) = beside(&client, &host.base, &KINDS, &url, &script).await?;
         result.beside_hostile.push(run);

@@ -28,10 +28,10 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HotSwapRes
     let url = format!("{}/v1/plugins/hello/run", host.base);
     let mut result = HotSwapResult { steady: Vec::new(), swapping: Vec::new(), upload_ms: Vec::new(), failed_uploads: 0 };
     let mut version = 0;
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         result.steady.push(wrk("steady", &url, &script).await?);
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let uploads: Vec<(Vec<u8>, String)> = (0..UPLOADS)
+        let uploads: Vec<(Vec<u8>, String)> = (0..crate::scale::count(UPLOADS))
             .map(|_| {
                 version += 1;
                 (components[version % 2].clone(), format!("timeout = {}\n", 30 + version))

@@ -1,11 +1,13 @@
 //! ignareo's benchmarks. `bench/run` builds everything in release mode and runs `all`, which
-//! writes `bench/RESULTS.md`. Every scenario is bounded in count and time and talks only to
+//! writes `bench/RESULTS.md`; `smoke` runs every scenario at a tenth of its size or less, for the
+//! test command, and writes nothing. Every scenario is bounded in count and time and talks only to
 //! 127.0.0.1.
 //!
 //! - `invoke`: instantiate + run of `hello` in-process, one invocation at a time (µs).
 //! - `trigger`: `POST /v1/plugins/hello/run` at 64 keep-alive connections (wrk), next to a plain
 //!   axum handler answering the same bytes.
-//! - `sleepers`: N tasks each sleeping S ms at once: time to accept, time to finish, peak RSS.
+//! - `sleepers`: 10,000, 50,000 and 100,000 tasks each sleeping 10 s at once: time to accept,
+//!   time to finish, peak RSS.
 //! - `outbound`: the policy layer next to a bare reqwest call, and `fetch-all` from one task
 //!   through the host with and without per-host caps.
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
@@ -23,6 +25,7 @@ mod outbound;
 mod process;
 mod report;
 mod restart;
+mod scale;
 mod sleepers;
 mod trigger;
 
@@ -56,6 +59,16 @@ impl Paths {
         std::fs::read(&path).with_context(|| format!("cannot read {}: build the plugins first", path.display()))
     }
 }
+
+/// Tasks asleep at once in the many-tasks scenario, and how long each sleeps.
+const SLEEPER_COUNTS: [usize; 3] = [10_000, 50_000, 100_000];
+const SLEEP_MS: u64 = 10_000;
+
+/// The smoke run's many-tasks scenario: enough to exercise batching and the pool, in seconds.
+const SMOKE_SLEEPERS: usize = 1_000;
+const SMOKE_SLEEP_MS: u64 = 1_000;
+/// Invocations per repetition of the in-process scenario.
+const INVOCATIONS: usize = 20_000;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -91,9 +104,20 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report.crawl_markdown());
             Ok(())
         }
+        "sleepers" => {
+            let paths = Paths::discover()?;
+            let counts = match &args[1..] {
+                [] => SLEEPER_COUNTS.to_vec(),
+                given => given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?,
+            };
+            let mut report = report::Report::new("bench/run sleepers");
+            report.sleepers = sleepers::run_all(&paths, &counts, SLEEP_MS).await?;
+            println!("{}", report.sleepers_markdown());
+            Ok(())
+        }
         "invoke" => {
             let paths = Paths::discover()?;
-            println!("{}", invoke::run(&paths, 20_000).await?.markdown());
+            println!("{}", invoke::run(&paths, INVOCATIONS).await?.markdown());
             Ok(())
         }
         "outbound" => {
@@ -134,34 +158,51 @@ async fn main() -> anyhow::Result<()> {
         "all" => {
             let paths = Paths::discover()?;
             let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
-            let mut report = report::Report::new(&command_line);
-            eprintln!("== invoke");
-            for _ in 0..3 {
-                report.invoke.push(invoke::run(&paths, 20_000).await?);
-            }
-            eprintln!("== trigger");
-            report.trigger = trigger::run(&paths, 3).await?;
-            eprintln!("== accept");
-            report.accept = accept::run(&paths, 3).await?;
-            eprintln!("== restart");
-            report.restart = Some(restart::run(&paths, 3).await?);
-            eprintln!("== crawl");
-            report.crawl = crawl::run(&paths, 3).await?;
-            eprintln!("== hotswap");
-            report.hotswap = Some(hotswap::run(&paths, 3).await?);
-            eprintln!("== sleepers");
-            report.sleepers = sleepers::run(&paths, 10_000, 5_000).await?;
-            eprintln!("== outbound");
-            report.outbound = Some(outbound::run(&paths, 3).await?);
-            eprintln!("== chaos");
-            report.chaos = Some(chaos::run(&paths, 3).await?);
-            eprintln!("== hostile");
-            report.hostile = Some(hostile::run(&paths, 3).await?);
+            let report = every_scenario(&paths, &command_line, &SLEEPER_COUNTS, SLEEP_MS).await?;
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
             std::fs::write(&path, report.markdown())?;
             eprintln!("wrote {}", path.display());
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, invoke, trigger, accept, restart, crawl, hotswap, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
+        "smoke" => {
+            scale::set_smoke();
+            let paths = Paths::discover()?;
+            let report = every_scenario(&paths, "bench/run smoke", &[SMOKE_SLEEPERS], SMOKE_SLEEP_MS).await?;
+            let problems = report.smoke_problems();
+            if !problems.is_empty() {
+                bail!("the smoke run completed with failures:\n{}", problems.join("\n"));
+            }
+            eprintln!("every scenario ran without a failure (smoke run: small counts, nothing written)");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}: use all, smoke, invoke, trigger, accept, restart, crawl, hotswap, sleepers, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
     }
+}
+
+/// Runs every scenario in turn, each bounded in count and time.
+async fn every_scenario(paths: &Paths, command_line: &str, sleeper_counts: &[usize], sleep_ms: u64) -> anyhow::Result<report::Report> {
+    let mut report = report::Report::new(command_line);
+    eprintln!("== invoke");
+    for _ in 0..scale::repetitions(3) {
+        report.invoke.push(invoke::run(paths, scale::count(INVOCATIONS)).await?);
+    }
+    eprintln!("== trigger");
+    report.trigger = trigger::run(paths, 3).await?;
+    eprintln!("== accept");
+    report.accept = accept::run(paths, 3).await?;
+    eprintln!("== restart");
+    report.restart = Some(restart::run(paths, 3).await?);
+    eprintln!("== crawl");
+    report.crawl = crawl::run(paths, 3).await?;
+    eprintln!("== hotswap");
+    report.hotswap = Some(hotswap::run(paths, 3).await?);
+    eprintln!("== sleepers");
+    report.sleepers = sleepers::run_all(paths, sleeper_counts, sleep_ms).await?;
+    eprintln!("== outbound");
+    report.outbound = Some(outbound::run(paths, 3).await?);
+    eprintln!("== chaos");
+    report.chaos = Some(chaos::run(paths, 3).await?);
+    eprintln!("== hostile");
+    report.hostile = Some(hostile::run(paths, 3).await?);
+    Ok(report)
 }

@@ -42,12 +42,12 @@ pub struct OutboundResult {
 
 pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundResult> {
     let target = start_target().await?;
-    let urls: Vec<String> = (0..PARALLEL_REQUESTS).map(|i| format!("{target}/page/{i}")).collect();
+    let urls: Vec<String> = (0..crate::scale::count(PARALLEL_REQUESTS)).map(|i| format!("{target}/page/{i}")).collect();
     let bare = reqwest::Client::builder().no_proxy().build()?;
     let policy = policy_layer()?;
 
     let mut result = OutboundResult { sequential: Vec::new(), parallel: Vec::new() };
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         result.sequential.push(("bare reqwest", sequential(|url| bare_get(&bare, url), &urls).await?));
         result.sequential.push(("policy layer", sequential(|url| policy_get(&policy, url), &urls).await?));
         result.parallel.push(("bare reqwest, in-process", bare_parallel(&bare, &urls).await?));
@@ -57,12 +57,12 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundRe
     let uncapped = "[outbound.politeness]\nmax_concurrent_per_host = 100000\n";
     let paced = format!("[outbound.politeness]\nmax_concurrent_per_host = 100000\nrequests_per_second = {PACED_RATE}\n");
     for (label, config, count) in [
-        ("host: crawler task fetch-all, no cap", uncapped.to_owned(), PARALLEL_REQUESTS),
-        ("host: crawler task fetch-all, default cap (8 per host)", String::new(), PARALLEL_REQUESTS),
-        ("host: crawler task fetch-all, 500 requests/s cap", paced, PACED_REQUESTS),
+        ("host: crawler task fetch-all, no cap", uncapped.to_owned(), crate::scale::count(PARALLEL_REQUESTS)),
+        ("host: crawler task fetch-all, default cap (8 per host)", String::new(), crate::scale::count(PARALLEL_REQUESTS)),
+        ("host: crawler task fetch-all, 500 requests/s cap", paced, crate::scale::count(PACED_REQUESTS)),
     ] {
         let host = host_with(paths, &config).await?;
-        for _ in 0..repetitions {
+        for _ in 0..crate::scale::repetitions(repetitions) {
             result.parallel.push((label, crawl(&host, &urls[..count]).await?));
         }
     }
@@ -125,10 +125,10 @@ where
         get(url.clone()).await?;
     }
     let started = Instant::now();
-    for url in &urls[..SEQUENTIAL_REQUESTS] {
+    for url in &urls[..crate::scale::count(SEQUENTIAL_REQUESTS)] {
         get(url.clone()).await?;
     }
-    Ok(started.elapsed().as_secs_f64() * 1e6 / SEQUENTIAL_REQUESTS as f64)
+    Ok(started.elapsed().as_secs_f64() * 1e6 / crate::scale::count(SEQUENTIAL_REQUESTS) as f64)
 }
 
 async fn bare_parallel(client: &reqwest::Client, urls: &[String]) -> anyhow::Result<f64> {

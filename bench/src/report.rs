@@ -29,7 +29,7 @@ pub struct Report {
     pub trigger: Vec<TriggerResult>,
     pub accept: Vec<TriggerResult>,
     pub restart: Option<crate::restart::RestartResult>,
-    pub sleepers: Option<SleepersResult>,
+    pub sleepers: Vec<SleepersResult>,
     pub outbound: Option<OutboundResult>,
     pub chaos: Option<ChaosResult>,
     pub hostile: Option<HostileResult>,
@@ -67,7 +67,7 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: None, outbound: None, chaos: None, hostile: None, crawl: Vec::new(), hotswap: None }
+        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: Vec::new(), outbound: None, chaos: None, hostile: None, crawl: Vec::new(), hotswap: None }
     }
 
     pub fn markdown(&self) -> String {
@@ -109,21 +109,59 @@ impl Report {
         out += &self.crawl_markdown();
         out += &self.hotswap_markdown();
 
-        if let Some(s) = &self.sleepers {
-            out += &format!("## Many tasks at once: {} tasks each sleeping {} ms\n\n", s.count, s.sleep_ms);
-            out += &format!("Host started with `--max-running-tasks {0} --max-queued-tasks {0}`; tasks submitted with `POST /v1/plugins/sleep/tasks` over 64 connections. {1}\n\n", s.count, s.map_count_note);
-            out += "| figure | value |\n|---|---|\n";
-            out += &format!("| RSS of the idle host (pool reserved) | {:.0} MiB |\n", s.idle_rss_mib);
-            out += &format!("| peak RSS | **{:.0} MiB** |\n", s.peak_rss_mib);
-            out += &format!("| peak RSS per sleeping task (above idle) | {:.1} KiB |\n", (s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.count as f64);
-            out += &format!("| time to accept all | {:.2} s |\n", s.accept_secs);
-            out += &format!("| time until all finished (from the first submission) | {:.2} s |\n", s.finish_secs);
-            out += &format!("| succeeded / not succeeded | {} / {} |\n\n", s.succeeded, s.count - s.succeeded);
-        }
+        out += &self.sleepers_markdown();
         out += &self.outbound_markdown();
         out += &self.chaos_markdown();
         out += &self.hostile_markdown();
         out += CHANGES;
+        out
+    }
+
+    /// Failures a smoke run must not have: lost tasks, failed fetches or requests. Speed is
+    /// never judged here.
+    pub fn smoke_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for s in &self.sleepers {
+            if s.succeeded != s.count {
+                problems.push(format!("{} of {} sleeping tasks succeeded", s.succeeded, s.count));
+            }
+        }
+        for run in self.crawl.iter().filter(|run| run.failed > 0) {
+            problems.push(format!("{} at concurrency {}: {} fetches failed", run.client, run.concurrency, run.failed));
+        }
+        let loads = self.trigger.iter().chain(&self.accept).chain(self.hotswap.iter().flat_map(|h| h.steady.iter().chain(&h.swapping)));
+        for load in loads.filter(|load| load.errors + load.socket_errors > 0) {
+            problems.push(format!("{}: {} non-2xx answers, {} socket errors", load.server, load.errors, load.socket_errors));
+        }
+        if let Some(h) = self.hotswap.as_ref().filter(|h| h.failed_uploads > 0) {
+            problems.push(format!("{} uploads failed during the hot swap", h.failed_uploads));
+        }
+        problems
+    }
+
+    pub fn sleepers_markdown(&self) -> String {
+        let Some(first) = self.sleepers.first() else { return String::new() };
+        let mut out = format!("## Many tasks at once: tasks each sleeping {} s\n\n", first.sleep_ms as f64 / 1000.0);
+        out += &format!(
+            "A fresh host per count, started with `--max-running-tasks N --max-queued-tasks N`; the tasks submitted with `POST /v1/plugins/sleep/tasks:batch` ({} inputs a request, {} requests at a time), each committed to the task store before its 202. One process (no workers). {}\n\n",
+            crate::sleepers::BATCH, crate::sleepers::BATCHES_IN_FLIGHT, first.map_count_note
+        );
+        let row = |name: &str, cell: &dyn Fn(&SleepersResult) -> String| {
+            let cells: Vec<String> = self.sleepers.iter().map(cell).collect();
+            format!("| {name} | {} |\n", cells.join(" | "))
+        };
+        out += &row("tasks", &|s| format!("**{}**", s.count));
+        out += &format!("|---|{}\n", "---|".repeat(self.sleepers.len()));
+        out += &row("RSS of the idle host (pool reserved)", &|s| format!("{:.0} MiB", s.idle_rss_mib));
+        out += &row("peak RSS", &|s| format!("**{:.0} MiB**", s.peak_rss_mib));
+        out += &row("peak RSS per running task (above idle, over the most running at once)", &|s| format!("{:.1} KiB", (s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.most_running.max(1) as f64));
+        out += &row("peak page tables (beside RSS)", &|s| format!("{:.0} MiB", s.peak_page_tables_mib));
+        out += &row("time to accept all", &|s| format!("{:.2} s", s.accept_secs));
+        out += &row("time until all had started", &|s| format!("{:.2} s", s.all_started_secs));
+        out += &row("most running at once (sampled every 50 ms)", &|s| format!("{}", s.most_running));
+        out += &row("time until all finished (from the first submission)", &|s| format!("{:.2} s", s.finish_secs));
+        out += &row("succeeded / not succeeded", &|s| format!("{} / {}", s.succeeded, s.count - s.succeeded));
+        out += "\n";
         out
     }
 

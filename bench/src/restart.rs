@@ -35,7 +35,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<RestartRes
     host.terminate().await?;
 
     let mut result = RestartResult { plugins: PLUGINS, component_bytes, ready_secs: Vec::new(), compilations: Vec::new() };
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         let started = Instant::now();
         let host = Process::host_in(&paths.host, &data_dir, &[]).await?;
         result.ready_secs.push(started.elapsed().as_secs_f64());

@@ -1,5 +1,6 @@
-//! Many tasks at once: N `sleep` tasks submitted as fast as the API takes them, all sleeping
-//! concurrently; peak RSS of the host, time to accept, time until all finished.
+//! Many tasks at once: N `sleep` tasks submitted in batches as fast as the API takes them, all
+//! sleeping concurrently; peak RSS and page tables of the host, time to accept, time until all
+//! finished. One fresh host per count.
 
 use std::time::{Duration, Instant};
 
@@ -13,19 +14,37 @@ use crate::process::Process;
 /// Each live instance holds about six mappings; Linux's default cap is 65,530.
 const WANTED_MAP_COUNT: u64 = 1_048_576;
 const FINISH_LIMIT: Duration = Duration::from_secs(300);
+/// Inputs per `tasks:batch` request, and requests in flight at once.
+pub const BATCH: usize = 1_000;
+pub const BATCHES_IN_FLIGHT: usize = 8;
 
 pub struct SleepersResult {
     pub count: usize,
     pub sleep_ms: u64,
     pub idle_rss_mib: f64,
     pub peak_rss_mib: f64,
+    /// Most tasks the host reported running at one time (sampled every 50 ms).
+    pub most_running: usize,
+    /// From the first submission until every task had started (none queued).
+    pub all_started_secs: f64,
+    /// Highest page-table size seen while the tasks ran (not counted in RSS).
+    pub peak_page_tables_mib: f64,
     pub accept_secs: f64,
     pub finish_secs: f64,
     pub succeeded: usize,
     pub map_count_note: String,
 }
 
-pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<Option<SleepersResult>> {
+pub async fn run_all(paths: &Paths, counts: &[usize], sleep_ms: u64) -> anyhow::Result<Vec<SleepersResult>> {
+    let mut results = Vec::new();
+    for &count in counts {
+        eprintln!("   {count} sleepers");
+        results.push(run(paths, count, sleep_ms).await?);
+    }
+    Ok(results)
+}
+
+pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<SleepersResult> {
     let map_count_note = raise_map_count(count);
     let limit = count.to_string();
     let host = Process::host(&paths.host, &["--max-running-tasks", &limit, "--max-queued-tasks", &limit]).await?;
@@ -33,12 +52,12 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<O
     host.upload(&client, "sleep", paths.plugin("sleep")?).await?;
     let idle_rss_mib = host.memory_mib("VmRSS")?;
 
-    let url = format!("{}/v1/plugins/sleep/tasks", host.base);
-    let input = json!({ "ms": sleep_ms });
+    let url = format!("{}/v1/plugins/sleep/tasks:batch", host.base);
     let started = Instant::now();
-    let accepted: Vec<anyhow::Result<()>> = futures::stream::iter(0..count)
-        .map(|_| {
-            let request = client.post(&url).json(&input).send();
+    let accepted: Vec<anyhow::Result<()>> = futures::stream::iter(batch_sizes(count))
+        .map(|size| {
+            let body = json!({ "inputs": vec![json!({ "ms": sleep_ms }); size] });
+            let request = client.post(&url).json(&body).send();
             async move {
                 let response = request.await?;
                 if response.status() != 202 {
@@ -47,7 +66,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<O
                 Ok(())
             }
         })
-        .buffer_unordered(64)
+        .buffer_unordered(BATCHES_IN_FLIGHT)
         .collect()
         .await;
     let accept_secs = started.elapsed().as_secs_f64();
@@ -55,10 +74,19 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<O
         bail!("a submission failed: {e}");
     }
 
+    let mut peak_page_tables_mib: f64 = 0.0;
+    let mut most_running = 0;
+    let mut all_started_secs = None;
     let ended = loop {
+        peak_page_tables_mib = peak_page_tables_mib.max(host.memory_mib("VmPTE")?);
         let health: Value = client.get(format!("{}/healthz", host.base)).send().await?.json().await?;
         let load = &health["load"];
-        if load["running"] == 0 && load["queued"] == 0 {
+        let running = load["running"].as_u64().unwrap_or(0) as usize;
+        most_running = most_running.max(running);
+        if all_started_secs.is_none() && load["queued"] == 0 && running + ended_count(&load["ended"]) >= count {
+            all_started_secs = Some(started.elapsed().as_secs_f64());
+        }
+        if running == 0 && load["queued"] == 0 {
             break load["ended"].clone();
         }
         if started.elapsed() > FINISH_LIMIT {
@@ -69,16 +97,28 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<O
     let finish_secs = started.elapsed().as_secs_f64();
     let peak_rss_mib = host.memory_mib("VmHWM")?;
     let succeeded = ended["succeeded"].as_u64().unwrap_or(0) as usize;
-    Ok(Some(SleepersResult {
+    Ok(SleepersResult {
         count,
         sleep_ms,
         idle_rss_mib,
         peak_rss_mib,
+        peak_page_tables_mib,
+        most_running,
+        all_started_secs: all_started_secs.unwrap_or(finish_secs),
         accept_secs,
         finish_secs,
         succeeded,
         map_count_note,
-    }))
+    })
+}
+
+fn ended_count(ended: &Value) -> usize {
+    ended.as_object().map_or(0, |states| states.values().filter_map(Value::as_u64).sum::<u64>() as usize)
+}
+
+/// `count` split into requests of at most `BATCH` inputs.
+fn batch_sizes(count: usize) -> impl Iterator<Item = usize> {
+    (0..count.div_ceil(BATCH)).map(move |i| BATCH.min(count - i * BATCH))
 }
 
 /// Raises `vm.max_map_count` when it is too low for `count` instances and we may (root).

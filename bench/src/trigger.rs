@@ -71,7 +71,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
     let plain = start_plain_server().await?;
 
     let mut results = Vec::new();
-    for _ in 0..repetitions {
+    for _ in 0..crate::scale::repetitions(repetitions) {
         for (server, process) in [("ignareo", &host), ("plain axum", &plain)] {
             let url = format!("{}/v1/plugins/hello/run", process.base);
             results.push(wrk(server, &url, &script).await?);
@@ -83,7 +83,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
 
 pub async fn wrk(server: &'static str, url: &str, script: &std::path::Path) -> anyhow::Result<TriggerResult> {
     let output = Command::new("wrk")
-        .args(["-t2", "-c64", "-d10s", "--latency", "-s"])
+        .args(["-t2", "-c64", crate::scale::wrk_duration(), "--latency", "-s"])
         .arg(script)
         .arg(url)
         .output()

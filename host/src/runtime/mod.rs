@@ -6,6 +6,7 @@
 //! millisecond, which is also how their deadline and cancellation reach them.
 
 mod bindings;
+mod capacity;
 mod epoch;
 mod state;
 
@@ -74,7 +75,10 @@ pub enum PrepareError {
 
 impl Runtime {
     pub fn new(limits: &Limits) -> anyhow::Result<Self> {
-        let engine = Engine::new(&engine_config(limits)).map_err(anyhow::Error::from).context("cannot configure the WebAssembly engine")?;
+        warn_about_map_count(limits);
+        let engine = Engine::new(&engine_config(limits))
+            .map_err(|e| anyhow::anyhow!(explain_out_of_mappings(format!("{e:#}"))))
+            .context("cannot configure the WebAssembly engine")?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
         bindings::Task::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
@@ -138,7 +142,7 @@ impl Runtime {
         let mut store = self.store(HostState::new(invocation, memory_bytes));
         let run = async {
             let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| {
-                Failure { kind: FailureKind::Instantiate, message: format!("cannot instantiate: {e:#}") }
+                Failure { kind: FailureKind::Instantiate, message: explain_out_of_mappings(format!("cannot instantiate: {e:#}")) }
             })?;
             let result = task.call_run(&mut store, input).await;
             let stderr = store.data().finish_output();
@@ -222,10 +226,33 @@ fn explain_imports(message: String) -> String {
     }
 }
 
+/// Adds the operator's fix when the kernel refused a mapping: past `vm.max_map_count`,
+/// mmap and mprotect fail with ENOMEM while memory is plentiful.
+fn explain_out_of_mappings(message: String) -> String {
+    match capacity::max_map_count() {
+        Some(cap) if message.contains("Cannot allocate memory") => {
+            format!("{message}; the process is out of memory mappings: {}", capacity::map_count_advice(cap))
+        }
+        _ => message,
+    }
+}
+
 /// "16 MiB", or the exact byte count when it is not a whole number of MiB.
 fn mebibytes(bytes: usize) -> String {
     const MIB: usize = 1024 * 1024;
     if bytes.is_multiple_of(MIB) { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
+}
+
+/// Says at start, not under load, when the kernel will refuse instances before the pool is full.
+fn warn_about_map_count(limits: &Limits) {
+    if let Some(cap) = capacity::max_map_count()
+        && capacity::mappings_needed(limits.max_running_tasks.into()) > cap {
+            tracing::warn!(
+                max_running_tasks = limits.max_running_tasks,
+                "tasks beyond the kernel's mapping cap will fail to instantiate: {}",
+                capacity::map_count_advice(cap)
+            );
+        }
 }
 
 fn engine_config(limits: &Limits) -> Config {
@@ -246,6 +273,7 @@ fn engine_config(limits: &Limits) -> Config {
 
     let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();
+    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64).apply(&mut config);
     config
         .max_wasm_stack(stack_bytes)
         // The fiber a task runs on holds its wasm stack plus the host calls made from it.
