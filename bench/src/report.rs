@@ -21,6 +21,7 @@ Measured with this bench on this machine kind, each change on top of the one bef
 | instance memory reset in place (`memory_keep_resident_kb`, `PAGEMAP_SCAN`) instead of handed back to the kernel | `hello` 9,200 → 32,000 requests/s; invoke p50 28.4 → 11.3 µs, p99 60.7 → 15.9 µs; trigger 0.09× → 0.29× plain axum; 10,000 sleepers 551 → 591 MiB peak |
 | background lane for plugins whose tasks reach a limit (nice 19, at most 3/4 of the slots) | `hello` beside the hostile set 0.50× → 0.85× of alone; spawn bombs 0.00× → 1.0× |
 | mimalloc as the host's allocator (glibc's arena locks and consolidation were ~14% of the host's time in a crawl) | trigger 28,500 → 38,900 requests/s (0.26× → 0.35× plain axum); crawl at concurrency 1,000: 0.69× → 0.78× raw reqwest's fetches/s, CPU per fetch 1.64× → 1.57× |
+| memory slots sized to the task memory once 4 GiB slots for every running task would not fit the address space (beyond ~7,900 running tasks) | 100,000 running tasks: the host could not start (a 431 TiB reservation refused) → 100,000 tasks asleep at once, 5.0 GiB peak RSS, all started 10 s after the first submission |
 ";
 
 pub struct Report {
