@@ -378,6 +378,9 @@ impl Default for OutboundConfig {
 }
 
 const MIB: u64 = 1024 * 1024;
+/// Most tasks one host may run at once: the instance pool is sized for all of them at start
+/// (a million slots already reserve terabytes of address space).
+const MAX_RUNNING_TASKS: u32 = 1_000_000;
 
 impl Config {
     /// Reads a TOML file; unknown keys and bad values are errors that name the key.
@@ -389,7 +392,9 @@ impl Config {
     /// Refuses values the host cannot run with, naming the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let l = &self.limits;
-        positive("limits.max_running_tasks", l.max_running_tasks.into())?;
+        if !(1..=MAX_RUNNING_TASKS).contains(&l.max_running_tasks) {
+            bail!("limits.max_running_tasks must be between 1 and {MAX_RUNNING_TASKS} (got {}): it sizes the instance pool", l.max_running_tasks);
+        }
         positive("limits.max_queued_tasks", l.max_queued_tasks.into())?;
         positive("limits.task_timeout_secs", l.task_timeout_secs)?;
         positive("limits.max_component_mb", l.max_component_mb)?;
@@ -558,6 +563,9 @@ mod tests {
         config.limits.background_nice = 19;
         config.limits.task_memory_mb = 0;
         assert!(config.validate().unwrap_err().to_string().contains("limits.task_memory_mb"));
+        config.limits.task_memory_mb = 128;
+        config.limits.max_running_tasks = MAX_RUNNING_TASKS + 1;
+        assert!(config.validate().unwrap_err().to_string().contains("limits.max_running_tasks must be between 1 and 1000000"));
     }
 
     #[test]

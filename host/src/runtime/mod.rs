@@ -226,12 +226,15 @@ fn explain_imports(message: String) -> String {
     }
 }
 
-/// Adds the operator's fix when the kernel refused a mapping: past `vm.max_map_count`,
+/// Adds the operator's likely fix when the kernel refused a mapping: past `vm.max_map_count`,
 /// mmap and mprotect fail with ENOMEM while memory is plentiful.
 fn explain_out_of_mappings(message: String) -> String {
     match capacity::max_map_count() {
         Some(cap) if message.contains("Cannot allocate memory") => {
-            format!("{message}; the process is out of memory mappings: {}", capacity::map_count_advice(cap))
+            format!(
+                "{message}; the kernel refused a memory mapping, which with many tasks running means the cap on mappings: {}",
+                capacity::map_count_advice(cap)
+            )
         }
         _ => message,
     }
