@@ -17,6 +17,8 @@ const DEFAULT_SLOT_BYTES: u64 = (4 << 30) + (32 << 20);
 /// Address space the memory pool may take with default slots: a quarter of the 128 TiB that
 /// x86-64 Linux gives a process, leaving the rest to stacks, heap and other mappings.
 const POOL_ADDRESS_BUDGET: u64 = 32 << 40;
+/// Address space the memory pool may take at all, with slots shrunk to the task memory.
+const POOL_ADDRESS_LIMIT: u64 = 64 << 40;
 /// Guard after each memory once slots shrink to the task memory: catches small offsets past
 /// the end without a bounds check.
 const SMALL_SLOT_GUARD: u64 = 2 << 20;
@@ -32,12 +34,21 @@ pub enum MemorySlots {
 }
 
 impl MemorySlots {
-    pub fn for_pool(memories: u64, task_memory: u64) -> Self {
+    pub fn for_pool(memories: u64, task_memory: u64) -> anyhow::Result<Self> {
         if memories.saturating_mul(DEFAULT_SLOT_BYTES) <= POOL_ADDRESS_BUDGET {
-            Self::Default
-        } else {
-            Self::Compact { reservation: task_memory, guard: SMALL_SLOT_GUARD }
+            return Ok(Self::Default);
         }
+        let compact = memories.saturating_mul(task_memory.saturating_add(SMALL_SLOT_GUARD));
+        if compact > POOL_ADDRESS_LIMIT {
+            anyhow::bail!(
+                "{memories} task memories of {} MiB need {} TiB of address space, more than the {} TiB a process can spare: \
+                 lower limits.max_running_tasks or limits.task_memory_mb",
+                task_memory >> 20,
+                compact >> 40,
+                POOL_ADDRESS_LIMIT >> 40
+            );
+        }
+        Ok(Self::Compact { reservation: task_memory, guard: SMALL_SLOT_GUARD })
     }
 
     pub fn apply(&self, config: &mut Config) {
@@ -76,16 +87,22 @@ mod tests {
 
     #[test]
     fn default_slots_while_the_pool_fits_the_budget() {
-        assert_eq!(MemorySlots::for_pool(1026, 128 << 20), MemorySlots::Default);
-        assert_eq!(MemorySlots::for_pool(7_000, 128 << 20), MemorySlots::Default);
+        assert_eq!(MemorySlots::for_pool(1026, 128 << 20).unwrap(), MemorySlots::Default);
+        assert_eq!(MemorySlots::for_pool(7_000, 128 << 20).unwrap(), MemorySlots::Default);
     }
 
     #[test]
     fn compact_slots_beyond_the_budget() {
         assert_eq!(
-            MemorySlots::for_pool(100_002, 128 << 20),
+            MemorySlots::for_pool(100_002, 128 << 20).unwrap(),
             MemorySlots::Compact { reservation: 128 << 20, guard: SMALL_SLOT_GUARD }
         );
+    }
+
+    #[test]
+    fn a_pool_beyond_the_address_space_is_refused_with_the_keys_to_lower() {
+        let err = MemorySlots::for_pool(100_002, 4096 << 20).unwrap_err().to_string();
+        assert!(err.contains("limits.max_running_tasks or limits.task_memory_mb"), "{err}");
     }
 
     #[test]

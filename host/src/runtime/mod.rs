@@ -76,7 +76,7 @@ pub enum PrepareError {
 impl Runtime {
     pub fn new(limits: &Limits) -> anyhow::Result<Self> {
         warn_about_map_count(limits);
-        let engine = Engine::new(&engine_config(limits))
+        let engine = Engine::new(&engine_config(limits)?)
             .map_err(|e| anyhow::anyhow!(explain_out_of_mappings(format!("{e:#}"))))
             .context("cannot configure the WebAssembly engine")?;
         let mut linker = Linker::new(&engine);
@@ -258,7 +258,7 @@ fn warn_about_map_count(limits: &Limits) {
         }
 }
 
-fn engine_config(limits: &Limits) -> Config {
+fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
     let instances = limits.max_running_tasks + VALIDATION_SLOTS;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
@@ -276,7 +276,7 @@ fn engine_config(limits: &Limits) -> Config {
 
     let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();
-    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64).apply(&mut config);
+    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64)?.apply(&mut config);
     config
         .max_wasm_stack(stack_bytes)
         // The fiber a task runs on holds its wasm stack plus the host calls made from it.
@@ -284,6 +284,6 @@ fn engine_config(limits: &Limits) -> Config {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
         .wasm_component_model(true);
-    config
+    Ok(config)
 }
 
