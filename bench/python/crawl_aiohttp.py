@@ -1,4 +1,5 @@
-"""Fetches BASE/page/0..COUNT-1 with asyncio + aiohttp, at most CONCURRENCY at a time.
+"""Fetches BASE/page/0..COUNT-1 with asyncio + aiohttp, at most CONCURRENCY at a time, keeping
+each page's title.
 
 Usage: crawl_aiohttp.py BASE COUNT CONCURRENCY. Prints one JSON line: fetched, failed,
 elapsed_s, cpu_s (this process, user + system), peak_rss_mib.
@@ -12,19 +13,25 @@ import time
 
 import aiohttp
 
+from page import title
+
 
 async def crawl(base, count, concurrency):
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         gate = asyncio.Semaphore(concurrency)
+        titles = [None] * count
 
         async def fetch(i):
             async with gate:
                 try:
                     async with session.get(f"{base}/page/{i}") as response:
                         body = await response.read()
-                        return response.status == 200 and len(body) > 0
+                        ok = response.status == 200 and len(body) > 0
+                        if ok:
+                            titles[i] = title(body)
+                        return ok
                 except (aiohttp.ClientError, asyncio.TimeoutError):
                     return False
 

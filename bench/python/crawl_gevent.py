@@ -1,4 +1,5 @@
-"""Fetches BASE/page/0..COUNT-1 with gevent + requests, at most CONCURRENCY at a time.
+"""Fetches BASE/page/0..COUNT-1 with gevent + requests, at most CONCURRENCY at a time, keeping
+each page's title.
 
 Usage: crawl_gevent.py BASE COUNT CONCURRENCY. Prints one JSON line: fetched, failed,
 elapsed_s, cpu_s (this process, user + system), peak_rss_mib.
@@ -18,6 +19,8 @@ import gevent.pool  # noqa: E402
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
+from page import title  # noqa: E402
+
 
 def main():
     base, count, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -25,11 +28,15 @@ def main():
     session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=concurrency))
     pool = gevent.pool.Pool(concurrency)
     results = []
+    titles = [None] * count
 
     def fetch(i):
         try:
             response = session.get(f"{base}/page/{i}", timeout=30)
-            results.append(response.status_code == 200 and len(response.content) > 0)
+            ok = response.status_code == 200 and len(response.content) > 0
+            if ok:
+                titles[i] = title(response.content)
+            results.append(ok)
         except requests.RequestException:
             results.append(False)
 

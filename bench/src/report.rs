@@ -270,7 +270,7 @@ impl Report {
             crawl::PAGES,
             crawl::DELAY.as_millis()
         );
-        out += "The target is an axum server in a process of its own. Each client runs in its own process too; CPU is that process's user + system time during the crawl (for ignareo: the host's, API included), peak RSS its high-water mark (for ignareo: the host's since it started, plugin loaded). ignareo rows: one `crawler` task calling `fetch-all` with the concurrency, and one `crawler` task per connection (submitted in one `tasks:batch`) fetching its share sequentially. Python: gevent + requests (`monkey.patch_all()`, a pool of greenlets, spawn + joinall), asyncio + aiohttp (one session, a semaphore).\n\n";
+        out += "The target is an axum server in a process of its own. Each client runs in its own process too; CPU is that process's user + system time during the crawl (for ignareo: the host's, API included), peak RSS its high-water mark (for ignareo: the host's since it started, plugin loaded). ignareo rows: one `crawler` task calling `fetch-all` with the concurrency, and one `crawler` task per connection (submitted in one `tasks:batch`) fetching its share sequentially. Python: gevent + requests (`monkey.patch_all()`, a pool of greenlets, spawn + joinall), asyncio + aiohttp (one session, a semaphore). Every client does the same work with each page: decode it as UTF-8 and keep its title, as the `crawler` plugin does.\n\n";
         out += &format!(
             "Python clients: {}, {}.\n\n",
             shell("target/bench-venv/bin/python -V"),
