@@ -8,7 +8,7 @@ use wasmtime::Config;
 
 /// Each live instance holds about this many memory mappings: its linear memory, the
 /// copy-on-write image over it, tables, and its fiber stack with its guard page.
-pub const MAPPINGS_PER_TASK: u64 = 6;
+const MAPPINGS_PER_TASK: u64 = 6;
 /// Mappings the rest of the process uses (code, heap, threads, compiled plugins).
 const MAPPINGS_BESIDE_TASKS: u64 = 10_000;
 /// wasmtime's default per-memory reservation: 4 GiB plus a 32 MiB guard lets compiled code
