@@ -322,6 +322,10 @@ impl Task {
         self.status.borrow().state
     }
 
+    pub fn finished_at(&self) -> Option<SystemTime> {
+        self.status.borrow().finished_at
+    }
+
     /// Marks the task running; false if it was cancelled while queued.
     pub fn start(&self) -> bool {
         let started = self.status.send_if_modified(|s| {

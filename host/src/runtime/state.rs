@@ -37,18 +37,23 @@ impl HostState {
         let stderr = GuestOutput::new(invocation.task.clone(), Level::Warn);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
-        Self { wasi: wasi.build(), invocation: Some(invocation), output: Some((stdout, stderr)), ..Self::for_validation(memory_bytes) }
+        Self::with(wasi.build(), memory_bytes, Some(invocation), Some((stdout, stderr)))
     }
 
     pub fn for_validation(memory_bytes: usize) -> Self {
-        // No preopened directories, no environment, no arguments: a plugin sees only what the
-        // ignareo:task interfaces give it (plus clocks and randomness).
+        Self::with(WasiCtx::builder().build(), memory_bytes, None, None)
+    }
+
+    // No preopened directories, no environment, no arguments: a plugin sees only what the
+    // ignareo:task interfaces give it (plus clocks and randomness). Each store builds one
+    // `WasiCtx`: building one seeds its random generators from the OS.
+    fn with(wasi: WasiCtx, memory_bytes: usize, invocation: Option<Invocation>, output: Option<(GuestOutput, GuestOutput)>) -> Self {
         Self {
-            wasi: WasiCtx::builder().build(),
+            wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
-            invocation: None,
-            output: None,
+            invocation,
+            output,
         }
     }
 

@@ -448,6 +448,11 @@ impl Scheduler {
     /// back, before any waiting task can have them.
     fn plugin_slots(&self, plugin: &str, size: u32) -> (Arc<Semaphore>, Arc<tokio::sync::Mutex<()>>) {
         let mut per_plugin = self.per_plugin.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = per_plugin.get(plugin)
+            && slots.size == size
+        {
+            return (slots.semaphore.clone(), slots.turn.clone());
+        }
         let slots = per_plugin.entry(plugin.to_owned()).or_insert_with(|| PluginSlots {
             size,
             owed: 0,
@@ -518,7 +523,7 @@ impl Scheduler {
             return;
         };
         while let Some(oldest) = table.finished.front().copied() {
-            let ended_at = table.by_id.get(&oldest).and_then(|t| t.status().finished_at);
+            let ended_at = table.by_id.get(&oldest).and_then(|t| t.finished_at());
             if ended_at.is_some_and(|at| at >= horizon) {
                 break;
             }
