@@ -86,6 +86,18 @@ impl Process {
         Ok(kib / 1024.0)
     }
 
+    /// The process's proportional set size (`Pss` of `/proc/PID/smaps_rollup`).
+    pub fn proportional_set_mib(&self) -> anyhow::Result<f64> {
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid()?))?;
+        let kib: f64 = rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:").and_then(|v| v.trim().strip_suffix(" kB")))
+            .context("no Pss in /proc/PID/smaps_rollup")?
+            .trim()
+            .parse()?;
+        Ok(kib / 1024.0)
+    }
+
     pub async fn upload(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
         let response = client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).body(bytes).send().await?;
         if !response.status().is_success() {

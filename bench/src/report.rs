@@ -157,6 +157,12 @@ impl Report {
         out += &row("peak RSS", &|s| format!("**{:.0} MiB**", s.peak_rss_mib));
         out += &row("peak RSS per running task (above idle, over the most running at once)", &|s| format!("{:.1} KiB", (s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.most_running.max(1) as f64));
         out += &row("peak page tables (beside RSS)", &|s| format!("{:.0} MiB", s.peak_page_tables_mib));
+        out += &row("PSS once all had started (shared pages split, not counted per task)", &|s| {
+            s.pss_all_started_mib.map_or_else(|| "not sampled".to_owned(), |pss| format!("{pss:.0} MiB"))
+        });
+        out += &row("PSS + peak page tables", &|s| {
+            s.pss_all_started_mib.map_or_else(|| "not sampled".to_owned(), |pss| format!("{:.0} MiB", pss + s.peak_page_tables_mib))
+        });
         out += &row("time to accept all", &|s| format!("{:.2} s", s.accept_secs));
         out += &row("time until all had started", &|s| format!("{:.2} s", s.all_started_secs));
         out += &row("most running at once (sampled every 50 ms)", &|s| format!("{}", s.most_running));

@@ -29,6 +29,10 @@ pub struct SleepersResult {
     pub all_started_secs: f64,
     /// Highest page-table size seen while the tasks ran (not counted in RSS).
     pub peak_page_tables_mib: f64,
+    /// Proportional set size once every task had started: shared pages (the plugin's data
+    /// image, mapped by every task) split among the tasks that map them instead of counted
+    /// once per task as RSS does.
+    pub pss_all_started_mib: Option<f64>,
     pub accept_secs: f64,
     pub finish_secs: f64,
     pub succeeded: usize,
@@ -77,6 +81,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
     let mut peak_page_tables_mib: f64 = 0.0;
     let mut most_running = 0;
     let mut all_started_secs = None;
+    let mut pss_all_started_mib = None;
     let ended = loop {
         peak_page_tables_mib = peak_page_tables_mib.max(host.memory_mib("VmPTE")?);
         let health: Value = client.get(format!("{}/healthz", host.base)).send().await?.json().await?;
@@ -85,6 +90,9 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
         most_running = most_running.max(running);
         if all_started_secs.is_none() && load["queued"] == 0 && running + ended_count(&load["ended"]) >= count {
             all_started_secs = Some(started.elapsed().as_secs_f64());
+            if running > 0 {
+                pss_all_started_mib = Some(host.proportional_set_mib()?);
+            }
         }
         if running == 0 && load["queued"] == 0 {
             break load["ended"].clone();
@@ -103,6 +111,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
         idle_rss_mib,
         peak_rss_mib,
         peak_page_tables_mib,
+        pss_all_started_mib,
         most_running,
         all_started_secs: all_started_secs.unwrap_or(finish_secs),
         accept_secs,

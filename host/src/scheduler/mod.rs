@@ -505,16 +505,21 @@ impl Scheduler {
         self.keep_finished(task.id);
     }
 
-    /// Keeps a finished task for the API; the oldest go beyond the retention limits.
+    /// Keeps a finished task for the API; the oldest go beyond the retention limits. The tasks
+    /// let go are dropped after the table's lock is released.
     fn keep_finished(&self, id: TaskId) {
-        let mut table = self.table();
-        table.finished.push_back(id);
-        while table.finished.len() > self.limits.retain_finished_tasks as usize {
-            if let Some(oldest) = table.finished.pop_front() {
-                table.by_id.remove(&oldest);
+        let mut forgotten = Vec::new();
+        {
+            let mut table = self.table();
+            table.finished.push_back(id);
+            while table.finished.len() > self.limits.retain_finished_tasks as usize {
+                if let Some(oldest) = table.finished.pop_front() {
+                    forgotten.extend(table.by_id.remove(&oldest));
+                }
             }
+            self.forget_expired(&mut table);
         }
-        self.forget_expired(&mut table);
+        drop(forgotten);
     }
 
     /// Forgets the finished tasks that ended longer ago than they are kept, oldest first.
