@@ -151,6 +151,10 @@ pub struct HttpConfig {
     pub max_connections: u32,
     /// Largest body of the small control requests (rollback, tokens), in KiB.
     pub max_control_body_kb: u64,
+    /// After refusing a body before reading it (too large, bad token, bad name), the host
+    /// reads and discards what the client still sends for up to this long, then closes: a
+    /// client still writing sees the answer instead of a reset connection. 0 closes at once.
+    pub refused_body_linger_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -162,6 +166,7 @@ impl Default for HttpConfig {
             max_headers: 64,
             max_connections: 10_000,
             max_control_body_kb: 64,
+            refused_body_linger_secs: 5,
         }
     }
 }
@@ -169,6 +174,10 @@ impl Default for HttpConfig {
 impl HttpConfig {
     pub fn max_control_body_bytes(&self) -> usize {
         usize::try_from(self.max_control_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    pub fn refused_body_linger(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refused_body_linger_secs)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
@@ -180,6 +189,9 @@ impl HttpConfig {
         }
         if self.max_headers < 8 {
             bail!("http.max_headers must be at least 8 (got {})", self.max_headers);
+        }
+        if self.refused_body_linger_secs > 300 {
+            bail!("http.refused_body_linger_secs must be at most 300 (got {})", self.refused_body_linger_secs);
         }
         if self.max_connections == 0 || self.max_control_body_kb == 0 {
             bail!("http.max_connections and http.max_control_body_kb must be at least 1");

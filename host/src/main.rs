@@ -12,6 +12,7 @@ async fn main() -> std::process::ExitCode {
         .with_env_filter(EnvFilter::try_from_env("IGNAREO_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
+    ignareo::runtime::small_pages_only();
     match ignareo::cli::run(ignareo::cli::Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

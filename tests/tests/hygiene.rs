@@ -1,6 +1,7 @@
 //! Request hygiene: slow clients are cut off (head and body timeouts, idle keep-alive),
-//! oversized heads get 431, small control bodies have their own limit, and the connection
-//! limit makes extra clients wait instead of exhausting the host.
+//! oversized heads get 431, small control bodies have their own limit, a body declared over
+//! its limit is refused before it is sent, and the connection limit makes extra clients wait
+//! instead of exhausting the host.
 
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,26 @@ async fn oversized_heads_get_431_and_control_bodies_have_their_own_limit() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payload_too_large");
     assert!(body["error"]["message"].as_str().unwrap().contains("http.max_control_body_kb"), "{body}");
+}
+
+#[tokio::test]
+async fn a_body_declared_over_its_limit_is_refused_before_it_is_sent() {
+    let host = Host::start_with_config("[limits]\nmax_input_mb = 1\n", &[]).await;
+    // The head declares 5 MiB and no byte of the body follows: the answer must not wait for it.
+    let mut stream = connect(&host).await;
+    let head = format!(
+        "POST /v1/plugins/hello/run HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n",
+        5 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await.expect("an answer without the body, then a close");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large") && answer.contains("limits.max_input_mb"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+
+    // A body within the limit is read as before.
+    let fine = host.client.post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 512 * 1024]).send().await.unwrap();
+    assert_eq!(fine.status(), StatusCode::NOT_FOUND, "no plugin hello: the request reached the handler");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The HTTP API under `/v1`, plus `/healthz`. Handlers translate HTTP to calls on the
 //! registry, the scheduler and the schedules and back; every refusal is an [`ApiError`].
 
+mod body_limit;
 mod error;
 mod extract;
 mod openapi;
@@ -13,11 +14,12 @@ mod unread;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
+use body_limit::BodyLimit;
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 
@@ -41,38 +43,32 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     let limits = state.scheduler.limits();
-    let upload_limit = DefaultBodyLimit::max(limits.max_component_bytes());
-    let input_limit = DefaultBodyLimit::max(limits.max_input_bytes());
-    let batch_limit = DefaultBodyLimit::max(limits.max_batch_bytes());
-    let control_limit = DefaultBodyLimit::max(state.config.http.max_control_body_bytes());
+    let upload = BodyLimit::new(limits.max_component_bytes(), "limits.max_component_mb");
+    let input = BodyLimit::new(limits.max_input_bytes(), "limits.max_input_mb");
+    let batch = BodyLimit::new(limits.max_batch_bytes(), "limits.max_batch_mb");
+    let control = BodyLimit::new(state.config.http.max_control_body_bytes(), "http.max_control_body_kb");
     Router::new()
         .route("/healthz", get(health))
         .route("/v1/openapi.json", get(openapi::openapi_json))
         .route("/v1/plugins", get(plugins::list))
-        .route(
-            "/v1/plugins/{name}",
-            put(plugins::upload).layer(upload_limit).get(plugins::show).delete(plugins::delete),
-        )
-        .route("/v1/plugins/{name}/rollback", post(plugins::rollback).layer(control_limit))
-        .route("/v1/plugins/{name}/run", post(tasks::run).layer(input_limit))
-        .route("/v1/plugins/{name}/tasks", post(tasks::submit).layer(input_limit))
-        .route("/v1/plugins/{name}/tasks:batch", post(tasks::submit_batch).layer(batch_limit))
+        .route("/v1/plugins/{name}", upload.on(put(plugins::upload)).get(plugins::show).delete(plugins::delete))
+        .route("/v1/plugins/{name}/rollback", control.on(post(plugins::rollback)))
+        .route("/v1/plugins/{name}/run", input.on(post(tasks::run)))
+        .route("/v1/plugins/{name}/tasks", input.on(post(tasks::submit)))
+        .route("/v1/plugins/{name}/tasks:batch", batch.on(post(tasks::submit_batch)))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(tasks::events))
         .route("/v1/schedules", get(schedules::list))
-        .route(
-            "/v1/schedules/{name}",
-            put(schedules::put).layer(input_limit).get(schedules::show).delete(schedules::delete),
-        )
-        .route("/v1/schedules/{name}/pause", post(schedules::pause).layer(control_limit))
-        .route("/v1/schedules/{name}/resume", post(schedules::resume).layer(control_limit))
-        .route("/v1/tokens", post(tokens::create).layer(control_limit).get(tokens::list))
+        .route("/v1/schedules/{name}", input.on(put(schedules::put)).get(schedules::show).delete(schedules::delete))
+        .route("/v1/schedules/{name}/pause", control.on(post(schedules::pause)))
+        .route("/v1/schedules/{name}/resume", control.on(post(schedules::resume)))
+        .route("/v1/tokens", control.on(post(tokens::create)).get(tokens::list))
         .route("/v1/tokens/{id}", delete(tokens::revoke))
         .route("/v1/config", get(show_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(unread::close_if_body_unread))
+        .layer(axum::middleware::from_fn_with_state(state.config.http.refused_body_linger(), unread::close_if_body_unread))
         .with_state(state)
 }
 

@@ -21,6 +21,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 pub use bindings::WORLD;
 pub use bindings::{context, events, http, timer, types};
 pub use bindings::context::SpawnError;
+pub use capacity::small_pages_only;
 pub use state::{HostState, Invocation};
 
 use crate::config::Limits;
