@@ -66,7 +66,7 @@ impl MemorySlots {
 ///
 /// mimalloc asks for huge pages on its heap. As thousands of tasks start, each 2 MiB of heap
 /// touched anew (and again after mimalloc gave it back) is a whole huge page zeroed at once:
-/// starting 50,000 sleeping tasks took 17 CPU-seconds with them and 5 without, and triggers
+/// starting 50,000 sleeping tasks took 14 CPU-seconds with them and 6 without, and triggers
 /// cost more CPU too. Linear memories and fiber stacks touch a few small pages each anyway.
 pub fn small_pages_only() {
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; it takes no pointers.
