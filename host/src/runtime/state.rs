@@ -46,7 +46,7 @@ impl HostState {
 
     // No preopened directories, no environment, no arguments: a plugin sees only what the
     // ignareo:task interfaces give it (plus clocks and randomness). Each store builds one
-    // `WasiCtx`: building one seeds its random generators from the OS.
+    // `WasiCtx`: building one allocates its clocks, random generators and stdio.
     fn with(wasi: WasiCtx, memory_bytes: usize, invocation: Option<Invocation>, output: Option<(GuestOutput, GuestOutput)>) -> Self {
         Self {
             wasi,
