@@ -111,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
                 given => given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?,
             };
             let mut report = report::Report::new("bench/run sleepers");
-            report.sleepers = sleepers::run_all(&paths, &counts, SLEEP_MS).await?;
+            report.sleepers = sleepers::run_all(&paths, &counts, SLEEP_MS, 3).await?;
             println!("{}", report.sleepers_markdown());
             Ok(())
         }
@@ -197,7 +197,7 @@ async fn every_scenario(paths: &Paths, command_line: &str, sleeper_counts: &[usi
     eprintln!("== hotswap");
     report.hotswap = Some(hotswap::run(paths, 3).await?);
     eprintln!("== sleepers");
-    report.sleepers = sleepers::run_all(paths, sleeper_counts, sleep_ms).await?;
+    report.sleepers = sleepers::run_all(paths, sleeper_counts, sleep_ms, scale::repetitions(3)).await?;
     eprintln!("== outbound");
     report.outbound = Some(outbound::run(paths, 3).await?);
     eprintln!("== chaos");

@@ -143,34 +143,63 @@ impl Report {
     }
 
     pub fn sleepers_markdown(&self) -> String {
-        let Some(first) = self.sleepers.first() else { return String::new() };
+        let (Some(first), Some(largest)) = (self.sleepers.first(), self.sleepers.iter().max_by_key(|s| s.count)) else {
+            return String::new();
+        };
+        let mut counts: Vec<usize> = self.sleepers.iter().map(|s| s.count).collect();
+        counts.dedup();
+        let runs: Vec<Vec<&SleepersResult>> = counts.iter().map(|&count| self.sleepers.iter().filter(|s| s.count == count).collect()).collect();
+        let repetitions = runs.iter().map(Vec::len).min().unwrap_or(0);
         let mut out = format!("## Many tasks at once: tasks each sleeping {} s\n\n", first.sleep_ms as f64 / 1000.0);
         out += &format!(
-            "A fresh host per count, started with `--max-running-tasks N --max-queued-tasks N`; the tasks submitted with `POST /v1/plugins/sleep/tasks:batch` ({} inputs a request, {} requests at a time), each committed to the task store before its 202. One process (no workers). {}\n\n",
-            crate::sleepers::BATCH, crate::sleepers::BATCHES_IN_FLIGHT, first.map_count_note
+            "A fresh host per count and repetition ({repetitions} of each; medians, min–max in brackets), started with `--max-running-tasks N --max-queued-tasks N`; the tasks submitted with `POST /v1/plugins/sleep/tasks:batch` ({} inputs a request, {} requests at a time), each committed to the task store before its 202. One process (no workers). {}\n\n",
+            crate::sleepers::BATCH, crate::sleepers::BATCHES_IN_FLIGHT, largest.map_count_note
         );
-        let row = |name: &str, cell: &dyn Fn(&SleepersResult) -> String| {
-            let cells: Vec<String> = self.sleepers.iter().map(cell).collect();
+        // One cell per count: the median of `figure` over its runs, with their spread.
+        let row = |name: &str, figure: &dyn Fn(&SleepersResult) -> Option<f64>, decimals: usize, unit: &str| {
+            let cells: Vec<String> = runs
+                .iter()
+                .map(|runs| {
+                    let values: Vec<f64> = runs.iter().filter_map(|s| figure(s)).collect();
+                    if values.is_empty() {
+                        return "not sampled".to_owned();
+                    }
+                    let (min, max) = spread(&values);
+                    if values.len() == 1 {
+                        format!("{min:.decimals$}{unit}")
+                    } else {
+                        format!("{:.decimals$} ({min:.decimals$}–{max:.decimals$}){unit}", median(values))
+                    }
+                })
+                .collect();
             format!("| {name} | {} |\n", cells.join(" | "))
         };
-        out += &row("tasks", &|s| format!("**{}**", s.count));
-        out += &format!("|---|{}\n", "---|".repeat(self.sleepers.len()));
-        out += &row("RSS of the idle host (pool reserved)", &|s| format!("{:.0} MiB", s.idle_rss_mib));
-        out += &row("peak RSS", &|s| format!("**{:.0} MiB**", s.peak_rss_mib));
-        out += &row("peak RSS per running task (above idle, over the most running at once)", &|s| format!("{:.1} KiB", (s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.most_running.max(1) as f64));
-        out += &row("peak page tables (beside RSS)", &|s| format!("{:.0} MiB", s.peak_page_tables_mib));
-        out += &row("PSS once all had started (shared pages split, not counted per task)", &|s| {
-            s.pss_all_started_mib.map_or_else(|| "not sampled".to_owned(), |pss| format!("{pss:.0} MiB"))
-        });
-        out += &row("PSS + peak page tables", &|s| {
-            s.pss_all_started_mib.map_or_else(|| "not sampled".to_owned(), |pss| format!("{:.0} MiB", pss + s.peak_page_tables_mib))
-        });
-        out += &row("time to accept all", &|s| format!("{:.2} s", s.accept_secs));
-        out += &row("time until all had started", &|s| format!("{:.2} s", s.all_started_secs));
-        out += &row("most running at once (sampled every 50 ms)", &|s| format!("{}", s.most_running));
-        out += &row("time until all finished (from the first submission)", &|s| format!("{:.2} s", s.finish_secs));
-        out += &row("succeeded / not succeeded", &|s| format!("{} / {}", s.succeeded, s.count - s.succeeded));
-        out += "\n";
+        out += &format!("| tasks | {} |\n", counts.iter().map(|c| format!("**{c}**")).collect::<Vec<_>>().join(" | "));
+        out += &format!("|---|{}\n", "---|".repeat(counts.len()));
+        out += &row("RSS of the idle host (pool reserved)", &|s| Some(s.idle_rss_mib), 0, " MiB");
+        out += &row("peak RSS", &|s| Some(s.peak_rss_mib), 0, " MiB");
+        out += &row(
+            "peak RSS per running task (above idle, over the most running at once)",
+            &|s| Some((s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.most_running.max(1) as f64),
+            1,
+            " KiB",
+        );
+        out += &row("peak page tables (beside RSS)", &|s| Some(s.peak_page_tables_mib), 0, " MiB");
+        out += &row("PSS once all had started (shared pages split, not counted per task)", &|s| s.pss_all_started_mib, 0, " MiB");
+        out += &row("PSS + peak page tables", &|s| s.pss_all_started_mib.map(|pss| pss + s.peak_page_tables_mib), 0, " MiB");
+        out += &row("time to accept all", &|s| Some(s.accept_secs), 2, " s");
+        out += &row("time until all had started", &|s| Some(s.all_started_secs), 2, " s");
+        out += &row("most running at once (sampled every 50 ms)", &|s| Some(s.most_running as f64), 0, "");
+        out += &row("time until all finished (from the first submission)", &|s| Some(s.finish_secs), 2, " s");
+        let outcomes: Vec<String> = runs
+            .iter()
+            .map(|runs| {
+                let succeeded: usize = runs.iter().map(|s| s.succeeded).sum();
+                let submitted: usize = runs.iter().map(|s| s.count).sum();
+                format!("{succeeded} / {}", submitted - succeeded)
+            })
+            .collect();
+        out += &format!("| succeeded / not succeeded (all repetitions) | {} |\n\n", outcomes.join(" | "));
         out
     }
 

@@ -1,6 +1,6 @@
 //! Many tasks at once: N `sleep` tasks submitted in batches as fast as the API takes them, all
 //! sleeping concurrently; peak RSS and page tables of the host, time to accept, time until all
-//! finished. One fresh host per count.
+//! finished. One fresh host per count and repetition.
 
 use std::time::{Duration, Instant};
 
@@ -39,11 +39,14 @@ pub struct SleepersResult {
     pub map_count_note: String,
 }
 
-pub async fn run_all(paths: &Paths, counts: &[usize], sleep_ms: u64) -> anyhow::Result<Vec<SleepersResult>> {
+/// Every count `repetitions` times, each on a fresh host; results in count order.
+pub async fn run_all(paths: &Paths, counts: &[usize], sleep_ms: u64, repetitions: usize) -> anyhow::Result<Vec<SleepersResult>> {
     let mut results = Vec::new();
     for &count in counts {
-        eprintln!("   {count} sleepers");
-        results.push(run(paths, count, sleep_ms).await?);
+        for repetition in 1..=repetitions {
+            eprintln!("   {count} sleepers ({repetition}/{repetitions})");
+            results.push(run(paths, count, sleep_ms).await?);
+        }
     }
     Ok(results)
 }
