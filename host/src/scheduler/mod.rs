@@ -236,21 +236,22 @@ impl Scheduler {
     }
 
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
-        let mut table = self.table();
-        self.forget_expired(&mut table);
-        table.by_id.get(&id).cloned()
+        let (task, _expired) = {
+            let mut table = self.table();
+            let expired = self.forget_expired(&mut table);
+            (table.by_id.get(&id).cloned(), expired)
+        };
+        task
     }
 
     /// The most recent tasks first among those `filter` keeps.
     pub fn list(&self, filter: impl Fn(&Task) -> bool, limit: usize) -> Vec<Arc<Task>> {
-        let mut table = self.table();
-        self.forget_expired(&mut table);
-        let mut tasks: Vec<Arc<Task>> = table
-            .by_id
-            .values()
-            .filter(|t| filter(t))
-            .cloned()
-            .collect();
+        let (mut tasks, _expired) = {
+            let mut table = self.table();
+            let expired = self.forget_expired(&mut table);
+            let tasks: Vec<Arc<Task>> = table.by_id.values().filter(|t| filter(t)).cloned().collect();
+            (tasks, expired)
+        };
         tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
         tasks.truncate(limit);
         tasks
@@ -505,27 +506,30 @@ impl Scheduler {
         self.keep_finished(task.id);
     }
 
-    /// Keeps a finished task for the API; the oldest go beyond the retention limits. The tasks
-    /// let go are dropped after the table's lock is released.
+    /// Keeps a finished task for the API; the oldest go beyond the retention limits.
     fn keep_finished(&self, id: TaskId) {
-        let mut forgotten = Vec::new();
-        {
+        let forgotten = {
             let mut table = self.table();
             table.finished.push_back(id);
+            let mut forgotten = self.forget_expired(&mut table);
             while table.finished.len() > self.limits.retain_finished_tasks as usize {
                 if let Some(oldest) = table.finished.pop_front() {
                     forgotten.extend(table.by_id.remove(&oldest));
                 }
             }
-            self.forget_expired(&mut table);
-        }
+            forgotten
+        };
         drop(forgotten);
     }
 
-    /// Forgets the finished tasks that ended longer ago than they are kept, oldest first.
-    fn forget_expired(&self, table: &mut TaskTable) {
+    /// Takes out of the table the finished tasks that ended longer ago than they are kept,
+    /// oldest first. The caller drops them once the table's lock is released: after an idle
+    /// hour that can be thousands of tasks, and every submission waits on that lock.
+    #[must_use = "drop the expired tasks after releasing the table's lock"]
+    fn forget_expired(&self, table: &mut TaskTable) -> Vec<Arc<Task>> {
+        let mut expired = Vec::new();
         let Some(horizon) = SystemTime::now().checked_sub(self.keep_finished_for) else {
-            return;
+            return expired;
         };
         while let Some(oldest) = table.finished.front().copied() {
             let ended_at = table.by_id.get(&oldest).and_then(|t| t.finished_at());
@@ -533,8 +537,9 @@ impl Scheduler {
                 break;
             }
             table.finished.pop_front();
-            table.by_id.remove(&oldest);
+            expired.extend(table.by_id.remove(&oldest));
         }
+        expired
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, TaskTable> {
