@@ -20,7 +20,10 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
     for (label, synchronous, route) in VARIANTS {
         let config = std::env::temp_dir().join(format!("ignareo-bench-store-{synchronous}.toml"));
         // Room for everything wrk can submit in 10 s, so the queue limit does not answer 429.
-        std::fs::write(&config, format!("[limits]\nmax_queued_tasks = 1000000\n[store]\nsynchronous = \"{synchronous}\"\n"))?;
+        std::fs::write(
+            &config,
+            format!("[limits]\nmax_queued_tasks = 1000000\n[store]\nsynchronous = \"{synchronous}\"\n"),
+        )?;
         let host = Process::host(&paths.host, &["--config", config.to_str().unwrap_or_default()]).await?;
         host.upload(&client, "hello", paths.plugin("hello")?).await?;
         let url = format!("{}/v1/plugins/hello/{route}", host.base);

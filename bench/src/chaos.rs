@@ -32,7 +32,9 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<ChaosResul
     let mut result = ChaosResult { direct: Vec::new(), through: Vec::new(), speed: Vec::new() };
     for _ in 0..crate::scale::repetitions(repetitions) {
         result.direct.push(trigger::wrk("direct", &format!("{}/v1/plugins/hello/run", plain.base), &script).await?);
-        result.through.push(trigger::wrk("through chaos-proxy", &format!("{}/v1/plugins/hello/run", open.base), &script).await?);
+        result
+            .through
+            .push(trigger::wrk("through chaos-proxy", &format!("{}/v1/plugins/hello/run", open.base), &script).await?);
     }
     drop(open);
     for speed in SPEEDS {
@@ -56,7 +58,10 @@ async fn download(proxy: &str) -> anyhow::Result<f64> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     let url = format!("{proxy}/bytes/{DOWNLOAD_BYTES}");
     let started = Instant::now();
-    let sizes = futures::future::join_all((0..DOWNLOADS).map(|_| async { client.get(&url).send().await?.bytes().await.map(|b| b.len()) })).await;
+    let sizes = futures::future::join_all(
+        (0..DOWNLOADS).map(|_| async { client.get(&url).send().await?.bytes().await.map(|b| b.len()) }),
+    )
+    .await;
     let elapsed = started.elapsed().as_secs_f64();
     let total: usize = sizes.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().sum();
     if total != DOWNLOADS * DOWNLOAD_BYTES {

@@ -75,7 +75,9 @@ pub async fn target_server(listen: &str) -> anyhow::Result<()> {
             let padding = padding.clone();
             async move {
                 tokio::time::sleep(DELAY).await;
-                Html(format!("<!doctype html><html><head><title>Page {n}</title></head><body>\n{padding}</body></html>\n"))
+                Html(format!(
+                    "<!doctype html><html><head><title>Page {n}</title></head><body>\n{padding}</body></html>\n"
+                ))
             }
         }),
     );
@@ -109,7 +111,10 @@ pub async fn raw_client(base: &str, count: usize, concurrency: usize) -> anyhow:
     let fetched = titles.iter().flatten().count();
     let elapsed_s = started.elapsed().as_secs_f64();
     let (cpu_s, peak_rss_mib) = own_usage();
-    println!("{}", json!({"fetched": fetched, "failed": count - fetched, "elapsed_s": elapsed_s, "cpu_s": cpu_s, "peak_rss_mib": peak_rss_mib}));
+    println!(
+        "{}",
+        json!({"fetched": fetched, "failed": count - fetched, "elapsed_s": elapsed_s, "cpu_s": cpu_s, "peak_rss_mib": peak_rss_mib})
+    );
     Ok(())
 }
 
@@ -136,12 +141,16 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<CrawlR
         drop(host);
         for _ in 0..crate::scale::repetitions(repetitions) {
             let exe = std::env::current_exe()?;
-            runs.push(client_process(CLIENTS[2], concurrency, Command::new(&exe).arg("raw-crawl"), &target.base).await?);
+            runs.push(
+                client_process(CLIENTS[2], concurrency, Command::new(&exe).arg("raw-crawl"), &target.base).await?,
+            );
             let python = venv.join("bin/python");
             let gevent = python_script("crawl_gevent.py");
             runs.push(client_process(CLIENTS[3], concurrency, Command::new(&python).arg(&gevent), &target.base).await?);
             let aiohttp = python_script("crawl_aiohttp.py");
-            runs.push(client_process(CLIENTS[4], concurrency, Command::new(&python).arg(&aiohttp), &target.base).await?);
+            runs.push(
+                client_process(CLIENTS[4], concurrency, Command::new(&python).arg(&aiohttp), &target.base).await?,
+            );
         }
     }
     Ok(runs)
@@ -194,15 +203,25 @@ async fn ignareo_fetch_all(host: &Process, target: &str, concurrency: usize) -> 
 async fn ignareo_sequential_tasks(host: &Process, target: &str, concurrency: usize) -> anyhow::Result<CrawlRun> {
     let client = crate::process::client();
     let share = pages() / concurrency;
-    let inputs: Vec<Value> = (0..concurrency).map(|t| json!({"urls": urls(target, t * share..(t + 1) * share), "concurrency": 1})).collect();
+    let inputs: Vec<Value> =
+        (0..concurrency).map(|t| json!({"urls": urls(target, t * share..(t + 1) * share), "concurrency": 1})).collect();
     let cpu_before = process_cpu_s(host.pid()?)?;
     let started = Instant::now();
-    let response = client.post(format!("{}/v1/plugins/crawler/tasks:batch", host.base)).json(&json!({"inputs": inputs})).send().await?;
+    let response = client
+        .post(format!("{}/v1/plugins/crawler/tasks:batch", host.base))
+        .json(&json!({"inputs": inputs}))
+        .send()
+        .await?;
     if !response.status().is_success() {
         bail!("the batch was refused: {}", response.text().await?);
     }
     let accepted: Value = response.json().await?;
-    let ids: Vec<String> = accepted["ids"].as_array().context("the batch answers ids")?.iter().filter_map(|id| id.as_str().map(str::to_owned)).collect();
+    let ids: Vec<String> = accepted["ids"]
+        .as_array()
+        .context("the batch answers ids")?
+        .iter()
+        .filter_map(|id| id.as_str().map(str::to_owned))
+        .collect();
     let mut fetched = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     for id in ids {
@@ -228,7 +247,12 @@ async fn ignareo_sequential_tasks(host: &Process, target: &str, concurrency: usi
 }
 
 /// A client in a process of its own, which prints its figures as one JSON line.
-async fn client_process(client: &'static str, concurrency: usize, command: &mut Command, target: &str) -> anyhow::Result<CrawlRun> {
+async fn client_process(
+    client: &'static str,
+    concurrency: usize,
+    command: &mut Command,
+    target: &str,
+) -> anyhow::Result<CrawlRun> {
     let output = tokio::time::timeout(
         Duration::from_secs(600),
         command.args([target, &pages().to_string(), &concurrency.to_string()]).kill_on_drop(true).output(),
@@ -238,8 +262,10 @@ async fn client_process(client: &'static str, concurrency: usize, command: &mut 
     if !output.status.success() {
         bail!("{client} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let figures: HashMap<String, Value> = serde_json::from_slice(&output.stdout).with_context(|| format!("{client} printed no figures"))?;
-    let number = |key: &str| figures.get(key).and_then(Value::as_f64).with_context(|| format!("{client} printed no {key}"));
+    let figures: HashMap<String, Value> =
+        serde_json::from_slice(&output.stdout).with_context(|| format!("{client} printed no figures"))?;
+    let number =
+        |key: &str| figures.get(key).and_then(Value::as_f64).with_context(|| format!("{client} printed no {key}"));
     Ok(CrawlRun {
         client,
         concurrency,
@@ -269,7 +295,8 @@ fn process_cpu_s(pid: u32) -> anyhow::Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')').context("a /proc stat line")?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
+    let ticks: f64 =
+        fields.get(11).context("utime")?.parse::<f64>()? + fields.get(12).context("stime")?.parse::<f64>()?;
     // SAFETY: sysconf only reads a configuration value.
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks / per_second)

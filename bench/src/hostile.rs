@@ -14,8 +14,16 @@ use crate::trigger::{self, TriggerResult};
 
 /// Hostile tasks kept in flight at once, one of each kind in turn.
 const IN_FLIGHT: usize = 8;
-const KINDS: [&str; 8] =
-    ["busy-with-host-calls", "memory-bomb", "stack-overflow", "huge-output", "log-flood", "spawn-bomb", "sleep-forever", "many-sessions"];
+const KINDS: [&str; 8] = [
+    "busy-with-host-calls",
+    "memory-bomb",
+    "stack-overflow",
+    "huge-output",
+    "log-flood",
+    "spawn-bomb",
+    "sleep-forever",
+    "many-sessions",
+];
 
 pub struct HostileResult {
     pub alone: Vec<TriggerResult>,
@@ -33,7 +41,8 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HostileRes
     host.upload(&client, "hostile", paths.plugin("hostile")?).await?;
     let url = format!("{}/v1/plugins/hello/run", host.base);
 
-    let mut result = HostileResult { alone: Vec::new(), beside_hostile: Vec::new(), hostile_tasks: 0, per_kind: Vec::new() };
+    let mut result =
+        HostileResult { alone: Vec::new(), beside_hostile: Vec::new(), hostile_tasks: 0, per_kind: Vec::new() };
     for _ in 0..crate::scale::repetitions(repetitions) {
         result.alone.push(trigger::wrk("alone", &url, &script).await?);
         let (run, tasks) = beside(&client, &host.base, &KINDS, &url, &script).await?;
@@ -57,7 +66,9 @@ async fn beside(
     script: &std::path::Path,
 ) -> anyhow::Result<(TriggerResult, u64)> {
     let running = Arc::new(AtomicBool::new(true));
-    let storm = (0..IN_FLIGHT).map(|lane| tokio::spawn(storm(client.clone(), base.to_owned(), kinds, lane, running.clone()))).collect::<Vec<_>>();
+    let storm = (0..IN_FLIGHT)
+        .map(|lane| tokio::spawn(storm(client.clone(), base.to_owned(), kinds, lane, running.clone())))
+        .collect::<Vec<_>>();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let run = trigger::wrk("beside the hostile set", url, script).await?;
     running.store(false, Ordering::Relaxed);
@@ -69,7 +80,13 @@ async fn beside(
 }
 
 /// Runs hostile tasks of `kinds` one after another (each with a 3 s deadline) until told to stop.
-async fn storm(client: reqwest::Client, base: String, kinds: &'static [&'static str], lane: usize, running: Arc<AtomicBool>) -> u64 {
+async fn storm(
+    client: reqwest::Client,
+    base: String,
+    kinds: &'static [&'static str],
+    lane: usize,
+    running: Arc<AtomicBool>,
+) -> u64 {
     let mut count = 0;
     let mut turn = lane;
     while running.load(Ordering::Relaxed) {

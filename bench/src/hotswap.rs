@@ -26,7 +26,8 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HotSwapRes
     let components = [paths.plugin("hello")?, paths.plugin("hello_v2")?];
     host.upload(&client(), "hello", components[0].clone()).await?;
     let url = format!("{}/v1/plugins/hello/run", host.base);
-    let mut result = HotSwapResult { steady: Vec::new(), swapping: Vec::new(), upload_ms: Vec::new(), failed_uploads: 0 };
+    let mut result =
+        HotSwapResult { steady: Vec::new(), swapping: Vec::new(), upload_ms: Vec::new(), failed_uploads: 0 };
     let mut version = 0;
     for _ in 0..crate::scale::repetitions(repetitions) {
         result.steady.push(wrk("steady", &url, &script).await?);
@@ -42,12 +43,18 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HotSwapRes
             let started = Instant::now();
             let mut timings = Vec::new();
             for (i, (bytes, manifest)) in uploads.into_iter().enumerate() {
-                tokio::time::sleep_until((started + Duration::from_millis(500) + Duration::from_secs(i as u64)).into()).await;
+                tokio::time::sleep_until((started + Duration::from_millis(500) + Duration::from_secs(i as u64)).into())
+                    .await;
                 let form = reqwest::multipart::Form::new()
                     .part("component", reqwest::multipart::Part::bytes(bytes))
                     .part("manifest", reqwest::multipart::Part::text(manifest));
                 let sent = Instant::now();
-                let ok = client.put(format!("{base}/v1/plugins/hello")).multipart(form).send().await.is_ok_and(|r| r.status().is_success());
+                let ok = client
+                    .put(format!("{base}/v1/plugins/hello"))
+                    .multipart(form)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
                 timings.push((sent.elapsed().as_secs_f64() * 1e3, ok));
             }
             timings

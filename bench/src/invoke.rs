@@ -26,7 +26,10 @@ pub struct InvokeResult {
 
 impl InvokeResult {
     pub fn markdown(&self) -> String {
-        format!("p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs over {} invocations", self.p50_us, self.p99_us, self.mean_us, self.iterations)
+        format!(
+            "p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs over {} invocations",
+            self.p50_us, self.p99_us, self.mean_us, self.iterations
+        )
     }
 }
 
@@ -57,7 +60,8 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     for i in 0..WARMUP + iterations {
         let task = Arc::new(Task::new("hello".into(), "bench".into(), Origin::Caller(None), deadline, 16, 1_000));
         let started = Instant::now();
-        let task_outbound = TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
+        let task_outbound =
+            TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
         let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };
         let outcome = runtime.invoke(&prepared, invocation, input, deadline, limits.memory_bytes as usize).await;
         let elapsed = started.elapsed();

@@ -108,7 +108,9 @@ async fn main() -> anyhow::Result<()> {
             let paths = Paths::discover()?;
             let counts = match &args[1..] {
                 [] => SLEEPER_COUNTS.to_vec(),
-                given => given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?,
+                given => {
+                    given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?
+                }
             };
             let mut report = report::Report::new("bench/run sleepers");
             report.sleepers = sleepers::run_all(&paths, &counts, SLEEP_MS, 3).await?;
@@ -175,12 +177,19 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("every scenario ran without a failure (smoke run: small counts, nothing written)");
             Ok(())
         }
-        other => bail!("unknown command {other:?}: use all, smoke, invoke, trigger, accept, restart, crawl, hotswap, sleepers, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"),
+        other => bail!(
+            "unknown command {other:?}: use all, smoke, invoke, trigger, accept, restart, crawl, hotswap, sleepers, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"
+        ),
     }
 }
 
 /// Runs every scenario in turn, each bounded in count and time.
-async fn every_scenario(paths: &Paths, command_line: &str, sleeper_counts: &[usize], sleep_ms: u64) -> anyhow::Result<report::Report> {
+async fn every_scenario(
+    paths: &Paths,
+    command_line: &str,
+    sleeper_counts: &[usize],
+    sleep_ms: u64,
+) -> anyhow::Result<report::Report> {
     let mut report = report::Report::new(command_line);
     eprintln!("== invoke");
     for _ in 0..scale::repetitions(3) {

@@ -55,10 +55,15 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundRe
     }
 
     let uncapped = "[outbound.politeness]\nmax_concurrent_per_host = 100000\n";
-    let paced = format!("[outbound.politeness]\nmax_concurrent_per_host = 100000\nrequests_per_second = {PACED_RATE}\n");
+    let paced =
+        format!("[outbound.politeness]\nmax_concurrent_per_host = 100000\nrequests_per_second = {PACED_RATE}\n");
     for (label, config, count) in [
         ("host: crawler task fetch-all, no cap", uncapped.to_owned(), crate::scale::count(PARALLEL_REQUESTS)),
-        ("host: crawler task fetch-all, default cap (8 per host)", String::new(), crate::scale::count(PARALLEL_REQUESTS)),
+        (
+            "host: crawler task fetch-all, default cap (8 per host)",
+            String::new(),
+            crate::scale::count(PARALLEL_REQUESTS),
+        ),
         ("host: crawler task fetch-all, 500 requests/s cap", paced, crate::scale::count(PACED_REQUESTS)),
     ] {
         let host = host_with(paths, &config).await?;
@@ -75,7 +80,9 @@ async fn start_target() -> anyhow::Result<String> {
         "/page/{n}",
         get(move |Path(n): Path<u64>| {
             let filler = filler.clone();
-            async move { Html(format!("<!doctype html><html><head><title>Page {n}</title></head><body>{filler}</body></html>")) }
+            async move {
+                Html(format!("<!doctype html><html><head><title>Page {n}</title></head><body>{filler}</body></html>"))
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -94,12 +101,21 @@ fn policy_layer() -> anyhow::Result<TaskOutbound> {
     let ceilings = Ceilings::of(&config);
     let manifest = Manifest::parse(GRANT, &ceilings)?;
     let shared = Arc::new(Outbound::new(&config.outbound)?);
-    let task = Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_secs(600), 16, 1_000));
+    let task =
+        Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_secs(600), 16, 1_000));
     Ok(TaskOutbound::new(shared, Arc::new(manifest.outbound("bench", &ceilings)), task, 1 << 30))
 }
 
 fn request(url: &str) -> Request {
-    Request { method: "GET".into(), url: url.to_owned(), headers: Vec::new(), body: None, timeout_ms: None, proxy: None, retry: None }
+    Request {
+        method: "GET".into(),
+        url: url.to_owned(),
+        headers: Vec::new(),
+        body: None,
+        timeout_ms: None,
+        proxy: None,
+        retry: None,
+    }
 }
 
 async fn bare_get(client: &reqwest::Client, url: String) -> anyhow::Result<usize> {
@@ -133,8 +149,11 @@ where
 
 async fn bare_parallel(client: &reqwest::Client, urls: &[String]) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let results: Vec<anyhow::Result<usize>> =
-        futures::stream::iter(urls.iter().cloned()).map(|url| bare_get(client, url)).buffered(CONCURRENCY as usize).collect().await;
+    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(urls.iter().cloned())
+        .map(|url| bare_get(client, url))
+        .buffered(CONCURRENCY as usize)
+        .collect()
+        .await;
     let elapsed = started.elapsed();
     results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     Ok(urls.len() as f64 / elapsed.as_secs_f64())

@@ -14,7 +14,8 @@ pub const TOKEN: &str = "bench-admin-token-0123456789";
 /// A client that sends the host's admin token with every request.
 pub fn client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
     headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder().default_headers(headers).build().expect("a client with default headers builds")
 }
@@ -49,7 +50,9 @@ impl Process {
         if !status.success() {
             bail!("cannot send SIGTERM to {pid}");
         }
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.context("the host did not exit within 60 s of SIGTERM")??;
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .context("the host did not exit within 60 s of SIGTERM")??;
         Ok(())
     }
 
@@ -99,7 +102,8 @@ impl Process {
     }
 
     pub async fn upload(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
-        let response = client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).body(bytes).send().await?;
+        let response =
+            client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).body(bytes).send().await?;
         if !response.status().is_success() {
             bail!("upload of {name} failed: {}", response.text().await?);
         }
@@ -109,11 +113,18 @@ impl Process {
 
 impl Process {
     /// Uploads a component with its manifest (multipart).
-    pub async fn upload_with_manifest(&self, client: &reqwest::Client, name: &str, bytes: Vec<u8>, manifest: &str) -> anyhow::Result<()> {
+    pub async fn upload_with_manifest(
+        &self,
+        client: &reqwest::Client,
+        name: &str,
+        bytes: Vec<u8>,
+        manifest: &str,
+    ) -> anyhow::Result<()> {
         let form = reqwest::multipart::Form::new()
             .part("component", reqwest::multipart::Part::bytes(bytes))
             .part("manifest", reqwest::multipart::Part::text(manifest.to_owned()));
-        let response = client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).multipart(form).send().await?;
+        let response =
+            client.put(format!("{}/v1/plugins/{name}", self.base)).bearer_auth(TOKEN).multipart(form).send().await?;
         if !response.status().is_success() {
             bail!("upload of {name} failed: {}", response.text().await?);
         }

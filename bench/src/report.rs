@@ -4,8 +4,8 @@ use std::process::Command;
 
 use crate::chaos::ChaosResult;
 use crate::crawl::{self, CrawlRun};
-use crate::hotswap::{self, HotSwapResult};
 use crate::hostile::HostileResult;
+use crate::hotswap::{self, HotSwapResult};
 use crate::invoke::InvokeResult;
 use crate::outbound::OutboundResult;
 use crate::sleepers::SleepersResult;
@@ -70,7 +70,19 @@ fn shell(command: &str) -> String {
 
 impl Report {
     pub fn new(command: &str) -> Self {
-        Self { command: command.to_owned(), invoke: Vec::new(), trigger: Vec::new(), accept: Vec::new(), restart: None, sleepers: Vec::new(), outbound: None, chaos: None, hostile: None, crawl: Vec::new(), hotswap: None }
+        Self {
+            command: command.to_owned(),
+            invoke: Vec::new(),
+            trigger: Vec::new(),
+            accept: Vec::new(),
+            restart: None,
+            sleepers: Vec::new(),
+            outbound: None,
+            chaos: None,
+            hostile: None,
+            crawl: Vec::new(),
+            hotswap: None,
+        }
     }
 
     pub fn markdown(&self) -> String {
@@ -94,7 +106,8 @@ impl Report {
         out += "A fresh store per invocation from the pooling allocator, one at a time, after 1,000 warm-up runs.\n\n";
         out += "| repetition | p50 (µs) | p99 (µs) | mean (µs) | invocations |\n|---|---|---|---|---|\n";
         for (i, r) in self.invoke.iter().enumerate() {
-            out += &format!("| {} | {:.1} | {:.1} | {:.1} | {} |\n", i + 1, r.p50_us, r.p99_us, r.mean_us, r.iterations);
+            out +=
+                &format!("| {} | {:.1} | {:.1} | {:.1} | {} |\n", i + 1, r.p50_us, r.p99_us, r.mean_us, r.iterations);
         }
         let p50s: Vec<f64> = self.invoke.iter().map(|r| r.p50_us).collect();
         let p99s: Vec<f64> = self.invoke.iter().map(|r| r.p99_us).collect();
@@ -132,9 +145,16 @@ impl Report {
         for run in self.crawl.iter().filter(|run| run.failed > 0) {
             problems.push(format!("{} at concurrency {}: {} fetches failed", run.client, run.concurrency, run.failed));
         }
-        let loads = self.trigger.iter().chain(&self.accept).chain(self.hotswap.iter().flat_map(|h| h.steady.iter().chain(&h.swapping)));
+        let loads = self
+            .trigger
+            .iter()
+            .chain(&self.accept)
+            .chain(self.hotswap.iter().flat_map(|h| h.steady.iter().chain(&h.swapping)));
         for load in loads.filter(|load| load.errors + load.socket_errors > 0) {
-            problems.push(format!("{}: {} non-2xx answers, {} socket errors", load.server, load.errors, load.socket_errors));
+            problems.push(format!(
+                "{}: {} non-2xx answers, {} socket errors",
+                load.server, load.errors, load.socket_errors
+            ));
         }
         if let Some(h) = self.hotswap.as_ref().filter(|h| h.failed_uploads > 0) {
             problems.push(format!("{} uploads failed during the hot swap", h.failed_uploads));
@@ -148,12 +168,15 @@ impl Report {
         };
         let mut counts: Vec<usize> = self.sleepers.iter().map(|s| s.count).collect();
         counts.dedup();
-        let runs: Vec<Vec<&SleepersResult>> = counts.iter().map(|&count| self.sleepers.iter().filter(|s| s.count == count).collect()).collect();
+        let runs: Vec<Vec<&SleepersResult>> =
+            counts.iter().map(|&count| self.sleepers.iter().filter(|s| s.count == count).collect()).collect();
         let repetitions = runs.iter().map(Vec::len).min().unwrap_or(0);
         let mut out = format!("## Many tasks at once: tasks each sleeping {} s\n\n", first.sleep_ms as f64 / 1000.0);
         out += &format!(
             "A fresh host per count and repetition ({repetitions} of each; medians, min–max in brackets), started with `--max-running-tasks N --max-queued-tasks N`; the tasks submitted with `POST /v1/plugins/sleep/tasks:batch` ({} inputs a request, {} requests at a time), each committed to the task store before its 202. One process (no workers). {}\n\n",
-            crate::sleepers::BATCH, crate::sleepers::BATCHES_IN_FLIGHT, largest.map_count_note
+            crate::sleepers::BATCH,
+            crate::sleepers::BATCHES_IN_FLIGHT,
+            largest.map_count_note
         );
         // One cell per count: the median of `figure` over its runs, with their spread.
         let row = |name: &str, figure: &dyn Fn(&SleepersResult) -> Option<f64>, decimals: usize, unit: &str| {
@@ -185,8 +208,18 @@ impl Report {
             " KiB",
         );
         out += &row("peak page tables (beside RSS)", &|s| Some(s.peak_page_tables_mib), 0, " MiB");
-        out += &row("PSS once all had started (shared pages split, not counted per task)", &|s| s.pss_all_started_mib, 0, " MiB");
-        out += &row("PSS + peak page tables", &|s| s.pss_all_started_mib.map(|pss| pss + s.peak_page_tables_mib), 0, " MiB");
+        out += &row(
+            "PSS once all had started (shared pages split, not counted per task)",
+            &|s| s.pss_all_started_mib,
+            0,
+            " MiB",
+        );
+        out += &row(
+            "PSS + peak page tables",
+            &|s| s.pss_all_started_mib.map(|pss| pss + s.peak_page_tables_mib),
+            0,
+            " MiB",
+        );
         out += &row("time to accept all", &|s| Some(s.accept_secs), 2, " s");
         out += &row("time until all had started", &|s| Some(s.all_started_secs), 2, " s");
         out += &row("most running at once (sampled every 50 ms)", &|s| Some(s.most_running as f64), 0, "");
@@ -206,10 +239,17 @@ impl Report {
     pub fn restart_markdown(&self) -> String {
         let Some(r) = &self.restart else { return String::new() };
         let mut out = format!("## Restart with {} plugins\n\n", r.plugins);
-        out += &format!("{} distinct components ({:.1} MiB in all, copies of six of this repository's plugins) uploaded, the host stopped with SIGTERM, then started again on the same data directory; time from spawning the process to its listening line, every plugin live from its compiled artifact.\n\n", r.plugins, r.component_bytes as f64 / (1024.0 * 1024.0));
+        out += &format!(
+            "{} distinct components ({:.1} MiB in all, copies of six of this repository's plugins) uploaded, the host stopped with SIGTERM, then started again on the same data directory; time from spawning the process to its listening line, every plugin live from its compiled artifact.\n\n",
+            r.plugins,
+            r.component_bytes as f64 / (1024.0 * 1024.0)
+        );
         let (min, max) = spread(&r.ready_secs);
         out += "| figure | value |\n|---|---|\n";
-        out += &format!("| ready after start, median (min–max) | **{:.2} s** ({min:.2}–{max:.2}) |\n", median(r.ready_secs.clone()));
+        out += &format!(
+            "| ready after start, median (min–max) | **{:.2} s** ({min:.2}–{max:.2}) |\n",
+            median(r.ready_secs.clone())
+        );
         out += &format!("| compilations at each start | {:?} |\n\n", r.compilations);
         out
     }
@@ -218,7 +258,8 @@ impl Report {
         if self.accept.is_empty() {
             return String::new();
         }
-        let mut out = String::from("## Durable submission: `POST /v1/plugins/hello/tasks`, 64 keep-alive connections\n\n");
+        let mut out =
+            String::from("## Durable submission: `POST /v1/plugins/hello/tasks`, 64 keep-alive connections\n\n");
         out += "`wrk -t2 -c64 -d10s --latency`: each 202 is sent once the task is committed to the task store (SQLite, WAL; one writer commits whatever has queued up in one transaction), after which the task runs; `run` answers with the output and records nothing. A fresh host per row.\n\n";
         out += "| route | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
         for label in crate::accept::labels() {
@@ -318,7 +359,8 @@ impl Report {
             out += "| client | fetches/s median (min–max) | CPU-s per 1,000 fetches | peak RSS (MiB) | failed |\n|---|---|---|---|---|\n";
             let mut rates = Vec::new();
             for client in crawl::CLIENTS {
-                let runs: Vec<&CrawlRun> = self.crawl.iter().filter(|r| r.client == client && r.concurrency == concurrency).collect();
+                let runs: Vec<&CrawlRun> =
+                    self.crawl.iter().filter(|r| r.client == client && r.concurrency == concurrency).collect();
                 if runs.is_empty() {
                     continue;
                 }
@@ -333,7 +375,8 @@ impl Report {
                     runs.iter().map(|r| r.failed).sum::<usize>()
                 );
             }
-            let find = |name: &str| rates.iter().find(|(client, ..)| *client == name).map(|&(_, rate, cpu)| (rate, cpu));
+            let find =
+                |name: &str| rates.iter().find(|(client, ..)| *client == name).map(|&(_, rate, cpu)| (rate, cpu));
             if let (Some((ours, our_cpu)), Some((raw, raw_cpu)), Some((gevent, _)), Some((aiohttp, _))) =
                 (find(crawl::CLIENTS[0]), find(crawl::CLIENTS[2]), find(crawl::CLIENTS[3]), find(crawl::CLIENTS[4]))
             {
@@ -345,8 +388,13 @@ impl Report {
                     ours / aiohttp
                 );
             }
-            if let (Some((tasks, tasks_cpu)), Some((raw, raw_cpu))) = (find(crawl::CLIENTS[1]), find(crawl::CLIENTS[2])) {
-                out += &format!("ignareo one task per connection vs raw reqwest: **{:.2}×** fetches/s, **{:.2}×** CPU per fetch.\n", tasks / raw, tasks_cpu / raw_cpu);
+            if let (Some((tasks, tasks_cpu)), Some((raw, raw_cpu))) = (find(crawl::CLIENTS[1]), find(crawl::CLIENTS[2]))
+            {
+                out += &format!(
+                    "ignareo one task per connection vs raw reqwest: **{:.2}×** fetches/s, **{:.2}×** CPU per fetch.\n",
+                    tasks / raw,
+                    tasks_cpu / raw_cpu
+                );
             }
             out += "\n";
         }
@@ -356,7 +404,10 @@ impl Report {
     pub fn hostile_markdown(&self) -> String {
         let Some(h) = &self.hostile else { return String::new() };
         let mut out = String::from("## Healthy throughput beside hostile plugins\n\n");
-        out += &format!("`wrk -t2 -c64 -d10s` on `POST /v1/plugins/hello/run`, alone, then while 8 lanes keep running the `hostile` plugin's kinds one after another (busy loops calling the host, memory bombs, stack overflows, 20 MiB outputs, log floods, spawn bombs, sleepers, session hoarders; 3 s deadline each; {} hostile tasks in all).\n\n", h.hostile_tasks);
+        out += &format!(
+            "`wrk -t2 -c64 -d10s` on `POST /v1/plugins/hello/run`, alone, then while 8 lanes keep running the `hostile` plugin's kinds one after another (busy loops calling the host, memory bombs, stack overflows, 20 MiB outputs, log floods, spawn bombs, sleepers, session hoarders; 3 s deadline each; {} hostile tasks in all).\n\n",
+            h.hostile_tasks
+        );
         out += "| hello | requests/s median (min–max) | p50 latency (ms) | p99 latency (ms) |\n|---|---|---|---|\n";
         let mut medians = Vec::new();
         for runs in [&h.alone, &h.beside_hostile] {
@@ -372,10 +423,20 @@ impl Report {
             );
         }
         if let [alone, beside] = medians[..] {
-            out += &format!("\nbeside the hostile set / alone: **{:.2}×** (a drop of {:.0}%)\n\n", beside / alone, (1.0 - beside / alone) * 100.0);
+            out += &format!(
+                "\nbeside the hostile set / alone: **{:.2}×** (a drop of {:.0}%)\n\n",
+                beside / alone,
+                (1.0 - beside / alone) * 100.0
+            );
             out += "Which kind costs what: one run each, all 8 lanes running only that kind.\n\n| beside | hello requests/s | / alone | p99 latency (ms) | non-2xx |\n|---|---|---|---|---|\n";
             for (kind, run) in &h.per_kind {
-                out += &format!("| {kind} | {:.0} | {:.2}× | {:.2} | {} |\n", run.requests_per_sec, run.requests_per_sec / alone, run.p99_ms, run.errors);
+                out += &format!(
+                    "| {kind} | {:.0} | {:.2}× | {:.2} | {} |\n",
+                    run.requests_per_sec,
+                    run.requests_per_sec / alone,
+                    run.p99_ms,
+                    run.errors
+                );
             }
             out += "\n";
         }
@@ -411,7 +472,8 @@ impl Report {
             let runs: Vec<f64> = c.speed.iter().filter(|(s, _)| *s == speed).map(|(_, m)| *m).collect();
             let (min, max) = spread(&runs);
             let med = median(runs);
-            out += &format!("| {speed} | {med:.0} ({min:.0}–{max:.0}) | {:+.1}% |\n", (med / speed as f64 - 1.0) * 100.0);
+            out +=
+                &format!("| {speed} | {med:.0} ({min:.0}–{max:.0}) | {:+.1}% |\n", (med / speed as f64 - 1.0) * 100.0);
         }
         out += "\n";
         out
@@ -431,7 +493,11 @@ impl Report {
             out += &format!("| {what} | {med:.1} ({min:.1}–{max:.1}) |\n");
         }
         if let [bare, policy] = means[..] {
-            out += &format!("\nThe policy layer adds **{:.1} µs** per request ({:.2}×).\n\n", policy - bare, policy / bare);
+            out += &format!(
+                "\nThe policy layer adds **{:.1} µs** per request ({:.2}×).\n\n",
+                policy - bare,
+                policy / bare
+            );
         }
         out += "| 64 at a time | requests | requests/s, median (min–max) |\n|---|---|---|\n";
         let mut labels: Vec<&str> = Vec::new();

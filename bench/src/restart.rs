@@ -34,7 +34,8 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<RestartRes
     }
     host.terminate().await?;
 
-    let mut result = RestartResult { plugins: PLUGINS, component_bytes, ready_secs: Vec::new(), compilations: Vec::new() };
+    let mut result =
+        RestartResult { plugins: PLUGINS, component_bytes, ready_secs: Vec::new(), compilations: Vec::new() };
     for _ in 0..crate::scale::repetitions(repetitions) {
         let started = Instant::now();
         let host = Process::host_in(&paths.host, &data_dir, &[]).await?;

@@ -40,7 +40,12 @@ pub struct SleepersResult {
 }
 
 /// Every count `repetitions` times, each on a fresh host; results in count order.
-pub async fn run_all(paths: &Paths, counts: &[usize], sleep_ms: u64, repetitions: usize) -> anyhow::Result<Vec<SleepersResult>> {
+pub async fn run_all(
+    paths: &Paths,
+    counts: &[usize],
+    sleep_ms: u64,
+    repetitions: usize,
+) -> anyhow::Result<Vec<SleepersResult>> {
     let mut results = Vec::new();
     for &count in counts {
         for repetition in 1..=repetitions {
@@ -135,13 +140,18 @@ fn batch_sizes(count: usize) -> impl Iterator<Item = usize> {
 
 /// Raises `vm.max_map_count` when it is too low for `count` instances and we may (root).
 fn raise_map_count(count: usize) -> String {
-    let current: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let current: u64 =
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     let needed = count as u64 * 8 + 10_000;
     if current >= needed {
         return format!("`vm.max_map_count` was {current}, enough for {count} instances.");
     }
     match std::fs::write("/proc/sys/vm/max_map_count", WANTED_MAP_COUNT.to_string()) {
-        Ok(()) => format!("`vm.max_map_count` was raised from {current} to {WANTED_MAP_COUNT} (as root, like `sysctl -w`) so that {count} instances fit."),
-        Err(e) => format!("`vm.max_map_count` is {current} and could not be raised ({e}): instances beyond the cap fail to instantiate."),
+        Ok(()) => format!(
+            "`vm.max_map_count` was raised from {current} to {WANTED_MAP_COUNT} (as root, like `sysctl -w`) so that {count} instances fit."
+        ),
+        Err(e) => format!(
+            "`vm.max_map_count` is {current} and could not be raised ({e}): instances beyond the cap fail to instantiate."
+        ),
     }
 }

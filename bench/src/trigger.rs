@@ -101,9 +101,8 @@ pub async fn wrk(server: &'static str, url: &str, script: &std::path::Path) -> a
         p50_ms: millis(&field("50%").context("no 50% latency")?)?,
         p99_ms: millis(&field("99%").context("no 99% latency")?)?,
         errors: field("Non-2xx or 3xx responses:").map_or(Ok(0), |v| v.parse())?,
-        socket_errors: field("Socket errors:").map_or(0, |v| {
-            v.split(',').filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok()).sum()
-        }),
+        socket_errors: field("Socket errors:")
+            .map_or(0, |v| v.split(',').filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok()).sum()),
     })
 }
 

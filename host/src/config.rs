@@ -45,7 +45,12 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { synchronous: Synchronous::Full, retain_finished_secs: 7 * 24 * 3600, inline_output_kb: 64, prune_interval_secs: 60 }
+        Self {
+            synchronous: Synchronous::Full,
+            retain_finished_secs: 7 * 24 * 3600,
+            inline_output_kb: 64,
+            prune_interval_secs: 60,
+        }
     }
 }
 
@@ -296,26 +301,35 @@ impl Politeness {
 
     /// Refuses zero or non-finite limits, naming the key under `prefix`.
     pub fn validate(&self, prefix: &str) -> anyhow::Result<()> {
-        let rules = std::iter::once((String::new(), self.max_concurrent_per_host, self.requests_per_second, self.burst)).chain(
-            self.hosts
-                .iter()
-                .map(|(host, r)| (format!("hosts.{host:?}."), r.max_concurrent_per_host, r.requests_per_second, r.burst)),
-        );
+        let rules =
+            std::iter::once((String::new(), self.max_concurrent_per_host, self.requests_per_second, self.burst)).chain(
+                self.hosts.iter().map(|(host, r)| {
+                    (format!("hosts.{host:?}."), r.max_concurrent_per_host, r.requests_per_second, r.burst)
+                }),
+            );
         for (scope, concurrent, rate, burst) in rules {
             if concurrent == Some(0) {
                 bail!("{prefix}{scope}max_concurrent_per_host must be at least 1");
             }
             if let Some(rate) = rate
-                && !(rate.is_finite() && rate > 0.0) {
-                    bail!("{prefix}{scope}requests_per_second must be a positive number (got {rate}); leave it out for no rate cap");
-                }
+                && !(rate.is_finite() && rate > 0.0)
+            {
+                bail!(
+                    "{prefix}{scope}requests_per_second must be a positive number (got {rate}); leave it out for no rate cap"
+                );
+            }
             if burst == Some(0) {
                 bail!("{prefix}{scope}burst must be at least 1");
             }
         }
         for host in self.hosts.keys() {
-            if host.is_empty() || host.contains(['/', ':']) && !host.starts_with('[') || *host != host.to_ascii_lowercase() {
-                bail!("{prefix}hosts.{host:?}: use a lowercase host name or address without scheme or port, e.g. \"api.example.com\"");
+            if host.is_empty()
+                || host.contains(['/', ':']) && !host.starts_with('[')
+                || *host != host.to_ascii_lowercase()
+            {
+                bail!(
+                    "{prefix}hosts.{host:?}: use a lowercase host name or address without scheme or port, e.g. \"api.example.com\""
+                );
             }
         }
         Ok(())
@@ -397,7 +411,8 @@ const MAX_RUNNING_TASKS: u32 = 1_000_000;
 impl Config {
     /// Reads a TOML file; unknown keys and bad values are errors that name the key.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
@@ -405,7 +420,10 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         let l = &self.limits;
         if !(1..=MAX_RUNNING_TASKS).contains(&l.max_running_tasks) {
-            bail!("limits.max_running_tasks must be between 1 and {MAX_RUNNING_TASKS} (got {}): it sizes the instance pool", l.max_running_tasks);
+            bail!(
+                "limits.max_running_tasks must be between 1 and {MAX_RUNNING_TASKS} (got {}): it sizes the instance pool",
+                l.max_running_tasks
+            );
         }
         positive("limits.max_queued_tasks", l.max_queued_tasks.into())?;
         positive("limits.task_timeout_secs", l.task_timeout_secs)?;
@@ -435,19 +453,21 @@ impl Config {
             bail!("limits.background_nice must be between 1 and 19 (got {})", l.background_nice);
         }
         if let Some(background) = l.background_max_running
-            && (background == 0 || background > l.max_running_tasks) {
-                bail!(
-                    "limits.background_max_running must be between 1 and limits.max_running_tasks ({}), got {background}",
-                    l.max_running_tasks
-                );
-            }
+            && (background == 0 || background > l.max_running_tasks)
+        {
+            bail!(
+                "limits.background_max_running must be between 1 and limits.max_running_tasks ({}), got {background}",
+                l.max_running_tasks
+            );
+        }
         if let Some(per_plugin) = l.max_running_per_plugin
-            && (per_plugin == 0 || per_plugin > l.max_running_tasks) {
-                bail!(
-                    "limits.max_running_per_plugin must be between 1 and limits.max_running_tasks ({}), got {per_plugin}",
-                    l.max_running_tasks
-                );
-            }
+            && (per_plugin == 0 || per_plugin > l.max_running_tasks)
+        {
+            bail!(
+                "limits.max_running_per_plugin must be between 1 and limits.max_running_tasks ({}), got {per_plugin}",
+                l.max_running_tasks
+            );
+        }
         let o = &self.outbound;
         positive("store.retain_finished_secs", self.store.retain_finished_secs)?;
         positive("store.prune_interval_secs", self.store.prune_interval_secs)?;
@@ -466,9 +486,10 @@ impl Config {
         positive("outbound.max_sessions_per_task", o.max_sessions_per_task.into())?;
         o.politeness.validate("outbound.politeness.")?;
         if let Some(token) = &self.token
-            && token.trim().len() < 16 {
-                bail!("token must be at least 16 characters (IGNAREO_TOKEN / --token / token)");
-            }
+            && token.trim().len() < 16
+        {
+            bail!("token must be at least 16 characters (IGNAREO_TOKEN / --token / token)");
+        }
         Ok(())
     }
 }
@@ -511,7 +532,9 @@ impl Limits {
 
     /// At most the task memory: more could never be written.
     pub fn memory_keep_resident_bytes(&self) -> usize {
-        usize::try_from(self.memory_keep_resident_kb.saturating_mul(1024)).unwrap_or(usize::MAX).min(self.task_memory_bytes())
+        usize::try_from(self.memory_keep_resident_kb.saturating_mul(1024))
+            .unwrap_or(usize::MAX)
+            .min(self.task_memory_bytes())
     }
 
     pub fn running_per_plugin(&self) -> u32 {
@@ -563,7 +586,8 @@ mod tests {
 
     #[test]
     fn invalid_limits_name_the_key() {
-        let mut config: Config = toml::from_str("[limits]\nmax_running_tasks = 4\nmax_running_per_plugin = 5\n").unwrap();
+        let mut config: Config =
+            toml::from_str("[limits]\nmax_running_tasks = 4\nmax_running_per_plugin = 5\n").unwrap();
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("limits.max_running_per_plugin"), "{err}");
         config.limits.max_running_per_plugin = None;
@@ -577,7 +601,13 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("limits.task_memory_mb"));
         config.limits.task_memory_mb = 128;
         config.limits.max_running_tasks = MAX_RUNNING_TASKS + 1;
-        assert!(config.validate().unwrap_err().to_string().contains("limits.max_running_tasks must be between 1 and 1000000"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("limits.max_running_tasks must be between 1 and 1000000")
+        );
     }
 
     #[test]
@@ -590,7 +620,10 @@ mod tests {
         let rules = &config.outbound.politeness;
         assert_eq!(rules.limits_for("b.example"), HostLimits { concurrent: Some(8), rate: Some((5.0, 1)) });
         assert_eq!(rules.limits_for("a.example"), HostLimits { concurrent: Some(2), rate: Some((5.0, 1)) });
-        assert_eq!(Config::default().outbound.politeness.limits_for("x"), HostLimits { concurrent: Some(8), rate: None });
+        assert_eq!(
+            Config::default().outbound.politeness.limits_for("x"),
+            HostLimits { concurrent: Some(8), rate: None }
+        );
 
         let bad: Config = toml::from_str("[outbound.politeness.hosts.\"A.example\"]\nburst = 0\n").unwrap();
         let err = bad.validate().unwrap_err().to_string();

@@ -23,10 +23,24 @@ pub enum Level {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventKind {
-    Log { level: Level, message: String },
-    Progress { done: u64, total: Option<u64>, message: Option<String> },
-    Custom { name: String, data: serde_json::Value },
-    State { state: TaskState, #[serde(skip_serializing_if = "Option::is_none")] error: Option<String> },
+    Log {
+        level: Level,
+        message: String,
+    },
+    Progress {
+        done: u64,
+        total: Option<u64>,
+        message: Option<String>,
+    },
+    Custom {
+        name: String,
+        data: serde_json::Value,
+    },
+    State {
+        state: TaskState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl EventKind {
@@ -98,7 +112,13 @@ impl EventLog {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(2);
         Self {
-            inner: Mutex::new(History { first: None, recent: VecDeque::new(), recent_capacity: capacity - 1, next_seq: 1, live: None }),
+            inner: Mutex::new(History {
+                first: None,
+                recent: VecDeque::new(),
+                recent_capacity: capacity - 1,
+                next_seq: 1,
+                live: None,
+            }),
         }
     }
 

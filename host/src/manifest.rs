@@ -143,15 +143,18 @@ impl Manifest {
             .collect::<Result<Vec<_>, _>>()?;
 
         if let Some(n) = raw.max_concurrency
-            && !(1..=ceilings.running_per_plugin).contains(&n) {
-                return Err(fail(format!(
-                    "max_concurrency must be between 1 and the host's limit of {} tasks per plugin, got {n}",
-                    ceilings.running_per_plugin
-                )));
-            }
+            && !(1..=ceilings.running_per_plugin).contains(&n)
+        {
+            return Err(fail(format!(
+                "max_concurrency must be between 1 and the host's limit of {} tasks per plugin, got {n}",
+                ceilings.running_per_plugin
+            )));
+        }
         let timeout = raw.timeout.map(|t| duration("timeout", t, ceilings.task_timeout)).transpose()?;
-        let memory_limit =
-            raw.memory_limit.map(|m| size("memory_limit", m, ceilings.task_memory_bytes, "limits.task_memory_mb")).transpose()?;
+        let memory_limit = raw
+            .memory_limit
+            .map(|m| size("memory_limit", m, ceilings.task_memory_bytes, "limits.task_memory_mb"))
+            .transpose()?;
         let max_response_bytes = raw
             .max_response_bytes
             .map(|m| size("max_response_bytes", m, ceilings.max_response_bytes, "outbound.max_response_mb"))
@@ -160,12 +163,13 @@ impl Manifest {
             politeness.validate("politeness.").map_err(|e| fail(e.to_string()))?;
         }
         if let Some(n) = raw.max_attempts
-            && !(1..=ceilings.max_task_attempts).contains(&n) {
-                return Err(fail(format!(
-                    "max_attempts must be between 1 and the host's limit of {} (limits.max_task_attempts), got {n}",
-                    ceilings.max_task_attempts
-                )));
-            }
+            && !(1..=ceilings.max_task_attempts).contains(&n)
+        {
+            return Err(fail(format!(
+                "max_attempts must be between 1 and the host's limit of {} (limits.max_task_attempts), got {n}",
+                ceilings.max_task_attempts
+            )));
+        }
         let on_interrupt = raw.on_interrupt.unwrap_or_default();
         if raw.max_attempts.is_some() && on_interrupt == OnInterrupt::Fail {
             return Err(fail("max_attempts applies only with on_interrupt = \"retry\"".to_owned()));
@@ -211,8 +215,9 @@ impl Manifest {
 fn duration(key: &str, amount: Amount, ceiling: Duration) -> Result<Duration, ManifestError> {
     let value = match amount {
         Amount::Number(secs) => Duration::from_secs(secs),
-        Amount::Text(text) => humantime::parse_duration(&text)
-            .map_err(|e| ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\"")))?,
+        Amount::Text(text) => humantime::parse_duration(&text).map_err(|e| {
+            ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\""))
+        })?,
     };
     if value.is_zero() || value > ceiling {
         return Err(ManifestError(format!(
@@ -291,9 +296,11 @@ mod tests {
         assert_eq!((default.on_interrupt, default.max_attempts), (OnInterrupt::Fail, 1));
         let retry = Manifest::parse("on_interrupt = \"retry\"", &ceilings).unwrap().task_limits(&ceilings);
         assert_eq!((retry.on_interrupt, retry.max_attempts), (OnInterrupt::Retry, 3));
-        let five = Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 5", &ceilings).unwrap().task_limits(&ceilings);
+        let five =
+            Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 5", &ceilings).unwrap().task_limits(&ceilings);
         assert_eq!(five.max_attempts, 5);
-        let too_many = Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 11", &ceilings).unwrap_err().to_string();
+        let too_many =
+            Manifest::parse("on_interrupt = \"retry\"\nmax_attempts = 11", &ceilings).unwrap_err().to_string();
         assert!(too_many.contains("limits.max_task_attempts"), "{too_many}");
         let without_retry = Manifest::parse("max_attempts = 2", &ceilings).unwrap_err().to_string();
         assert!(without_retry.contains("on_interrupt"), "{without_retry}");
@@ -314,7 +321,10 @@ mod tests {
         let m = Manifest::parse(text, &ceilings()).unwrap();
         assert_eq!(m.allowed_hosts.len(), 2);
         let limits = m.task_limits(&ceilings());
-        assert_eq!((limits.max_concurrency, limits.timeout, limits.memory_bytes), (5, Duration::from_secs(90), 64 << 20));
+        assert_eq!(
+            (limits.max_concurrency, limits.timeout, limits.memory_bytes),
+            (5, Duration::from_secs(90), 64 << 20)
+        );
         assert_eq!(m.max_response_bytes, Some(1_000_000));
         let view = serde_json::to_value(&m).unwrap();
         assert_eq!(view["proxies"][0], "http://u:***@10.0.0.2:3128");

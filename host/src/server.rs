@@ -66,7 +66,9 @@ impl Server {
         let store_path = config.data_dir.join(STORE_FILE);
         let store = SqliteStore::open(&store_path, &config.store, config.limits.retain_finished_tasks as usize)?;
         let store: Arc<dyn Store> = Arc::new(store);
-        let (auth, source) = Auth::open(config.token.as_deref(), &config.data_dir, store.clone(), config.limits.max_tokens as usize).await?;
+        let (auth, source) =
+            Auth::open(config.token.as_deref(), &config.data_dir, store.clone(), config.limits.max_tokens as usize)
+                .await?;
         if let TokenSource::Generated(token) = source {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
@@ -74,10 +76,24 @@ impl Server {
         let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(
-            Registry::open(runtime.clone(), &config.data_dir, store.clone(), config.limits.versions_per_plugin as usize, ceilings).await?,
+            Registry::open(
+                runtime.clone(),
+                &config.data_dir,
+                store.clone(),
+                config.limits.versions_per_plugin as usize,
+                ceilings,
+            )
+            .await?,
         );
         let keep_finished_for = Duration::from_secs(config.store.retain_finished_secs);
-        let scheduler = Scheduler::new(registry.clone(), store.clone(), runtime, outbound, config.limits.clone(), keep_finished_for)?;
+        let scheduler = Scheduler::new(
+            registry.clone(),
+            store.clone(),
+            runtime,
+            outbound,
+            config.limits.clone(),
+            keep_finished_for,
+        )?;
         let recovered = scheduler.recover()?;
         let schedules = Schedules::load(store.clone(), scheduler.clone(), config.limits.max_schedules as usize)?;
         tracing::info!(
@@ -89,9 +105,17 @@ impl Server {
             schedules = schedules.list().len(),
             "store opened"
         );
-        let listener = bind(config.listen, config.limits.listen_backlog).with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = bind(config.listen, config.limits.listen_backlog)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let openapi = api::openapi_document(&config.limits);
-        let state = AppState { registry, scheduler, schedules, auth: Arc::new(auth), config: Arc::new(config.clone()), openapi };
+        let state = AppState {
+            registry,
+            scheduler,
+            schedules,
+            auth: Arc::new(auth),
+            config: Arc::new(config.clone()),
+            openapi,
+        };
         Ok(Self { listener, state, store, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 
@@ -116,7 +140,10 @@ impl Server {
             result = accept_loop(self.listener, app, &http, &connections) => return result,
             () = shutdown => {}
         }
-        tracing::info!(grace_secs = self.grace.as_secs(), "shutting down: no new connections nor scheduled runs; waiting for running tasks");
+        tracing::info!(
+            grace_secs = self.grace.as_secs(),
+            "shutting down: no new connections nor scheduled runs; waiting for running tasks"
+        );
         stop_schedules.cancel();
         if let Err(e) = schedules.await {
             tracing::error!(error = %e, "the schedules' loop failed");
@@ -136,7 +163,12 @@ impl Server {
 
 /// Accepts connections (at most `http.max_connections` at once; the rest wait in the
 /// backlog) and serves each on its own task with the head limits and timeouts of `http`.
-async fn accept_loop(listener: TcpListener, app: axum::Router, http: &HttpConfig, connections: &GracefulShutdown) -> anyhow::Result<()> {
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    http: &HttpConfig,
+    connections: &GracefulShutdown,
+) -> anyhow::Result<()> {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -58,8 +58,15 @@ pub enum TaskState {
 }
 
 impl TaskState {
-    const ALL: [Self; 7] =
-        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed, Self::Cancelled, Self::TimedOut, Self::Interrupted];
+    const ALL: [Self; 7] = [
+        Self::Queued,
+        Self::Running,
+        Self::Succeeded,
+        Self::Failed,
+        Self::Cancelled,
+        Self::TimedOut,
+        Self::Interrupted,
+    ];
 
     pub fn is_final(self) -> bool {
         !matches!(self, Self::Queued | Self::Running)
@@ -107,7 +114,8 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    const ALL: [Self; 6] = [Self::InvalidInput, Self::TaskError, Self::Trap, Self::MemoryLimit, Self::Instantiate, Self::ResourceLimit];
+    const ALL: [Self; 6] =
+        [Self::InvalidInput, Self::TaskError, Self::Trap, Self::MemoryLimit, Self::Instantiate, Self::ResourceLimit];
 
     /// The name the API and the store use.
     pub fn as_str(self) -> &'static str {
@@ -143,7 +151,10 @@ pub enum Outcome {
     Failed(Failure),
     /// Ran out of time after running this long; `inherited` when the deadline was the one
     /// of the task that spawned it.
-    TimedOut { ran: Duration, inherited: bool },
+    TimedOut {
+        ran: Duration,
+        inherited: bool,
+    },
     Cancelled,
     /// The host stopped while the task ran; the reason says what became of it.
     Interrupted(String),
@@ -232,7 +243,14 @@ struct LogBudget {
 }
 
 impl Task {
-    pub fn new(plugin: String, version: Arc<str>, origin: Origin<'_>, timeout: Duration, events_kept: usize, max_log_lines: u64) -> Self {
+    pub fn new(
+        plugin: String,
+        version: Arc<str>,
+        origin: Origin<'_>,
+        timeout: Duration,
+        events_kept: usize,
+        max_log_lines: u64,
+    ) -> Self {
         let (parent, owner) = match origin {
             Origin::Caller(owner) => (None, owner),
             Origin::Parent(parent) => (Some(parent), parent.owner.clone()),
@@ -255,7 +273,12 @@ impl Task {
             attempts: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
             log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
-            status: watch::Sender::new(Status { state: TaskState::Queued, started_at: None, finished_at: None, outcome: None }),
+            status: watch::Sender::new(Status {
+                state: TaskState::Queued,
+                started_at: None,
+                finished_at: None,
+                outcome: None,
+            }),
             cancel: CancellationToken::new(),
         };
         task.events.push(EventKind::State { state: TaskState::Queued, error: None });
@@ -382,7 +405,10 @@ impl Task {
         if finished {
             let dropped = self.log_lines.written.load(Ordering::Relaxed).saturating_sub(self.log_lines.max);
             if dropped > 0 {
-                let message = format!("{dropped} more log lines were dropped: the task wrote past limits.max_log_lines ({})", self.log_lines.max);
+                let message = format!(
+                    "{dropped} more log lines were dropped: the task wrote past limits.max_log_lines ({})",
+                    self.log_lines.max
+                );
                 self.events.push(EventKind::Log { level: Level::Warn, message });
             }
             self.events.push(EventKind::State { state, error });

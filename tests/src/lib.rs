@@ -33,7 +33,8 @@ fn target_profile_dir() -> PathBuf {
 /// A client that sends the admin token with every request.
 pub fn client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
-    let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("the token is a valid header value");
     headers.insert(reqwest::header::AUTHORIZATION, value);
     reqwest::Client::builder().default_headers(headers).build().expect("a client with default headers builds")
 }
@@ -47,7 +48,10 @@ pub fn plugin_path(name: &str) -> PathBuf {
 pub fn plugin_bytes(name: &str) -> Vec<u8> {
     let path = plugin_path(name);
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("cannot read {} ({e}): build the plugins first with `cd plugins && cargo build --release`", path.display())
+        panic!(
+            "cannot read {} ({e}): build the plugins first with `cd plugins && cargo build --release`",
+            path.display()
+        )
     })
 }
 
@@ -151,7 +155,12 @@ impl Host {
     /// A host on an existing data directory (for restarts); it is left in place.
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> anyhow::Result<Host> {
         let mut command = Command::new(binary());
-        command.arg("serve").args(["--listen", "127.0.0.1:0", "--token", TOKEN]).arg("--data-dir").arg(data_dir).args(args);
+        command
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--token", TOKEN])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args);
         let (child, base) = start_listening(command).await?;
         Ok(Host { base, data_dir: data_dir.to_path_buf(), client: client(), child, owns_data_dir: false })
     }
@@ -181,7 +190,8 @@ impl Host {
     /// `PUT /v1/plugins/{name}` as `multipart/form-data`: a `component` part and, if given, a
     /// `manifest` part.
     pub async fn upload_form(&self, name: &str, bytes: Vec<u8>, manifest: Option<&str>) -> reqwest::Response {
-        let mut form = reqwest::multipart::Form::new().part("component", reqwest::multipart::Part::bytes(bytes).file_name("plugin.wasm"));
+        let mut form = reqwest::multipart::Form::new()
+            .part("component", reqwest::multipart::Part::bytes(bytes).file_name("plugin.wasm"));
         if let Some(manifest) = manifest {
             form = form.part("manifest", reqwest::multipart::Part::text(manifest.to_owned()).file_name("ignareo.toml"));
         }
@@ -206,14 +216,26 @@ impl Host {
 
     /// `POST /v1/plugins/{name}/run` with a JSON input: (status, body).
     pub async fn run(&self, name: &str, input: &Value) -> (u16, Value) {
-        let response = self.client.post(self.url(&format!("/v1/plugins/{name}/run"))).json(input).send().await.expect("the host answers");
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/plugins/{name}/run")))
+            .json(input)
+            .send()
+            .await
+            .expect("the host answers");
         let status = response.status().as_u16();
         (status, response.json().await.expect("run answers JSON"))
     }
 
     /// `POST /v1/plugins/{name}/tasks`: the task id.
     pub async fn submit(&self, name: &str, input: &Value) -> String {
-        let response = self.client.post(self.url(&format!("/v1/plugins/{name}/tasks"))).json(input).send().await.expect("the host answers");
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/plugins/{name}/tasks")))
+            .json(input)
+            .send()
+            .await
+            .expect("the host answers");
         assert_eq!(response.status().as_u16(), 202, "submit to {name} was not accepted");
         let body: Value = response.json().await.expect("submit answers JSON");
         body["id"].as_str().expect("a task id").to_owned()
@@ -230,7 +252,8 @@ impl Host {
 
     /// Reads a task's whole event stream (it ends after the final state): (name, data) pairs.
     pub async fn events(&self, id: &str) -> Vec<(String, Value)> {
-        let response = self.client.get(self.url(&format!("/v1/tasks/{id}/events"))).send().await.expect("the host answers");
+        let response =
+            self.client.get(self.url(&format!("/v1/tasks/{id}/events"))).send().await.expect("the host answers");
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         let mut text = String::new();
         let mut body = response.bytes_stream();
@@ -271,7 +294,10 @@ impl Host {
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("the host is running");
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.expect("the host exits after SIGTERM").expect("exit status")
+        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("the host exits after SIGTERM")
+            .expect("exit status")
     }
 }
 

@@ -73,8 +73,13 @@ impl TestProxy {
 }
 
 async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
-    let authorization = request.headers().get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    state.seen.lock().expect("lock").push(Seen { uri: request.uri().to_string(), proxy_authorization: authorization.clone() });
+    let authorization =
+        request.headers().get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    state
+        .seen
+        .lock()
+        .expect("lock")
+        .push(Seen { uri: request.uri().to_string(), proxy_authorization: authorization.clone() });
     if state.required.is_some() && authorization != state.required {
         let mut response = (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy credentials required").into_response();
         response.headers_mut().insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"test\""));

@@ -97,7 +97,12 @@ impl Target {
     }
 
     pub async fn start_with_stock_after(polls_until_stock: u64) -> Target {
-        let shop = Arc::new(Shop { changing: Mutex::default(), polls_until_stock, sessions: Mutex::default(), orders: Mutex::default() });
+        let shop = Arc::new(Shop {
+            changing: Mutex::default(),
+            polls_until_stock,
+            sessions: Mutex::default(),
+            orders: Mutex::default(),
+        });
         let requests = Arc::new(AtomicU64::new(0));
         let pressure = Arc::new(Pressure::default());
         let state = AppState { shop: shop.clone(), requests: requests.clone(), pressure: pressure.clone() };
@@ -163,7 +168,11 @@ struct HoldQuery {
 }
 
 /// Holds each request `ms` milliseconds, counting requests in flight per key.
-async fn concurrent(State(state): State<AppState>, Path(key): Path<String>, Query(q): Query<HoldQuery>) -> Html<String> {
+async fn concurrent(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Query(q): Query<HoldQuery>,
+) -> Html<String> {
     state.pressure.arrive(&key);
     tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(0))).await;
     state.pressure.leave(&key);
@@ -208,7 +217,8 @@ async fn redirect_to(Query(q): Query<RedirectQuery>) -> Redirect {
 async fn stream(Path(mib): Path<usize>) -> Response {
     const CHUNK: usize = 64 * 1024;
     let chunks = mib * 1024 * 1024 / CHUNK;
-    let body = futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0; CHUNK]))));
+    let body =
+        futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0; CHUNK]))));
     Response::new(Body::from_stream(body))
 }
 
@@ -269,10 +279,7 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
 async fn shop_home(State(state): State<AppState>) -> Response {
     let session = format!("{:016x}", rand::random::<u64>());
     state.shop.sessions.lock().expect("lock").insert(session.clone(), 0);
-    (
-        [(header::SET_COOKIE, format!("shop_session={session}; Path=/; HttpOnly"))],
-        Html("<title>Shop</title>"),
-    )
+    ([(header::SET_COOKIE, format!("shop_session={session}; Path=/; HttpOnly"))], Html("<title>Shop</title>"))
         .into_response()
 }
 
@@ -298,7 +305,8 @@ async fn shop_order(State(state): State<AppState>, headers: HeaderMap, Form(orde
     let Some(session) = session_of(&headers) else {
         return (StatusCode::UNAUTHORIZED, "no session cookie").into_response();
     };
-    let in_stock = state.shop.sessions.lock().expect("lock").get(&session).is_some_and(|p| *p >= state.shop.polls_until_stock);
+    let in_stock =
+        state.shop.sessions.lock().expect("lock").get(&session).is_some_and(|p| *p >= state.shop.polls_until_stock);
     if !in_stock || order.quantity != 1 {
         return (StatusCode::CONFLICT, "not in stock for this session").into_response();
     }

@@ -27,7 +27,14 @@ async fn call(host: &Host, method: &str, path: &str, token: &str, body: Option<V
     let response = request.send().await.unwrap();
     let status = response.status();
     let text = response.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}")) })
+    (
+        status,
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"))
+        },
+    )
 }
 
 #[tokio::test]
@@ -64,7 +71,8 @@ async fn every_route_but_health_needs_a_valid_token() {
             assert!(body["error"]["message"].as_str().unwrap().contains("token"), "{body}");
         }
     }
-    let basic = reqwest::Client::new().get(host.url("/v1/plugins")).basic_auth("admin", Some(TOKEN)).send().await.unwrap();
+    let basic =
+        reqwest::Client::new().get(host.url("/v1/plugins")).basic_auth("admin", Some(TOKEN)).send().await.unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(basic.headers()["www-authenticate"], "Bearer");
     let (status, _) = call(&host, "GET", "/healthz", "", None).await;
@@ -80,8 +88,10 @@ async fn scopes_allow_what_they_name_and_refuse_the_rest_with_403() {
     host.upload("hello", "hello").await;
     host.upload("sleep", "sleep").await;
     let (_, reader) = create_token(&host, json!({"name": "dashboard", "scopes": ["read"]})).await;
-    let (_, trigger) = create_token(&host, json!({"name": "bot", "scopes": ["trigger"], "plugins": ["hello", "sleep"]})).await;
-    let (_, other_trigger) = create_token(&host, json!({"name": "other bot", "scopes": ["trigger"], "plugins": ["*"]})).await;
+    let (_, trigger) =
+        create_token(&host, json!({"name": "bot", "scopes": ["trigger"], "plugins": ["hello", "sleep"]})).await;
+    let (_, other_trigger) =
+        create_token(&host, json!({"name": "other bot", "scopes": ["trigger"], "plugins": ["*"]})).await;
     let (_, second_admin) = create_token(&host, json!({"name": "ops", "scopes": ["admin"]})).await;
 
     // read: lists and shows, nothing else.
@@ -91,12 +101,23 @@ async fn scopes_allow_what_they_name_and_refuse_the_rest_with_403() {
     let (status, body) = call(&host, "POST", "/v1/plugins/hello/run", &reader, Some(json!({}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")));
     assert!(body["error"]["message"].as_str().unwrap().contains("trigger scope"), "{body}");
-    for (method, path) in [("DELETE", "/v1/plugins/hello"), ("POST", "/v1/plugins/hello/rollback"), ("GET", "/v1/tokens"), ("GET", "/v1/config")] {
+    for (method, path) in [
+        ("DELETE", "/v1/plugins/hello"),
+        ("POST", "/v1/plugins/hello/rollback"),
+        ("GET", "/v1/tokens"),
+        ("GET", "/v1/config"),
+    ] {
         let (status, body) = call(&host, method, path, &reader, None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
         assert!(body["error"]["message"].as_str().unwrap().contains("admin scope"), "{body}");
     }
-    let upload = reqwest::Client::new().put(host.url("/v1/plugins/x")).bearer_auth(&reader).body(vec![0u8; 8]).send().await.unwrap();
+    let upload = reqwest::Client::new()
+        .put(host.url("/v1/plugins/x"))
+        .bearer_auth(&reader)
+        .body(vec![0u8; 8])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(upload.status(), StatusCode::FORBIDDEN);
 
     // trigger: runs its plugins, not others; reads and cancels only its own tasks.
@@ -118,13 +139,23 @@ async fn scopes_allow_what_they_name_and_refuse_the_rest_with_403() {
     assert_eq!(call(&host, "GET", &format!("/v1/tasks/{mine}"), &trigger, None).await.0, StatusCode::OK);
     for id in [&admins, &theirs] {
         let (status, body) = call(&host, "GET", &format!("/v1/tasks/{id}"), &trigger, None).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "another caller's task is invisible");
-        assert_eq!(call(&host, "GET", &format!("/v1/tasks/{id}/events"), &trigger, None).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "another caller's task is invisible"
+        );
+        assert_eq!(
+            call(&host, "GET", &format!("/v1/tasks/{id}/events"), &trigger, None).await.0,
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(call(&host, "DELETE", &format!("/v1/tasks/{id}"), &trigger, None).await.0, StatusCode::NOT_FOUND);
     }
     let (_, listed) = call(&host, "GET", "/v1/tasks?limit=1000", &trigger, None).await;
     let listed: Vec<&str> = listed["tasks"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
-    assert!(listed.contains(&mine.as_str()) && !listed.contains(&admins.as_str()) && !listed.contains(&theirs.as_str()), "{listed:?}");
+    assert!(
+        listed.contains(&mine.as_str()) && !listed.contains(&admins.as_str()) && !listed.contains(&theirs.as_str()),
+        "{listed:?}"
+    );
     let (_, all) = call(&host, "GET", "/v1/tasks?limit=1000", &reader, None).await;
     assert!(all["tasks"].as_array().unwrap().len() >= 4, "read sees every task");
 
@@ -151,7 +182,8 @@ async fn tokens_are_stored_hashed_survive_restarts_and_die_when_revoked() {
     let data_dir = std::env::temp_dir().join(format!("ignareo-e2e-tokens-{:016x}", rand::random::<u64>()));
     let host = Host::start_in(&data_dir, &[]).await.unwrap();
     host.upload("hello", "hello").await;
-    let (kept_id, kept) = create_token(&host, json!({"name": "kept", "scopes": ["read", "trigger"], "plugins": ["hello"]})).await;
+    let (kept_id, kept) =
+        create_token(&host, json!({"name": "kept", "scopes": ["read", "trigger"], "plugins": ["hello"]})).await;
     let (gone_id, gone) = create_token(&host, json!({"name": "gone", "scopes": ["read"]})).await;
     assert!(kept.starts_with(&format!("ign_{kept_id}_")) && kept.len() > 80, "{kept}");
 
@@ -173,7 +205,10 @@ async fn tokens_are_stored_hashed_survive_restarts_and_die_when_revoked() {
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|t| t.get("token").is_none() && t.get("sha256").is_some()), "{listed:?}");
     let kept_view = listed.iter().find(|t| t["id"] == kept_id.as_str()).unwrap();
-    assert_eq!((&kept_view["name"], &kept_view["scopes"], &kept_view["plugins"]), (&json!("kept"), &json!(["read", "trigger"]), &json!(["hello"])));
+    assert_eq!(
+        (&kept_view["name"], &kept_view["scopes"], &kept_view["plugins"]),
+        (&json!("kept"), &json!(["read", "trigger"]), &json!(["hello"]))
+    );
 
     assert_eq!(call(&host, "GET", "/v1/plugins", &gone, None).await.0, StatusCode::OK);
     assert_eq!(call(&host, "DELETE", &format!("/v1/tokens/{gone_id}"), TOKEN, None).await.0, StatusCode::NO_CONTENT);
@@ -228,7 +263,11 @@ async fn the_cli_creates_lists_and_revokes_tokens() {
             .env_remove("IGNAREO_TOKEN")
             .output()
             .unwrap();
-        (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     };
     let (ok, out, err) = tokens(&["create", "--name", "ci", "--scope", "trigger", "--plugin", "hello"]);
     assert!(ok, "{err}");
@@ -272,7 +311,9 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase())))
+        .flat_map(|(path, item)| {
+            item.as_object().unwrap().keys().map(move |method| format!("{} {path}", method.to_uppercase()))
+        })
         .collect();
     for expected in [
         "GET /healthz",

@@ -47,7 +47,9 @@ async fn bad_parameters_are_refused_at_start_naming_the_flag() {
 #[tokio::test]
 async fn first_byte_latency_falls_within_the_range() {
     let target = Target::start().await;
-    let chaos = ChaosProxy::start(&["--upstream", &target.base, "--latency-min", "100", "--latency-max", "200", "--seed", "1"]).await;
+    let chaos =
+        ChaosProxy::start(&["--upstream", &target.base, "--latency-min", "100", "--latency-max", "200", "--seed", "1"])
+            .await;
     let client = fresh_links();
     let mut delays = Vec::new();
     for i in 0..12 {
@@ -71,18 +73,23 @@ async fn the_speed_limit_is_the_total_of_all_links() {
     let chaos = ChaosProxy::start(&["--upstream", &target.base, "--speed", "1000000"]).await;
     let client = fresh_links();
     let started = Instant::now();
-    let downloads = (0..4).map(|_| async { client.get(chaos.url("/big/512")).send().await.unwrap().bytes().await.unwrap().len() });
+    let downloads =
+        (0..4).map(|_| async { client.get(chaos.url("/big/512")).send().await.unwrap().bytes().await.unwrap().len() });
     let bytes: usize = futures::future::join_all(downloads).await.into_iter().sum();
     let elapsed = started.elapsed().as_secs_f64();
     let rate = bytes as f64 / elapsed;
     assert!(bytes >= 4 * 512 * 1024);
-    assert!((850_000.0..=1_150_000.0).contains(&rate), "{bytes} bytes in {elapsed:.2} s: {rate:.0} B/s for --speed 1000000");
+    assert!(
+        (850_000.0..=1_150_000.0).contains(&rate),
+        "{bytes} bytes in {elapsed:.2} s: {rate:.0} B/s for --speed 1000000"
+    );
 }
 
 #[tokio::test]
 async fn resets_cut_links_with_the_configured_probability() {
     let target = Target::start().await;
-    let chaos = ChaosProxy::start(&["--upstream", &target.base, "--reset-enable", "--reset-prob", "0.3", "--seed", "42"]).await;
+    let chaos =
+        ChaosProxy::start(&["--upstream", &target.base, "--reset-enable", "--reset-prob", "0.3", "--seed", "42"]).await;
     let client = fresh_links();
     let mut failed = 0;
     for i in 0..300 {
@@ -102,7 +109,17 @@ async fn resets_cut_links_with_the_configured_probability() {
 #[tokio::test]
 async fn jitter_holds_pieces_back() {
     let target = Target::start().await;
-    let chaos = ChaosProxy::start(&["--upstream", &target.base, "--jitter-prob", "1", "--jitter-min", "150", "--jitter-max", "150"]).await;
+    let chaos = ChaosProxy::start(&[
+        "--upstream",
+        &target.base,
+        "--jitter-prob",
+        "1",
+        "--jitter-min",
+        "150",
+        "--jitter-max",
+        "150",
+    ])
+    .await;
     let response = fresh_links().get(chaos.url("/big/64")).send().await.unwrap();
     let mut body = response.bytes_stream();
     let mut arrivals = Vec::new();
@@ -129,7 +146,10 @@ async fn it_forwards_absolute_form_requests_and_tunnels_connect() {
     let address = chaos.base.trim_start_matches("http://");
     let mut tunnel = tokio::net::TcpStream::connect(address).await.unwrap();
     let destination = target.base.trim_start_matches("http://");
-    tunnel.write_all(format!("CONNECT {destination} HTTP/1.1\r\nHost: {destination}\r\n\r\n").as_bytes()).await.unwrap();
+    tunnel
+        .write_all(format!("CONNECT {destination} HTTP/1.1\r\nHost: {destination}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
@@ -164,7 +184,10 @@ async fn the_weather_changes_live_and_stats_count_it() {
     fresh_links().get(chaos.url("/page/1")).send().await.unwrap().text().await.unwrap();
     assert!(started.elapsed() >= Duration::from_millis(300), "the new latency applies to the next link");
 
-    for (body, named) in [(json!({"jitter-prob": 2.0, "jitter-min": 1, "jitter-max": 2}), "--jitter-prob"), (json!({"latancy": 1}), "latancy")] {
+    for (body, named) in [
+        (json!({"jitter-prob": 2.0, "jitter-min": 1, "jitter-max": 2}), "--jitter-prob"),
+        (json!({"latancy": 1}), "latancy"),
+    ] {
         let refused = control.put(chaos.url("/_chaos/config")).json(&body).send().await.unwrap();
         assert_eq!(refused.status(), 400);
         let message = refused.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();

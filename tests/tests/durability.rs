@@ -26,7 +26,8 @@ fn write_config(data_dir: &Path, toml: &str) -> String {
 async fn submit_many(host: &Host, plugin: &str, input: Value, count: usize) -> Vec<String> {
     let mut lanes = Vec::new();
     for lane in 0..8 {
-        let (client, url, input) = (host.client.clone(), host.url(&format!("/v1/plugins/{plugin}/tasks")), input.clone());
+        let (client, url, input) =
+            (host.client.clone(), host.url(&format!("/v1/plugins/{plugin}/tasks")), input.clone());
         lanes.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in (lane..count).step_by(8) {
@@ -196,7 +197,8 @@ async fn a_batch_of_ten_thousand_tasks_is_accepted_in_one_call() {
     assert_eq!(response.status(), 202);
     let accepted: Value = response.json().await.unwrap();
     assert_eq!(accepted["count"], 10_000);
-    let ids: Vec<String> = accepted["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> =
+        accepted["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 10_000, "distinct ids");
 
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -226,7 +228,10 @@ async fn a_batch_of_ten_thousand_tasks_is_accepted_in_one_call() {
 #[tokio::test]
 async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pruned_with_them() {
     let data_dir = fresh_data_dir();
-    let config = write_config(&data_dir, "[limits]\nretain_finished_tasks = 3\n[store]\ninline_output_kb = 1\nprune_interval_secs = 1\n");
+    let config = write_config(
+        &data_dir,
+        "[limits]\nretain_finished_tasks = 3\n[store]\ninline_output_kb = 1\nprune_interval_secs = 1\n",
+    );
     let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
     host.upload("hello", "hello").await;
     let pad = "x".repeat(4096);
@@ -240,7 +245,8 @@ async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pru
     let outputs = data_dir.join("ignareo.outputs");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let files: Vec<String> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let files: Vec<String> =
+            std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         if files.len() == 3 {
             let mut newest = ids[7..].to_vec();
             newest.sort();
@@ -270,7 +276,8 @@ async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pru
 #[tokio::test]
 async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_on_disk() {
     let data_dir = fresh_data_dir();
-    let config = write_config(&data_dir, "[store]\nretain_finished_secs = 2\nprune_interval_secs = 1\ninline_output_kb = 1\n");
+    let config =
+        write_config(&data_dir, "[store]\nretain_finished_secs = 2\nprune_interval_secs = 1\ninline_output_kb = 1\n");
     let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
     host.upload("hello", "hello").await;
     let id = host.submit("hello", &json!({"pad": "x".repeat(4096)})).await;
@@ -290,7 +297,10 @@ async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_o
         if shown == 404 && files == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "after its retention the task is still shown ({shown}) or its output kept ({files} files)");
+        assert!(
+            Instant::now() < deadline,
+            "after its retention the task is still shown ({shown}) or its output kept ({files} files)"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(host.terminate().await.success());

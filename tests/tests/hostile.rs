@@ -18,7 +18,13 @@ async fn hostile_host() -> Host {
 
 /// Runs one hostile kind (with a deadline) and returns the task's final view.
 async fn misbehave(host: &Host, input: Value, timeout_secs: u64) -> Value {
-    let response = host.client.post(host.url(&format!("/v1/plugins/hostile/tasks?timeout={timeout_secs}"))).json(&input).send().await.unwrap();
+    let response = host
+        .client
+        .post(host.url(&format!("/v1/plugins/hostile/tasks?timeout={timeout_secs}")))
+        .json(&input)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let deadline = Instant::now() + Duration::from_secs(timeout_secs + 30);
@@ -31,7 +37,11 @@ async fn misbehave(host: &Host, input: Value, timeout_secs: u64) -> Value {
 }
 
 fn failure(task: &Value) -> (&str, &str, &str) {
-    (task["state"].as_str().unwrap_or_default(), task["error"]["kind"].as_str().unwrap_or_default(), task["error"]["message"].as_str().unwrap_or_default())
+    (
+        task["state"].as_str().unwrap_or_default(),
+        task["error"]["kind"].as_str().unwrap_or_default(),
+        task["error"]["message"].as_str().unwrap_or_default(),
+    )
 }
 
 #[tokio::test]
@@ -45,7 +55,12 @@ async fn each_hostile_plugin_ends_with_a_typed_error_naming_its_limit() {
             let mut runs = 0;
             let started = Instant::now();
             while started.elapsed() < Duration::from_secs(8) {
-                let response = client.post(format!("{host_base}/v1/plugins/hello/run")).json(&json!({"n": runs})).send().await.unwrap();
+                let response = client
+                    .post(format!("{host_base}/v1/plugins/hello/run"))
+                    .json(&json!({"n": runs}))
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(response.status(), 200);
                 assert_eq!(response.json::<Value>().await.unwrap(), json!({"hello": {"n": runs}}));
                 runs += 1;
@@ -93,7 +108,13 @@ async fn each_hostile_plugin_ends_with_a_typed_error_naming_its_limit() {
 async fn a_log_flood_is_capped_and_summed_up() {
     let host = hostile_host().await;
     let before = host.peak_rss_bytes();
-    let response = host.client.post(host.url("/v1/plugins/hostile/tasks")).json(&json!({"kind": "log-flood", "n": 1_000_000})).send().await.unwrap();
+    let response = host
+        .client
+        .post(host.url("/v1/plugins/hostile/tasks"))
+        .json(&json!({"kind": "log-flood", "n": 1_000_000}))
+        .send()
+        .await
+        .unwrap();
     let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
     let task = host.wait(&id, 60).await;
     assert_eq!(task["state"], "succeeded", "{task}");
@@ -253,7 +274,11 @@ async fn a_plugin_that_hogs_the_host_moves_to_the_background_lane_and_still_runs
     let running = host.get_json("/v1/tasks?plugin=spin&state=running").await["tasks"].as_array().unwrap().len();
     assert_eq!(running, 1, "the background lane holds one slot");
     assert_eq!(host.run("hello", &json!(2)).await, (200, json!({"hello": 2})));
-    assert_eq!(host.get_json("/healthz").await["load"]["background_plugins"], json!(["spin"]), "hello stays in the foreground");
+    assert_eq!(
+        host.get_json("/healthz").await["load"]["background_plugins"],
+        json!(["spin"]),
+        "hello stays in the foreground"
+    );
 
     // Background tasks still run, one after another, to their own end.
     for id in &spins {

@@ -89,7 +89,9 @@ async fn a_body_that_stops_arriving_gets_408() {
 
 #[tokio::test]
 async fn oversized_heads_get_431_and_control_bodies_have_their_own_limit() {
-    let host = Host::start_with_config("[http]\nmax_headers = 32\nmax_header_bytes = 4096\nmax_control_body_kb = 4\n", &[]).await;
+    let host =
+        Host::start_with_config("[http]\nmax_headers = 32\nmax_header_bytes = 4096\nmax_control_body_kb = 4\n", &[])
+            .await;
     let mut many = host.client.get(host.url("/v1/plugins"));
     for i in 0..40 {
         many = many.header(format!("x-filler-{i}"), "1");
@@ -121,7 +123,9 @@ async fn a_body_declared_over_its_limit_is_refused_before_it_is_sent() {
         5 * 1024 * 1024
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await.expect("an answer without the body, then a close");
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("an answer without the body, then a close");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large") && answer.contains("limits.max_input_mb"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
@@ -150,14 +154,24 @@ async fn clients_beyond_the_connection_limit_wait_for_a_free_connection() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!third.is_finished(), "a third connection is not served while two are open");
     drop(held.pop());
-    let status = tokio::time::timeout(Duration::from_secs(10), third).await.expect("served once a connection closes").unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a connection closes")
+        .unwrap()
+        .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_body_refused_unread_closes_its_connection_so_clients_do_not_reuse_it() {
     let host = Host::start().await;
-    let unread = reqwest::Client::new().put(host.url("/v1/plugins/Bad")).bearer_auth(TOKEN).body(vec![0u8; 256 * 1024]).send().await.unwrap();
+    let unread = reqwest::Client::new()
+        .put(host.url("/v1/plugins/Bad"))
+        .bearer_auth(TOKEN)
+        .body(vec![0u8; 256 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(unread.status(), StatusCode::BAD_REQUEST);
     assert_eq!(unread.headers()["connection"], "close");
     let read = host.client.post(host.url("/v1/tokens")).body("{not json").send().await.unwrap();

@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use ignareo_e2e::{Host, LOCAL_MANIFEST};
 use ignareo_e2e::target::Target;
+use ignareo_e2e::{Host, LOCAL_MANIFEST};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -12,9 +12,18 @@ async fn fetch_title_reads_a_page_and_follows_redirects() {
     let host = Host::start().await;
     let target = Target::start().await;
     host.upload_with("fetch-title", "fetch-title", LOCAL_MANIFEST).await;
-    assert_eq!(host.run("fetch-title", &json!({"url": target.url("/page/7")})).await, (200, json!({"status": 200, "title": "Page 7"})));
-    assert_eq!(host.run("fetch-title", &json!({"url": target.url("/redirect")})).await.1, json!({"status": 200, "title": "Page 0"}));
-    assert_eq!(host.run("fetch-title", &json!({"url": target.url("/status/404")})).await.1, json!({"status": 404, "title": null}));
+    assert_eq!(
+        host.run("fetch-title", &json!({"url": target.url("/page/7")})).await,
+        (200, json!({"status": 200, "title": "Page 7"}))
+    );
+    assert_eq!(
+        host.run("fetch-title", &json!({"url": target.url("/redirect")})).await.1,
+        json!({"status": 200, "title": "Page 0"})
+    );
+    assert_eq!(
+        host.run("fetch-title", &json!({"url": target.url("/status/404")})).await.1,
+        json!({"status": 404, "title": null})
+    );
 
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -55,9 +55,17 @@ async fn a_plugin_without_a_manifest_reaches_nothing() {
     let report = host.upload("probe", "http-probe").await;
     assert_eq!(report["manifest"]["allowed_hosts"], json!([]));
 
-    let results = probe(&host, "probe", json!({"steps": [{"url": target.url("/page/1")}, {"fetch_all": [{"url": target.url("/page/2")}]}]})).await;
+    let results = probe(
+        &host,
+        "probe",
+        json!({"steps": [{"url": target.url("/page/1")}, {"fetch_all": [{"url": target.url("/page/2")}]}]}),
+    )
+    .await;
     assert_eq!(kind(&results[0]), "denied", "{results:?}");
-    assert!(message(&results[0]).contains(&format!("127.0.0.1:{}", port(&target.base))), "the refusal names the destination: {results:?}");
+    assert!(
+        message(&results[0]).contains(&format!("127.0.0.1:{}", port(&target.base))),
+        "the refusal names the destination: {results:?}"
+    );
     assert!(message(&results[0]).contains("no allowed_hosts"), "{results:?}");
     assert_eq!(kind(&results[1][0]), "denied");
     assert_eq!(target.requests.load(Ordering::Relaxed), 0, "nothing reached the target");
@@ -116,17 +124,22 @@ async fn a_proxy_pool_rotates_across_sessions_and_a_task_input_can_bind_its_prox
     let results = probe(&host, "pooled", input).await;
     assert!(results.iter().all(|r| r["status"] == 200), "{results:?}");
     let uris = |p: &TestProxy| p.seen().into_iter().map(|s| s.uri).collect::<Vec<_>>();
-    assert_eq!(uris(&a), ["http://one.example.test/page/1", "http://three.example.test/page/3", "http://one.example.test/page/4"]);
+    assert_eq!(
+        uris(&a),
+        ["http://one.example.test/page/1", "http://three.example.test/page/3", "http://one.example.test/page/4"]
+    );
     assert_eq!(uris(&b), ["http://two.example.test/page/2"], "a session keeps the proxy it was given");
 
     // The caller binds a proxy to one task through its input (fetch-title's `proxy`).
     let bound = format!("allowed_hosts = [\"http://*.example.test\", \"http://127.0.0.1:{}\"]\n", port(&b.base));
     host.upload_with("fetch-title", "fetch-title", &bound).await;
-    let (status, body) = host.run("fetch-title", &json!({"url": "http://x.example.test/page/5", "proxy": b.base})).await;
+    let (status, body) =
+        host.run("fetch-title", &json!({"url": "http://x.example.test/page/5", "proxy": b.base})).await;
     assert_eq!((status, body), (200, json!({"status": 200, "title": "Page 5"})));
     assert_eq!(uris(&b).last().map(String::as_str), Some("http://x.example.test/page/5"));
 
-    let dead = format!("allowed_hosts = [\"http://*.example.test\"]\nproxies = [\"http://127.0.0.1:{}\"]\n", closed_port());
+    let dead =
+        format!("allowed_hosts = [\"http://*.example.test\"]\nproxies = [\"http://127.0.0.1:{}\"]\n", closed_port());
     host.upload_with("dead", "http-probe", &dead).await;
     let results = probe(&host, "dead", json!({"steps": [{"url": "http://one.example.test/page/1"}]})).await;
     assert_eq!(kind(&results[0]), "proxy", "an unreachable proxy is a proxy error: {results:?}");
@@ -147,7 +160,12 @@ async fn private_addresses_need_a_grant_that_names_them() {
     assert!(message(&results[0]).contains("private address"), "{results:?}");
     assert_eq!(results[1]["status"], 200, "the address itself was granted: {results:?}");
 
-    let results = probe(&host, "anything", json!({"steps": [{"url": target.url("/page/3")}, {"url": "http://169.254.169.254/latest/meta-data/"}]})).await;
+    let results = probe(
+        &host,
+        "anything",
+        json!({"steps": [{"url": target.url("/page/3")}, {"url": "http://169.254.169.254/latest/meta-data/"}]}),
+    )
+    .await;
     assert_eq!(kind(&results[0]), "denied", "a wildcard never grants a private address: {results:?}");
     assert_eq!(kind(&results[1]), "denied", "nor the metadata service: {results:?}");
     assert_eq!(target.requests.load(Ordering::Relaxed), 1, "only the granted request arrived");
@@ -192,13 +210,14 @@ async fn the_per_host_concurrency_cap_holds_across_plugins_and_shows_in_events()
     let [a, _] = crawl_from_two_plugins(&host, &urls, 24).await;
 
     assert_eq!(target.pressure.arrivals("shared").len(), 48);
-    assert_eq!(target.pressure.max_in_flight("shared"), 3, "the target never saw more than the cap, and the cap was used");
+    assert_eq!(
+        target.pressure.max_in_flight("shared"),
+        3,
+        "the target never saw more than the cap, and the cap was used"
+    );
     let events = host.events(&a).await;
-    let waits: Vec<&str> = events
-        .iter()
-        .filter_map(|(_, e)| e["message"].as_str())
-        .filter(|m| m.starts_with("politeness:"))
-        .collect();
+    let waits: Vec<&str> =
+        events.iter().filter_map(|(_, e)| e["message"].as_str()).filter(|m| m.starts_with("politeness:")).collect();
     assert!(!waits.is_empty(), "the wait shows in the task's events: {events:?}");
     assert!(waits[0].contains("127.0.0.1") && waits[0].contains("3 at once"), "{waits:?}");
 }
@@ -228,7 +247,8 @@ async fn waiting_for_politeness_does_not_count_against_a_request_timeout() {
     let host = start_with_config("[outbound.politeness]\nrequests_per_second = 4.0\n").await;
     let target = Target::start().await;
     host.upload_with("probe", "http-probe", LOCAL_MANIFEST).await;
-    let requests: Vec<Value> = (0..8).map(|_| json!({"url": target.url("/concurrent/patient"), "timeout_ms": 500})).collect();
+    let requests: Vec<Value> =
+        (0..8).map(|_| json!({"url": target.url("/concurrent/patient"), "timeout_ms": 500})).collect();
     let results = probe(&host, "probe", json!({"steps": [{"fetch_all": requests, "concurrency": 8}]})).await;
     for result in results[0].as_array().unwrap() {
         assert_eq!(result["status"], 200, "the last request waited 1.75 s for its turn, then had its 500 ms: {result}");
@@ -275,7 +295,9 @@ async fn cookies_follow_their_session_and_never_cross_sessions() {
     assert_eq!(body(8), "a=1");
 
     // Another task of the same plugin starts with empty jars.
-    let results = probe(&host, "probe", json!({"sessions": [{}], "steps": [{"session": 0, "url": target.url("/cookies")}]})).await;
+    let results =
+        probe(&host, "probe", json!({"sessions": [{}], "steps": [{"session": 0, "url": target.url("/cookies")}]}))
+            .await;
     assert_eq!(results[0]["body"], "");
 }
 
@@ -301,7 +323,10 @@ async fn retries_back_off_until_the_target_recovers() {
     assert_eq!(task["state"], "succeeded", "{task}");
     let results = task["output"]["results"].as_array().unwrap().clone();
 
-    assert_eq!((results[0]["status"].as_u64(), results[0]["body"].as_str()), (Some(200), Some("<title>recovered after 2</title>")));
+    assert_eq!(
+        (results[0]["status"].as_u64(), results[0]["body"].as_str()),
+        (Some(200), Some("<title>recovered after 2</title>"))
+    );
     let hits = target.pressure.arrivals("a");
     assert_eq!(hits.len(), 3);
     // Backoff 200 ms then 400 ms, each drawn from its upper half.
@@ -320,7 +345,8 @@ async fn retries_back_off_until_the_target_recovers() {
     assert_eq!(kind(&results[6]), "connect", "{results:?}");
 
     let events = host.events(&id).await;
-    let retries = events.iter().filter(|(_, e)| e["message"].as_str().is_some_and(|m| m.starts_with("retrying "))).count();
+    let retries =
+        events.iter().filter(|(_, e)| e["message"].as_str().is_some_and(|m| m.starts_with("retrying "))).count();
     assert_eq!(retries, 2 + 2 + 1 + 1 + 1, "each retry shows in the task's events");
 }
 
@@ -369,7 +395,11 @@ async fn decompressed_bytes_count_and_a_gzip_bomb_is_refused() {
     host.upload_with("probe", "http-probe", LOCAL_MANIFEST).await;
     let steps = json!([{"url": target.url("/gzip/512")}, {"url": target.url("/gzip/65536")}]);
     let results = probe(&host, "probe", json!({ "steps": steps })).await;
-    assert_eq!((results[0]["status"].as_u64(), results[0]["body_len"].as_u64()), (Some(200), Some(512 * 1024)), "{results:?}");
+    assert_eq!(
+        (results[0]["status"].as_u64(), results[0]["body_len"].as_u64()),
+        (Some(200), Some(512 * 1024)),
+        "{results:?}"
+    );
     assert_eq!(kind(&results[1]), "too_large", "64 MiB from a few KiB on the wire: {results:?}");
 
     // A manifest may lower the host's cap for its plugin, never raise it.
@@ -377,6 +407,7 @@ async fn decompressed_bytes_count_and_a_gzip_bomb_is_refused() {
     let results = probe(&host, "small", json!({"steps": [{"url": target.url("/gzip/512")}]})).await;
     assert_eq!(kind(&results[0]), "too_large");
     assert!(message(&results[0]).contains("102400"), "{results:?}");
-    let refused = host.upload_form("big", ignareo_e2e::plugin_bytes("http-probe"), Some("max_response_bytes = \"2MiB\"\n")).await;
+    let refused =
+        host.upload_form("big", ignareo_e2e::plugin_bytes("http-probe"), Some("max_response_bytes = \"2MiB\"\n")).await;
     assert_eq!(refused.status(), 400);
 }

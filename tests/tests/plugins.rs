@@ -72,7 +72,8 @@ async fn bad_uploads_are_refused_with_a_reason() {
     assert_eq!((status, code.as_str()), (422, "compile_failed"), "{message}");
 
     // The host answers before reading an oversized body and closes that connection.
-    let oversized = reqwest::Client::new().put(host.url("/v1/plugins/p")).bearer_auth(TOKEN).body(vec![0u8; 2 * 1024 * 1024]);
+    let oversized =
+        reqwest::Client::new().put(host.url("/v1/plugins/p")).bearer_auth(TOKEN).body(vec![0u8; 2 * 1024 * 1024]);
     let (status, code, message) = refusal(oversized.send().await.unwrap()).await;
     assert_eq!((status, code.as_str()), (413, "payload_too_large"));
     assert!(message.contains("max_component_mb"), "{message}");
@@ -82,12 +83,20 @@ async fn bad_uploads_are_refused_with_a_reason() {
         assert_eq!((status, code.as_str()), (400, "invalid_name"), "{bad_name}");
     }
 
-    let anonymous = reqwest::Client::new().put(host.url("/v1/plugins/p")).body(plugin_bytes("hello")).send().await.unwrap();
+    let anonymous =
+        reqwest::Client::new().put(host.url("/v1/plugins/p")).body(plugin_bytes("hello")).send().await.unwrap();
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
     let (status, code, message) = refusal(anonymous).await;
     assert_eq!((status, code.as_str()), (401, "unauthorized"));
     assert!(message.contains("Bearer"), "{message}");
-    let wrong = host.client.put(host.url("/v1/plugins/p")).bearer_auth("not-the-token").body(plugin_bytes("hello")).send().await.unwrap();
+    let wrong = host
+        .client
+        .put(host.url("/v1/plugins/p"))
+        .bearer_auth("not-the-token")
+        .body(plugin_bytes("hello"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refusal(wrong).await.0, 401);
 
     assert_eq!(host.get_json("/v1/plugins").await["plugins"], json!([]), "nothing refused was registered");
@@ -168,10 +177,22 @@ async fn a_manifest_travels_with_its_component_as_a_version() {
     assert_eq!(bare["manifest"]["allowed_hosts"], json!([]));
     let versions = host.get_json("/v1/plugins/probe").await["versions"].clone();
     assert_eq!(versions.as_array().unwrap().len(), 2);
-    assert_eq!((versions[0]["has_manifest"].as_bool(), versions[1]["has_manifest"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (versions[0]["has_manifest"].as_bool(), versions[1]["has_manifest"].as_bool()),
+        (Some(true), Some(false))
+    );
 
     // Rolling back brings the manifest back with the component.
-    let view: Value = host.client.post(host.url("/v1/plugins/probe/rollback")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let view: Value = host
+        .client
+        .post(host.url("/v1/plugins/probe/rollback"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(view["live"], with_manifest["version"]);
     assert_eq!(view["manifest"]["allowed_hosts"], json!(["https://*.example.com"]));
     assert_eq!(host.get_json("/healthz").await["compilations"], 1);
@@ -207,10 +228,12 @@ async fn bad_manifests_and_forms_are_refused_naming_the_problem() {
     let (status, code, message) = refusal(form(vec![("manifest", b"".to_vec())]).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "bad_multipart"));
     assert!(message.contains("component"), "{message}");
-    let (status, code, message) = refusal(form(vec![("component", plugin_bytes("hello")), ("extra", b"x".to_vec())]).await.unwrap()).await;
+    let (status, code, message) =
+        refusal(form(vec![("component", plugin_bytes("hello")), ("extra", b"x".to_vec())]).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "bad_multipart"));
     assert!(message.contains("extra"), "{message}");
-    let (status, code, _) = refusal(form(vec![("component", plugin_bytes("hello")), ("manifest", vec![0xff, 0xfe])]).await.unwrap()).await;
+    let (status, code, _) =
+        refusal(form(vec![("component", plugin_bytes("hello")), ("manifest", vec![0xff, 0xfe])]).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "invalid_manifest"));
     let (status, code, _) = refusal(form(vec![("component", b"not wasm".to_vec())]).await.unwrap()).await;
     assert_eq!((status, code.as_str()), (400, "not_wasm"));

@@ -21,10 +21,21 @@ const DEADLINE_SECS: u64 = 60;
 async fn every_task_is_accounted_for_through_a_bad_network() {
     let target = Target::start().await;
     let chaos = ChaosProxy::start(&[
-        "--latency-min", "100", "--latency-max", "400",
-        "--jitter-prob", "0.1", "--jitter-min", "50", "--jitter-max", "200",
-        "--reset-enable", "--reset-prob", "0.3",
-        "--seed", "2026",
+        "--latency-min",
+        "100",
+        "--latency-max",
+        "400",
+        "--jitter-prob",
+        "0.1",
+        "--jitter-min",
+        "50",
+        "--jitter-max",
+        "200",
+        "--reset-enable",
+        "--reset-prob",
+        "0.3",
+        "--seed",
+        "2026",
     ])
     .await;
     let config = std::env::temp_dir().join(format!("ignareo-resilience-{:016x}.toml", rand::random::<u64>()));
@@ -43,7 +54,8 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
     let probe = tokio::spawn(watch_health(probe_client, host.base.clone(), slowest_health_us.clone()));
 
     let submit = |plugin: &'static str, input: Value| {
-        let request = host.client.post(host.url(&format!("/v1/plugins/{plugin}/tasks?timeout={DEADLINE_SECS}"))).json(&input);
+        let request =
+            host.client.post(host.url(&format!("/v1/plugins/{plugin}/tasks?timeout={DEADLINE_SECS}"))).json(&input);
         async move {
             let response = request.send().await.expect("the host answers");
             assert_eq!(response.status(), 202);
@@ -61,7 +73,10 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
         submit("crawler", json!({"urls": urls, "concurrency": 2}))
     }))
     .await;
-    let fetches = futures::future::join_all((0..FETCHES).map(|i| submit("fetch-title", json!({"url": target.url(&format!("/page/{i}"))})))).await;
+    let fetches = futures::future::join_all(
+        (0..FETCHES).map(|i| submit("fetch-title", json!({"url": target.url(&format!("/page/{i}"))}))),
+    )
+    .await;
 
     let mut states = std::collections::HashMap::<String, usize>::new();
     for id in &crawls {
@@ -84,7 +99,9 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
             Some("succeeded") => assert_eq!(task["output"]["status"], 200, "{task}"),
             Some("failed") => {
                 let message = task["error"]["message"].as_str().unwrap_or_default();
-                let typed = ["protocol error", "connection failed", "proxy failed", "timed out"].iter().any(|cause| message.contains(cause));
+                let typed = ["protocol error", "connection failed", "proxy failed", "timed out"]
+                    .iter()
+                    .any(|cause| message.contains(cause));
                 assert!(typed, "a failure names its cause: {task}");
             }
             other => panic!("task {id} ended as {other:?}: {task}"),
@@ -97,7 +114,10 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
 
     probe.abort();
     let slowest = Duration::from_micros(slowest_health_us.load(Ordering::Relaxed));
-    assert!(slowest < Duration::from_millis(100), "/healthz answers within 100 ms throughout; the slowest took {slowest:?}");
+    assert!(
+        slowest < Duration::from_millis(100),
+        "/healthz answers within 100 ms throughout; the slowest took {slowest:?}"
+    );
     let load = host.get_json("/healthz").await["load"].clone();
     assert_eq!((load["running"].as_u64(), load["queued"].as_u64()), (Some(0), Some(0)), "{load}");
 }
@@ -110,7 +130,10 @@ async fn settle(host: &Host, id: &str, started: Instant) -> Value {
         if !matches!(task["state"].as_str(), Some("queued" | "running")) {
             return task;
         }
-        assert!(started.elapsed() < Duration::from_secs(DEADLINE_SECS + 15), "task {id} hangs past its deadline: {task}");
+        assert!(
+            started.elapsed() < Duration::from_secs(DEADLINE_SECS + 15),
+            "task {id} hangs past its deadline: {task}"
+        );
     }
 }
 

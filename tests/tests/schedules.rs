@@ -50,17 +50,33 @@ async fn schedules_run_at_their_times_as_tasks_linked_to_them() {
     host.upload("hello", "hello").await;
 
     let defined_at = now_ms();
-    let (status, every) =
-        call(&host, "PUT", "/v1/schedules/every-second", None, Some(json!({"plugin": "hello", "input": {"name": "tick"}, "interval_secs": 1}))).await;
+    let (status, every) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/every-second",
+        None,
+        Some(json!({"plugin": "hello", "input": {"name": "tick"}, "interval_secs": 1})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{every}");
     assert_eq!(every["plugin"], "hello");
     assert_eq!(every["input"], json!({"name": "tick"}));
     assert_eq!(every["interval_secs"], 1);
-    assert_eq!((every["overlap"].clone(), every["paused"].clone(), every["runs"].clone()), (json!(false), json!(false), json!(0)));
+    assert_eq!(
+        (every["overlap"].clone(), every["paused"].clone(), every["runs"].clone()),
+        (json!(false), json!(false), json!(0))
+    );
     let next = every["next_run_at_ms"].as_u64().unwrap();
     assert!((defined_at + 900..=defined_at + 1_200).contains(&next), "an interval counts from the definition: {every}");
 
-    let (status, cron) = call(&host, "PUT", "/v1/schedules/even-seconds", None, Some(json!({"plugin": "hello", "cron": "*/2 * * * * *"}))).await;
+    let (status, cron) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/even-seconds",
+        None,
+        Some(json!({"plugin": "hello", "cron": "*/2 * * * * *"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{cron}");
 
     tokio::time::sleep(Duration::from_millis(4_500)).await;
@@ -85,14 +101,20 @@ async fn schedules_run_at_their_times_as_tasks_linked_to_them() {
 
     let shown = host.get_json("/v1/schedules/every-second").await;
     assert!(shown["runs"].as_u64().unwrap() >= ticks.len() as u64, "{shown}");
-    assert!(shown["last_run_at_ms"].as_u64().unwrap() >= ticks.last().unwrap()["submitted_at_ms"].as_u64().unwrap(), "{shown}");
+    assert!(
+        shown["last_run_at_ms"].as_u64().unwrap() >= ticks.last().unwrap()["submitted_at_ms"].as_u64().unwrap(),
+        "{shown}"
+    );
     assert!(shown["next_run_at_ms"].as_u64().unwrap() > shown["last_run_at_ms"].as_u64().unwrap(), "{shown}");
     let listed = host.get_json("/v1/schedules").await;
-    let names: Vec<&str> = listed["schedules"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listed["schedules"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["even-seconds", "every-second"]);
 
     // Defined anew: counts kept, 200.
-    let (status, redefined) = call(&host, "PUT", "/v1/schedules/every-second", None, Some(json!({"plugin": "hello", "interval_secs": 60}))).await;
+    let (status, redefined) =
+        call(&host, "PUT", "/v1/schedules/every-second", None, Some(json!({"plugin": "hello", "interval_secs": 60})))
+            .await;
     assert_eq!(status, StatusCode::OK, "{redefined}");
     assert_eq!(redefined["interval_secs"], 60);
     assert!(redefined["runs"].as_u64().unwrap() >= ticks.len() as u64, "{redefined}");
@@ -103,10 +125,23 @@ async fn a_schedule_does_not_overlap_itself_unless_told_to() {
     let host = Host::start().await;
     host.upload("sleep", "sleep").await;
     let slow = json!({"ms": 2_500});
-    let (status, _) = call(&host, "PUT", "/v1/schedules/alone", None, Some(json!({"plugin": "sleep", "input": slow, "interval_secs": 1}))).await;
+    let (status, _) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/alone",
+        None,
+        Some(json!({"plugin": "sleep", "input": slow, "interval_secs": 1})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) =
-        call(&host, "PUT", "/v1/schedules/crowd", None, Some(json!({"plugin": "sleep", "input": slow, "interval_secs": 1, "overlap": true}))).await;
+    let (status, _) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/crowd",
+        None,
+        Some(json!({"plugin": "sleep", "input": slow, "interval_secs": 1, "overlap": true})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     tokio::time::sleep(Duration::from_millis(6_500)).await;
 
@@ -131,7 +166,8 @@ async fn a_schedule_does_not_overlap_itself_unless_told_to() {
 async fn schedules_pause_resume_and_delete() {
     let host = Host::start().await;
     host.upload("hello", "hello").await;
-    let (status, _) = call(&host, "PUT", "/v1/schedules/tick", None, Some(json!({"plugin": "hello", "interval_secs": 1}))).await;
+    let (status, _) =
+        call(&host, "PUT", "/v1/schedules/tick", None, Some(json!({"plugin": "hello", "interval_secs": 1}))).await;
     assert_eq!(status, StatusCode::CREATED);
     assert!(eventually(Duration::from_secs(5), || async { !runs(&host, "tick").await.is_empty() }).await);
 
@@ -144,8 +180,14 @@ async fn schedules_pause_resume_and_delete() {
 
     let (status, resumed) = call(&host, "POST", "/v1/schedules/tick/resume", None, None).await;
     assert_eq!(status, StatusCode::OK, "{resumed}");
-    assert!(resumed["next_run_at_ms"].as_u64().unwrap() > now_ms() - 100, "no catching up on runs missed while paused: {resumed}");
-    assert!(eventually(Duration::from_secs(5), || async { runs(&host, "tick").await.len() > before }).await, "a resumed schedule runs again");
+    assert!(
+        resumed["next_run_at_ms"].as_u64().unwrap() > now_ms() - 100,
+        "no catching up on runs missed while paused: {resumed}"
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async { runs(&host, "tick").await.len() > before }).await,
+        "a resumed schedule runs again"
+    );
 
     let (status, _) = call(&host, "DELETE", "/v1/schedules/tick", None, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
@@ -155,7 +197,9 @@ async fn schedules_pause_resume_and_delete() {
     let after = runs(&host, "tick").await.len();
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(runs(&host, "tick").await.len(), after, "a deleted schedule does not run");
-    for (method, path) in [("DELETE", "/v1/schedules/tick"), ("POST", "/v1/schedules/tick/pause"), ("POST", "/v1/schedules/tick/resume")] {
+    for (method, path) in
+        [("DELETE", "/v1/schedules/tick"), ("POST", "/v1/schedules/tick/pause"), ("POST", "/v1/schedules/tick/resume")]
+    {
         assert_eq!(call(&host, method, path, None, None).await.0, StatusCode::NOT_FOUND, "{method} {path}");
     }
 }
@@ -179,31 +223,85 @@ async fn bad_definitions_are_refused_with_the_reason() {
         assert_eq!(got, status, "{body} -> {error}");
         assert!(error["error"]["message"].as_str().unwrap().contains(says), "{body} -> {error}");
     }
-    let (status, error) = call(&host, "PUT", "/v1/schedules/Bad%20Name", None, Some(json!({"plugin": "hello", "interval_secs": 5}))).await;
+    let (status, error) =
+        call(&host, "PUT", "/v1/schedules/Bad%20Name", None, Some(json!({"plugin": "hello", "interval_secs": 5})))
+            .await;
     assert_eq!((status, error["error"]["code"].clone()), (StatusCode::BAD_REQUEST, json!("invalid_name")));
 
     for name in ["one", "two"] {
-        assert_eq!(call(&host, "PUT", &format!("/v1/schedules/{name}"), None, Some(json!({"plugin": "hello", "interval_secs": 3600}))).await.0, StatusCode::CREATED);
+        assert_eq!(
+            call(
+                &host,
+                "PUT",
+                &format!("/v1/schedules/{name}"),
+                None,
+                Some(json!({"plugin": "hello", "interval_secs": 3600}))
+            )
+            .await
+            .0,
+            StatusCode::CREATED
+        );
     }
-    let (status, error) = call(&host, "PUT", "/v1/schedules/three", None, Some(json!({"plugin": "hello", "interval_secs": 3600}))).await;
-    assert_eq!((status, error["error"]["code"].clone()), (StatusCode::CONFLICT, json!("too_many_schedules")), "{error}");
-    assert_eq!(call(&host, "PUT", "/v1/schedules/two", None, Some(json!({"plugin": "hello", "interval_secs": 60}))).await.0, StatusCode::OK, "redefining is not adding");
+    let (status, error) =
+        call(&host, "PUT", "/v1/schedules/three", None, Some(json!({"plugin": "hello", "interval_secs": 3600}))).await;
+    assert_eq!(
+        (status, error["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("too_many_schedules")),
+        "{error}"
+    );
+    assert_eq!(
+        call(&host, "PUT", "/v1/schedules/two", None, Some(json!({"plugin": "hello", "interval_secs": 60}))).await.0,
+        StatusCode::OK,
+        "redefining is not adding"
+    );
 
     // A trigger token schedules the plugins it may run, and sees and changes only its own schedules.
-    let (_, created) = call(&host, "POST", "/v1/tokens", None, Some(json!({"name": "cron", "scopes": ["trigger"], "plugins": ["hello"]}))).await;
+    let (_, created) = call(
+        &host,
+        "POST",
+        "/v1/tokens",
+        None,
+        Some(json!({"name": "cron", "scopes": ["trigger"], "plugins": ["hello"]})),
+    )
+    .await;
     let trigger = created["token"].as_str().unwrap();
-    assert_eq!(call(&host, "PUT", "/v1/schedules/mine", Some(trigger), Some(json!({"plugin": "hello", "interval_secs": 3600}))).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        call(
+            &host,
+            "PUT",
+            "/v1/schedules/mine",
+            Some(trigger),
+            Some(json!({"plugin": "hello", "interval_secs": 3600}))
+        )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
     assert_eq!(call(&host, "DELETE", "/v1/schedules/one", None, None).await.0, StatusCode::NO_CONTENT);
-    let (status, mine) = call(&host, "PUT", "/v1/schedules/mine", Some(trigger), Some(json!({"plugin": "hello", "interval_secs": 3600}))).await;
+    let (status, mine) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/mine",
+        Some(trigger),
+        Some(json!({"plugin": "hello", "interval_secs": 3600})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{mine}");
     let (_, listed) = call(&host, "GET", "/v1/schedules", Some(trigger), None).await;
     assert_eq!(listed["schedules"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(call(&host, "GET", "/v1/schedules/two", Some(trigger), None).await.0, StatusCode::NOT_FOUND);
     assert_eq!(call(&host, "POST", "/v1/schedules/two/pause", Some(trigger), None).await.0, StatusCode::NOT_FOUND);
-    assert_eq!(call(&host, "PUT", "/v1/schedules/two", Some(trigger), Some(json!({"plugin": "hello", "interval_secs": 5}))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&host, "PUT", "/v1/schedules/two", Some(trigger), Some(json!({"plugin": "hello", "interval_secs": 5})))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(call(&host, "POST", "/v1/schedules/mine/pause", Some(trigger), None).await.0, StatusCode::OK);
     host.upload("sleep", "sleep").await;
-    let (status, error) = call(&host, "PUT", "/v1/schedules/mine", Some(trigger), Some(json!({"plugin": "sleep", "interval_secs": 5}))).await;
+    let (status, error) =
+        call(&host, "PUT", "/v1/schedules/mine", Some(trigger), Some(json!({"plugin": "sleep", "interval_secs": 5})))
+            .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
 }
 
@@ -212,9 +310,17 @@ async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
     let data_dir = std::env::temp_dir().join(format!("ignareo-schedules-{:016x}", rand::random::<u64>()));
     let host = Host::start_in(&data_dir, &[]).await.unwrap();
     host.upload("hello", "hello").await;
-    let (status, defined) = call(&host, "PUT", "/v1/schedules/every-4s", None, Some(json!({"plugin": "hello", "interval_secs": 4}))).await;
+    let (status, defined) =
+        call(&host, "PUT", "/v1/schedules/every-4s", None, Some(json!({"plugin": "hello", "interval_secs": 4}))).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = call(&host, "PUT", "/v1/schedules/held", None, Some(json!({"plugin": "hello", "interval_secs": 1, "paused": true}))).await;
+    let (status, _) = call(
+        &host,
+        "PUT",
+        "/v1/schedules/held",
+        None,
+        Some(json!({"plugin": "hello", "interval_secs": 1, "paused": true})),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let defined_at = defined["updated_at_ms"].as_u64().unwrap();
     host.kill().await;
@@ -224,7 +330,8 @@ async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
     tokio::time::sleep(Duration::from_millis(back_at.saturating_sub(now_ms()))).await;
     let host = Host::start_in(&data_dir, &[]).await.unwrap();
     assert!(
-        eventually(Duration::from_secs(3), || async { host.get_json("/v1/schedules/every-4s").await["runs"] == 1 }).await,
+        eventually(Duration::from_secs(3), || async { host.get_json("/v1/schedules/every-4s").await["runs"] == 1 })
+            .await,
         "the missed runs are made up once: {}",
         host.get_json("/v1/schedules/every-4s").await
     );

@@ -20,7 +20,8 @@ async fn refused(args: &[&str], envs: &[(&str, &str)]) -> String {
     for (k, v) in envs {
         command.env(k, v);
     }
-    let output = tokio::time::timeout(Duration::from_secs(30), command.stdin(Stdio::null()).output()).await.unwrap().unwrap();
+    let output =
+        tokio::time::timeout(Duration::from_secs(30), command.stdin(Stdio::null()).output()).await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&data_dir);
     assert!(!output.status.success(), "the host must refuse {args:?} {envs:?}");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"), "it must not bind");

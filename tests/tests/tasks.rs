@@ -20,7 +20,8 @@ async fn sync_runs_answer_the_output() {
     let host = Host::start().await;
     host.upload("hello", "hello").await;
     host.upload("sleep", "sleep").await;
-    let response = host.client.post(host.url("/v1/plugins/hello/run")).json(&json!({"a": [1, 2]})).send().await.unwrap();
+    let response =
+        host.client.post(host.url("/v1/plugins/hello/run")).json(&json!({"a": [1, 2]})).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert!(response.headers().contains_key("ignareo-task-id"));
@@ -39,7 +40,8 @@ async fn sync_runs_answer_the_output() {
 async fn async_tasks_are_accepted_and_long_polled() {
     let host = Host::start().await;
     host.upload("sleep", "sleep").await;
-    let response = host.client.post(host.url("/v1/plugins/sleep/tasks")).json(&json!({"ms": 700})).send().await.unwrap();
+    let response =
+        host.client.post(host.url("/v1/plugins/sleep/tasks")).json(&json!({"ms": 700})).send().await.unwrap();
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let accepted: Value = response.json().await.unwrap();
@@ -49,7 +51,10 @@ async fn async_tasks_are_accepted_and_long_polled() {
 
     let started = Instant::now();
     let done = host.wait(id, 30).await;
-    assert!(started.elapsed() < Duration::from_secs(10), "the long-poll returned when the task ended, not at its limit");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the long-poll returned when the task ended, not at its limit"
+    );
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["output"], json!({"slept_ms": 700}));
     assert!(done["duration_ms"].as_u64().unwrap() >= 700);
@@ -147,7 +152,8 @@ async fn most_running_at_once(host: &Host, plugin: &str, count: usize, ms: u64) 
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut most = 0;
     loop {
-        let running = host.get_json(&format!("/v1/tasks?plugin={plugin}&state=running")).await["tasks"].as_array().unwrap().len();
+        let running =
+            host.get_json(&format!("/v1/tasks?plugin={plugin}&state=running")).await["tasks"].as_array().unwrap().len();
         most = most.max(running);
         let mut states = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -173,7 +179,8 @@ async fn a_manifest_narrows_memory_timeout_and_concurrency_for_its_plugin() {
     host.upload_with("brief", "sleep", "timeout = 1\n").await;
     let (status, body) = host.run("brief", &json!({"ms": 60_000})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (504, Some("timed_out")), "{body}");
-    let too_long = host.client.post(host.url("/v1/plugins/brief/run?timeout=5")).json(&json!({"ms": 1})).send().await.unwrap();
+    let too_long =
+        host.client.post(host.url("/v1/plugins/brief/run?timeout=5")).json(&json!({"ms": 1})).send().await.unwrap();
     assert_eq!(too_long.status(), 400);
     let message = too_long.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
     assert!(message.contains("manifest") && message.contains("1 s"), "{message}");
@@ -203,7 +210,11 @@ async fn a_spinning_guest_is_stopped_at_its_deadline_while_others_run() {
     for id in &sleepers {
         assert_eq!(host.wait(id, 30).await["state"], "succeeded");
     }
-    assert_eq!(host.get_json(&format!("/v1/tasks/{spin_id}")).await["state"], "running", "the spinner was still running");
+    assert_eq!(
+        host.get_json(&format!("/v1/tasks/{spin_id}")).await["state"],
+        "running",
+        "the spinner was still running"
+    );
 
     let ended = host.wait(&spin_id, 30).await;
     assert_eq!(ended["state"], "timed-out");
@@ -313,7 +324,9 @@ async fn task_endpoints_refuse_bad_requests_clearly() {
 
     let too_long = host.client.post(host.url("/v1/plugins/hello/tasks?timeout=999999")).send().await.unwrap();
     assert_eq!(too_long.status(), 400);
-    assert!(too_long.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("task_timeout_secs"));
+    assert!(
+        too_long.json::<Value>().await.unwrap()["error"]["message"].as_str().unwrap().contains("task_timeout_secs")
+    );
     let bad_json = host.client.post(host.url("/v1/plugins/hello/run")).body("{not json").send().await.unwrap();
     assert_eq!(bad_json.status(), 422);
     assert_eq!(bad_json.json::<Value>().await.unwrap()["error"]["code"], "invalid_input");
@@ -321,7 +334,12 @@ async fn task_endpoints_refuse_bad_requests_clearly() {
     assert_eq!(unknown_param.status(), 400);
     // Refused from its declared length before it is read; the host discards the rest the
     // client still writes before closing, so that the answer arrives rather than a reset.
-    let big = ignareo_e2e::client().post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 5 * 1024 * 1024]).send().await.unwrap();
+    let big = ignareo_e2e::client()
+        .post(host.url("/v1/plugins/hello/run"))
+        .body(vec![b' '; 5 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(big.status(), 413);
     assert_eq!(big.json::<Value>().await.unwrap()["error"]["code"], "payload_too_large");
 }

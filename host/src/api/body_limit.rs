@@ -26,7 +26,9 @@ impl BodyLimit {
 
     /// `route` with this limit: refused when declared over it, cut off when read past it.
     pub fn on<S: Clone + Send + Sync + 'static>(self, route: MethodRouter<S>) -> MethodRouter<S> {
-        route.layer(DefaultBodyLimit::max(self.max_bytes)).layer(axum::middleware::from_fn_with_state(self, refuse_declared_over))
+        route
+            .layer(DefaultBodyLimit::max(self.max_bytes))
+            .layer(axum::middleware::from_fn_with_state(self, refuse_declared_over))
     }
 }
 
@@ -40,7 +42,10 @@ async fn refuse_declared_over(State(limit): State<BodyLimit>, request: Request, 
         Some(length) if length > limit.max_bytes as u64 => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body declares {length} bytes, more than the {} allowed here ({})", limit.max_bytes, limit.setting),
+            format!(
+                "the body declares {length} bytes, more than the {} allowed here ({})",
+                limit.max_bytes, limit.setting
+            ),
         )
         .into_response(),
         _ => next.run(request).await,

@@ -81,7 +81,9 @@ impl From<ScheduleError> for ApiError {
         match error {
             ScheduleError::NotFound(_) => Self::not_found(error.to_string()),
             ScheduleError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_schedules", error.to_string()),
-            ScheduleError::Store(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()),
+            ScheduleError::Store(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string())
+            }
         }
     }
 }
@@ -92,7 +94,9 @@ impl From<TokenError> for ApiError {
             TokenError::Invalid(_) => Self::bad_request("invalid_token_request", error.to_string()),
             TokenError::NotFound(_) => Self::not_found(error.to_string()),
             TokenError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_tokens", error.to_string()),
-            TokenError::Storage(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()),
+            TokenError::Storage(_) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string())
+            }
         }
     }
 }
@@ -105,11 +109,17 @@ impl From<UploadError> for ApiError {
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
             UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
             UploadError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
-            UploadError::Prepare(PrepareError::Instantiate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate"),
+            UploadError::Prepare(PrepareError::Instantiate(_)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate")
+            }
             UploadError::Prepare(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
             UploadError::Internal(e) => {
                 tracing::error!(error = ?e, "upload failed inside the host");
-                return Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the host could not store the plugin; see its log");
+                return Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the host could not store the plugin; see its log",
+                );
             }
         };
         Self::new(status, code, error.to_string())
@@ -120,7 +130,9 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         match error {
             RegistryError::Upload(e) => e.into(),
-            RegistryError::NothingToRollBackTo(_) => Self::new(StatusCode::CONFLICT, "no_previous_version", error.to_string()),
+            RegistryError::NothingToRollBackTo(_) => {
+                Self::new(StatusCode::CONFLICT, "no_previous_version", error.to_string())
+            }
             RegistryError::NoSuchPlugin(_) | RegistryError::NoSuchVersion { .. } => Self::not_found(error.to_string()),
         }
     }
@@ -143,7 +155,9 @@ impl From<CancelError> for ApiError {
     fn from(error: CancelError) -> Self {
         match error {
             CancelError::NotFound(_) => Self::not_found(error.to_string()),
-            CancelError::AlreadyFinished(id) => Self::new(StatusCode::CONFLICT, "task_finished", error.to_string()).with_task(id),
+            CancelError::AlreadyFinished(id) => {
+                Self::new(StatusCode::CONFLICT, "task_finished", error.to_string()).with_task(id)
+            }
         }
     }
 }

@@ -99,7 +99,9 @@ async fn name_param<S: Send + Sync>(parts: &mut Parts, state: &S, what: &str) ->
     }
     Err(ApiError::bad_request(
         "invalid_name",
-        format!("invalid {what} name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"),
+        format!(
+            "invalid {what} name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+        ),
     ))
 }
 
@@ -170,7 +172,9 @@ impl<S: Send + Sync> FromRequest<S> for Upload {
                 other => {
                     return Err(ApiError::bad_request(
                         "bad_multipart",
-                        format!("unexpected part {other:?}: send a `component` part and optionally a `manifest` part ({UPLOAD_FORM})"),
+                        format!(
+                            "unexpected part {other:?}: send a `component` part and optionally a `manifest` part ({UPLOAD_FORM})"
+                        ),
                     ));
                 }
             };
@@ -179,8 +183,9 @@ impl<S: Send + Sync> FromRequest<S> for Upload {
             }
             *slot = Some(field.bytes().await?);
         }
-        let component = component
-            .ok_or_else(|| ApiError::bad_request("bad_multipart", format!("the form has no `component` part ({UPLOAD_FORM})")))?;
+        let component = component.ok_or_else(|| {
+            ApiError::bad_request("bad_multipart", format!("the form has no `component` part ({UPLOAD_FORM})"))
+        })?;
         let manifest = manifest
             .map(|m| String::from_utf8(m.to_vec()))
             .transpose()

@@ -68,7 +68,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/config", get(show_config))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.config.http.refused_body_linger(), unread::close_if_body_unread))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.http.refused_body_linger(),
+            unread::close_if_body_unread,
+        ))
         .with_state(state)
 }
 
@@ -99,5 +102,9 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {}", uri.path()))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }

@@ -92,7 +92,8 @@ pub fn document(limits: &Limits) -> Bytes {
     add_hand_written_schemas(&mut doc["components"]["schemas"]);
     add_links(&mut doc["paths"]);
     constrain_token_request(&mut doc["components"]["schemas"]["NewToken"]);
-    doc["components"]["schemas"]["ScheduleRequest"]["oneOf"] = json!([{ "required": ["cron"] }, { "required": ["interval_secs"] }]);
+    doc["components"]["schemas"]["ScheduleRequest"]["oneOf"] =
+        json!([{ "required": ["cron"] }, { "required": ["interval_secs"] }]);
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
 }
 
@@ -155,7 +156,8 @@ fn add_links(paths: &mut Value) {
         "TaskEvents": task_link("task_events"),
         "CancelTask": task_link("cancel_task"),
     });
-    let plugin_link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
+    let plugin_link =
+        |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
     for status in ["200", "201"] {
         paths["/v1/plugins/{name}"]["put"]["responses"][status]["links"] = json!({
             "ShowPlugin": plugin_link("show_plugin"),
@@ -164,7 +166,8 @@ fn add_links(paths: &mut Value) {
             "SubmitTask": plugin_link("submit_task"),
         });
     }
-    let schedule_link = |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
+    let schedule_link =
+        |operation: &str| json!({ "operationId": operation, "parameters": { "name": "$request.path.name" } });
     for status in ["200", "201"] {
         paths["/v1/schedules/{name}"]["put"]["responses"][status]["links"] = json!({
             "ShowSchedule": schedule_link("show_schedule"),
@@ -180,13 +183,15 @@ fn add_links(paths: &mut Value) {
 fn constrain_token_request(new_token: &mut Value) {
     new_token["properties"]["name"]["pattern"] = json!(TOKEN_NAME_PATTERN);
     new_token["properties"]["plugins"]["items"]["pattern"] = json!(TOKEN_PLUGIN_PATTERN);
-    new_token["if"] = json!({ "required": ["scopes"], "properties": { "scopes": { "contains": { "const": "trigger" } } } });
+    new_token["if"] =
+        json!({ "required": ["scopes"], "properties": { "scopes": { "contains": { "const": "trigger" } } } });
     new_token["then"] = json!({ "required": ["plugins"], "properties": { "plugins": { "minItems": 1 } } });
     new_token["else"] = json!({ "properties": { "plugins": { "maxItems": 0 } } });
 }
 
 /// Printable, not only spaces (the host trims the name and refuses control characters).
-const TOKEN_NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+const TOKEN_NAME_PATTERN: &str =
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
 const TOKEN_PLUGIN_PATTERN: &str = r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$";
 
 /// This document.

@@ -25,7 +25,12 @@ use crate::registry::{PluginView, UploadReport};
         (status = 422, description = "A core module, the wrong world, does not compile or instantiate", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn upload(_: Admin, State(state): State<AppState>, PluginName(name): PluginName, upload: Upload) -> Result<impl IntoResponse, ApiError> {
+pub async fn upload(
+    _: Admin,
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+    upload: Upload,
+) -> Result<impl IntoResponse, ApiError> {
     let existed = state.registry.get(&name).is_some();
     let report = state.registry.upload(&name, &upload.component, upload.manifest.as_deref()).await?;
     tracing::info!(plugin = %name, version = %report.version, compile_ms = report.compile_ms, cached = report.cached, "plugin version live");
@@ -48,12 +53,12 @@ pub async fn list(_: Reader, State(state): State<AppState>) -> impl IntoResponse
     (status = 404, description = "No such plugin", body = ErrorBody),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn show(_: Reader, State(state): State<AppState>, PluginName(name): PluginName) -> Result<impl IntoResponse, ApiError> {
-    state
-        .registry
-        .get(&name)
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("no plugin named {name:?}")))
+pub async fn show(
+    _: Reader,
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+) -> Result<impl IntoResponse, ApiError> {
+    state.registry.get(&name).map(axum::Json).ok_or_else(|| ApiError::not_found(format!("no plugin named {name:?}")))
 }
 
 /// Remove a plugin; running tasks finish on their version.
@@ -62,7 +67,11 @@ pub async fn show(_: Reader, State(state): State<AppState>, PluginName(name): Pl
     (status = 404, description = "No such plugin", body = ErrorBody),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn delete(_: Admin, State(state): State<AppState>, PluginName(name): PluginName) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    PluginName(name): PluginName,
+) -> Result<StatusCode, ApiError> {
     state.registry.delete(&name).await?;
     tracing::info!(plugin = %name, "plugin deleted");
     Ok(StatusCode::NO_CONTENT)
@@ -100,7 +109,10 @@ pub async fn rollback(
     } else {
         serde_json::from_slice::<Option<RollbackRequest>>(&body)
             .map_err(|e| {
-                ApiError::bad_request("bad_json", format!("invalid rollback body ({e}); send {{\"version\": \"<sha256>\"}} or nothing"))
+                ApiError::bad_request(
+                    "bad_json",
+                    format!("invalid rollback body ({e}); send {{\"version\": \"<sha256>\"}} or nothing"),
+                )
             })?
             .unwrap_or_default()
     };

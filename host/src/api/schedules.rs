@@ -132,7 +132,12 @@ const NAME_PARAM: &str = "Schedule name: 1-64 of a-z, 0-9, - and _, starting wit
         (status = 503, description = "The schedule could not be recorded (Retry-After)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn put(caller: Caller, State(state): State<AppState>, ScheduleName(name): ScheduleName, Body(body): Body) -> Result<Response, ApiError> {
+pub async fn put(
+    caller: Caller,
+    State(state): State<AppState>,
+    ScheduleName(name): ScheduleName,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     let request: ScheduleRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
@@ -143,7 +148,11 @@ pub async fn put(caller: Caller, State(state): State<AppState>, ScheduleName(nam
     if let Some(existing) = state.schedules.get(&name)
         && !caller.can_change_schedule_of(existing.record.owner.as_deref())
     {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("schedule {name:?} was defined with another token; only it or an admin may change it")));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("schedule {name:?} was defined with another token; only it or an admin may change it"),
+        ));
     }
     let definition = definition(&state, request)?;
     let (snapshot, created) = state.schedules.put(&name, definition, caller.token_id.clone()).await?;
@@ -159,19 +168,28 @@ pub async fn put(caller: Caller, State(state): State<AppState>, ScheduleName(nam
 /// Checks a requested definition against the plugin and the limits.
 fn definition(state: &AppState, request: ScheduleRequest) -> Result<Definition, ApiError> {
     if !is_valid_plugin_name(&request.plugin) {
-        return Err(ApiError::bad_request("invalid_name", format!("invalid plugin name {:?}: use 1-64 characters of a-z, 0-9, '-' and '_'", request.plugin)));
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!("invalid plugin name {:?}: use 1-64 characters of a-z, 0-9, '-' and '_'", request.plugin),
+        ));
     }
     let Some(live) = state.registry.live(&request.plugin) else {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_such_plugin",
-            format!("no plugin named {:?}: upload it with PUT /v1/plugins/{} before scheduling it", request.plugin, request.plugin),
+            format!(
+                "no plugin named {:?}: upload it with PUT /v1/plugins/{} before scheduling it",
+                request.plugin, request.plugin
+            ),
         ));
     };
     let timing = match (request.cron.as_deref(), request.interval_secs) {
         (Some(expression), None) => Timing::cron(expression),
         (None, Some(secs)) => Timing::every(Duration::from_secs(secs)),
-        _ => Err(format!("give either \"cron\" (e.g. \"*/30 * * * * *\") or \"interval_secs\" (1 to {}), not both", MAX_INTERVAL.as_secs())),
+        _ => Err(format!(
+            "give either \"cron\" (e.g. \"*/30 * * * * *\") or \"interval_secs\" (1 to {}), not both",
+            MAX_INTERVAL.as_secs()
+        )),
     }
     .map_err(|e| ApiError::bad_request("bad_schedule", e))?;
     let limit = live.limits.timeout.as_secs();
@@ -180,14 +198,19 @@ fn definition(state: &AppState, request: ScheduleRequest) -> Result<Definition, 
         Some(secs) if secs > limit => {
             return Err(ApiError::bad_request(
                 "bad_schedule",
-                format!("timeout_secs={secs} exceeds plugin {:?}'s limit of {limit} s (its manifest's timeout)", request.plugin),
+                format!(
+                    "timeout_secs={secs} exceeds plugin {:?}'s limit of {limit} s (its manifest's timeout)",
+                    request.plugin
+                ),
             ));
         }
         secs => secs.map(Duration::from_secs),
     };
     let input = match &request.input {
         None => bytes::Bytes::new(),
-        Some(value) => bytes::Bytes::from(serde_json::to_vec(value).map_err(|e| ApiError::bad_request("bad_schedule", format!("input: {e}")))?),
+        Some(value) => bytes::Bytes::from(
+            serde_json::to_vec(value).map_err(|e| ApiError::bad_request("bad_schedule", format!("input: {e}")))?,
+        ),
     };
     let limits = state.scheduler.limits();
     if input.len() > limits.max_input_bytes() {
@@ -224,7 +247,11 @@ pub async fn list(caller: Caller, State(state): State<AppState>) -> axum::Json<S
         (status = 404, description = "No such schedule (or not visible to this token)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn show(caller: Caller, State(state): State<AppState>, ScheduleName(name): ScheduleName) -> Result<axum::Json<ScheduleView>, ApiError> {
+pub async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<axum::Json<ScheduleView>, ApiError> {
     let snapshot = find(&state, &caller, &name)?;
     Ok(axum::Json(ScheduleView::of(snapshot)))
 }
@@ -238,7 +265,11 @@ pub async fn show(caller: Caller, State(state): State<AppState>, ScheduleName(na
         (status = 503, description = "The deletion could not be recorded (Retry-After)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn delete(caller: Caller, State(state): State<AppState>, ScheduleName(name): ScheduleName) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    caller: Caller,
+    State(state): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<StatusCode, ApiError> {
     changeable(&state, &caller, &name)?;
     state.schedules.delete(&name).await?;
     tracing::info!(schedule = %name, "schedule deleted");
@@ -254,7 +285,11 @@ pub async fn delete(caller: Caller, State(state): State<AppState>, ScheduleName(
         (status = 503, description = "The change could not be recorded (Retry-After)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn pause(caller: Caller, State(state): State<AppState>, ScheduleName(name): ScheduleName) -> Result<axum::Json<ScheduleView>, ApiError> {
+pub async fn pause(
+    caller: Caller,
+    State(state): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<axum::Json<ScheduleView>, ApiError> {
     set_paused(&state, &caller, &name, true).await
 }
 
@@ -267,11 +302,20 @@ pub async fn pause(caller: Caller, State(state): State<AppState>, ScheduleName(n
         (status = 503, description = "The change could not be recorded (Retry-After)", body = ErrorBody),
         (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
     ))]
-pub async fn resume(caller: Caller, State(state): State<AppState>, ScheduleName(name): ScheduleName) -> Result<axum::Json<ScheduleView>, ApiError> {
+pub async fn resume(
+    caller: Caller,
+    State(state): State<AppState>,
+    ScheduleName(name): ScheduleName,
+) -> Result<axum::Json<ScheduleView>, ApiError> {
     set_paused(&state, &caller, &name, false).await
 }
 
-async fn set_paused(state: &AppState, caller: &Caller, name: &str, paused: bool) -> Result<axum::Json<ScheduleView>, ApiError> {
+async fn set_paused(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    paused: bool,
+) -> Result<axum::Json<ScheduleView>, ApiError> {
     changeable(state, caller, name)?;
     let snapshot = state.schedules.set_paused(name, paused).await?;
     tracing::info!(schedule = %name, paused, "schedule {}", if paused { "paused" } else { "resumed" });

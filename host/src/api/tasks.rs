@@ -74,7 +74,8 @@ pub async fn run(
             Ok(response)
         }
         Some(outcome) => Err(outcome_error(&outcome).with_task(task.id)),
-        None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the task ended without an outcome").with_task(task.id)),
+        None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the task ended without an outcome")
+            .with_task(task.id)),
     }
 }
 
@@ -99,7 +100,8 @@ pub async fn submit(
     let timeout = task_timeout(&state, &query)?;
     let task = state.scheduler.accept(&name, input, timeout, caller.token_id).await?;
     let location = format!("/v1/tasks/{}", task.id);
-    let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
+    let mut response =
+        (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
     identify(&mut response, &task);
     Ok(response)
 }
@@ -145,13 +147,17 @@ pub async fn submit_batch(
     caller.require_trigger(&name)?;
     let timeout = task_timeout(&state, &query)?;
     let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("bad_json", format!("invalid batch ({e}); send {{\"inputs\": [{{\"url\": \"...\"}}, {{\"url\": \"...\"}}]}}"))
+        ApiError::bad_request(
+            "bad_json",
+            format!("invalid batch ({e}); send {{\"inputs\": [{{\"url\": \"...\"}}, {{\"url\": \"...\"}}]}}"),
+        )
     })?;
     let inputs = batch_inputs(&state, batch)?;
     let tasks = state.scheduler.accept_many(&name, inputs, timeout, caller.token_id).await?;
     let version = tasks.first().map(|t| t.version.to_string()).unwrap_or_default();
     let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
-    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { plugin: name, version, count: ids.len(), ids })).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { plugin: name, version, count: ids.len(), ids }))
+        .into_response())
 }
 
 /// Each input as the bytes its task gets, within the batch's and the inputs' limits.
@@ -163,7 +169,11 @@ fn batch_inputs(state: &AppState, batch: Batch) -> Result<Vec<bytes::Bytes>, Api
     if batch.inputs.len() > limits.max_batch_tasks as usize {
         return Err(ApiError::bad_request(
             "too_many_inputs",
-            format!("{} inputs exceed limits.max_batch_tasks ({}); split the batch", batch.inputs.len(), limits.max_batch_tasks),
+            format!(
+                "{} inputs exceed limits.max_batch_tasks ({}); split the batch",
+                batch.inputs.len(),
+                limits.max_batch_tasks
+            ),
         ));
     }
     let max_input = limits.max_input_bytes();
@@ -172,12 +182,17 @@ fn batch_inputs(state: &AppState, batch: Batch) -> Result<Vec<bytes::Bytes>, Api
         .iter()
         .enumerate()
         .map(|(i, input)| {
-            let bytes = serde_json::to_vec(input).map_err(|e| ApiError::bad_request("bad_batch", format!("inputs[{i}]: {e}")))?;
+            let bytes = serde_json::to_vec(input)
+                .map_err(|e| ApiError::bad_request("bad_batch", format!("inputs[{i}]: {e}")))?;
             if bytes.len() > max_input {
                 return Err(ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "input_too_large",
-                    format!("inputs[{i}] is {} bytes, over limits.max_input_mb ({} MiB)", bytes.len(), limits.max_input_mb),
+                    format!(
+                        "inputs[{i}] is {} bytes, over limits.max_input_mb ({} MiB)",
+                        bytes.len(),
+                        limits.max_input_mb
+                    ),
                 ));
             }
             Ok(bytes::Bytes::from(bytes))
@@ -210,7 +225,10 @@ pub async fn show(
     if let Some(wait) = query.wait {
         let max = state.scheduler.limits().max_wait_secs;
         if !(0.0..=max as f64).contains(&wait) {
-            return Err(ApiError::bad_request("bad_query", format!("wait must be between 0 and {max} seconds (limits.max_wait_secs)")));
+            return Err(ApiError::bad_request(
+                "bad_query",
+                format!("wait must be between 0 and {max} seconds (limits.max_wait_secs)"),
+            ));
         }
         let _ = tokio::time::timeout(Duration::from_secs_f64(wait), task.finished()).await;
     }
@@ -242,7 +260,11 @@ pub struct TaskList {
     (status = 200, description = "The tasks, newest first", body = TaskList),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Query<ListQuery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if !(1..=MAX_LIST_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("bad_query", format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
@@ -265,10 +287,17 @@ pub async fn list(caller: Caller, State(state): State<AppState>, Query(query): Q
     (status = 409, description = "The task had already ended", body = ErrorBody),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn cancel(caller: Caller, State(state): State<AppState>, TaskIdParam(id): TaskIdParam) -> Result<impl IntoResponse, ApiError> {
+pub async fn cancel(
+    caller: Caller,
+    State(state): State<AppState>,
+    TaskIdParam(id): TaskIdParam,
+) -> Result<impl IntoResponse, ApiError> {
     let task = find(&state, &caller, id)?;
     if !caller.can_cancel_task_of(task.owner.as_deref()) {
-        return Err(Forbidden("cancelling a task needs the admin scope, or the trigger token that submitted it".into()).into());
+        return Err(Forbidden(
+            "cancelling a task needs the admin scope, or the trigger token that submitted it".into(),
+        )
+        .into());
     }
     let task = state.scheduler.cancel(task.id)?;
     let _ = tokio::time::timeout(CANCEL_WAIT, task.finished()).await;
@@ -294,9 +323,17 @@ pub async fn events(
     let task = find(&state, &caller, id)?;
     let after = match headers.get("last-event-id") {
         None => 0,
-        Some(value) => value.to_str().ok().and_then(|v| v.trim().parse::<i64>().ok()).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| {
-            ApiError::bad_request("bad_header", "Last-Event-ID must be the id of an event received before (a non-negative integer)")
-        })?,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_header",
+                    "Last-Event-ID must be the id of an event received before (a non-negative integer)",
+                )
+            })?,
     };
     Ok(Sse::new(event_stream(task.events.subscribe(after), after)).keep_alive(KeepAlive::default()))
 }
@@ -337,11 +374,9 @@ fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Re
 
 /// The task, if this caller may see it: to a `trigger` token, other callers' tasks do not exist.
 fn find(state: &AppState, caller: &Caller, id: TaskId) -> Result<Arc<Task>, ApiError> {
-    state
-        .scheduler
-        .get(id)
-        .filter(|task| caller.can_see_task_of(task.owner.as_deref()))
-        .ok_or_else(|| ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)")))
+    state.scheduler.get(id).filter(|task| caller.can_see_task_of(task.owner.as_deref())).ok_or_else(|| {
+        ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)"))
+    })
 }
 
 fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Option<Duration>, ApiError> {
@@ -369,12 +404,20 @@ fn identify(response: &mut Response, task: &Task) {
 /// The API error a synchronous run answers when its task did not succeed.
 fn outcome_error(outcome: &Outcome) -> ApiError {
     let (status, code) = match outcome {
-        Outcome::Failed(Failure { kind: FailureKind::InvalidInput, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
-        Outcome::Failed(Failure { kind: FailureKind::TaskError, .. }) => (StatusCode::UNPROCESSABLE_ENTITY, "task_failed"),
+        Outcome::Failed(Failure { kind: FailureKind::InvalidInput, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+        }
+        Outcome::Failed(Failure { kind: FailureKind::TaskError, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "task_failed")
+        }
         Outcome::Failed(Failure { kind: FailureKind::Trap, .. }) => (StatusCode::BAD_GATEWAY, "task_trapped"),
         Outcome::Failed(Failure { kind: FailureKind::MemoryLimit, .. }) => (StatusCode::BAD_GATEWAY, "memory_limit"),
-        Outcome::Failed(Failure { kind: FailureKind::Instantiate, .. }) => (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed"),
-        Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => (StatusCode::BAD_GATEWAY, "resource_limit"),
+        Outcome::Failed(Failure { kind: FailureKind::Instantiate, .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed")
+        }
+        Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => {
+            (StatusCode::BAD_GATEWAY, "resource_limit")
+        }
         Outcome::TimedOut { .. } => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
         Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
         Outcome::Interrupted(_) => (StatusCode::SERVICE_UNAVAILABLE, "interrupted"),
@@ -443,7 +486,9 @@ impl TaskView {
             submitted_at_ms: epoch_ms(task.submitted_at),
             started_at_ms: started_at.map(epoch_ms),
             finished_at_ms: finished_at.map(epoch_ms),
-            duration_ms: started_at.zip(finished_at).map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
+            duration_ms: started_at
+                .zip(finished_at)
+                .map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
             timeout_ms: task.timeout.as_millis() as u64,
             attempts: task.attempts(),
             output,

@@ -32,7 +32,11 @@ pub struct TokenList {
     (status = 409, description = "limits.max_tokens reached", body = ErrorBody),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn create(Admin(caller): Admin, State(state): State<AppState>, Body(body): Body) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> Result<impl IntoResponse, ApiError> {
     let request: NewToken = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
@@ -59,7 +63,11 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> impl IntoResponse 
     (status = 404, description = "No such token", body = ErrorBody),
     (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
 ))]
-pub async fn revoke(Admin(caller): Admin, State(state): State<AppState>, TokenIdParam(id): TokenIdParam) -> Result<StatusCode, ApiError> {
+pub async fn revoke(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    TokenIdParam(id): TokenIdParam,
+) -> Result<StatusCode, ApiError> {
     let record = state.auth.tokens.revoke(&id).await?;
     tracing::info!(token_id = %record.id, name = %record.name, by = caller.token_id.as_deref().unwrap_or("admin-token"), "token revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -38,7 +38,8 @@ pub async fn close_if_body_unread(State(linger): State<Duration>, request: Reque
 /// the body timeout's wrapper.
 fn has_body(request: &Request) -> bool {
     let headers = request.headers();
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let length =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
     headers.contains_key(header::TRANSFER_ENCODING) || length.is_some_and(|n| n > 0)
 }
 
@@ -54,7 +55,10 @@ impl http_body::Body for Tracked {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let frame = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(None) = frame {
             self.finished.store(true, Ordering::Release);
@@ -80,6 +84,9 @@ impl Drop for Tracked {
         let rest = std::mem::take(&mut self.inner).into_data_stream();
         let linger = self.linger;
         // Ends with the body, a read error (the body timeout, a reset), or the linger time.
-        runtime.spawn(tokio::time::timeout(linger, rest.take_while(|chunk| std::future::ready(chunk.is_ok())).for_each(|_| async {})));
+        runtime.spawn(tokio::time::timeout(
+            linger,
+            rest.take_while(|chunk| std::future::ready(chunk.is_ok())).for_each(|_| async {}),
+        ));
     }
 }

@@ -33,10 +33,13 @@ impl AdminToken {
         let path = data_dir.join(TOKEN_FILE);
         match std::fs::read_to_string(&path) {
             Ok(token) if !token.trim().is_empty() => Ok((Self::new(token.trim()), TokenSource::Stored)),
-            Ok(_) => anyhow::bail!("{} is empty: delete it to generate a new token, or set IGNAREO_TOKEN", path.display()),
+            Ok(_) => {
+                anyhow::bail!("{} is empty: delete it to generate a new token, or set IGNAREO_TOKEN", path.display())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let token = hex::encode(rand::random::<[u8; 32]>());
-                write_private(&path, &token).with_context(|| format!("cannot store the admin token in {}", path.display()))?;
+                write_private(&path, &token)
+                    .with_context(|| format!("cannot store the admin token in {}", path.display()))?;
                 Ok((Self::new(&token), TokenSource::Generated(token)))
             }
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -88,7 +88,11 @@ impl Caller {
         if self.can_read_all() {
             return Ok(());
         }
-        Err(Forbidden(format!("{} needs a token with the read or admin scope; this token has {}", action(), self.describe())))
+        Err(Forbidden(format!(
+            "{} needs a token with the read or admin scope; this token has {}",
+            action(),
+            self.describe()
+        )))
     }
 
     pub fn require_trigger(&self, plugin: &str) -> Result<(), Forbidden> {

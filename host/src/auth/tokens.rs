@@ -155,14 +155,19 @@ async fn import_file(store: &dyn Store, data_dir: &Path) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let list: Vec<TokenRecord> = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not a valid token file; restore it from a backup or delete it to revoke its tokens", path.display()))?;
+    let list: Vec<TokenRecord> = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a valid token file; restore it from a backup or delete it to revoke its tokens",
+            path.display()
+        )
+    })?;
     let count = list.len();
     for record in list {
         store.put_token(record).await?;
     }
     let imported = path.with_extension("json.imported");
-    std::fs::rename(&path, &imported).with_context(|| format!("cannot rename {} after importing it", path.display()))?;
+    std::fs::rename(&path, &imported)
+        .with_context(|| format!("cannot rename {} after importing it", path.display()))?;
     tracing::info!(tokens = count, from = %imported.display(), "tokens imported into the store");
     Ok(())
 }
@@ -174,11 +179,17 @@ fn validate(scopes: Vec<Scope>, plugins: Vec<String>) -> Result<(BTreeSet<Scope>
     }
     let plugins: BTreeSet<String> = plugins.into_iter().collect();
     match (scopes.contains(&Scope::Trigger), plugins.is_empty()) {
-        (true, true) => Err(TokenError::Invalid("a trigger token needs \"plugins\": the plugin names it may run, or [\"*\"] for all".into())),
-        (false, false) => Err(TokenError::Invalid("\"plugins\" applies to the trigger scope only: add \"trigger\" to scopes or drop plugins".into())),
+        (true, true) => Err(TokenError::Invalid(
+            "a trigger token needs \"plugins\": the plugin names it may run, or [\"*\"] for all".into(),
+        )),
+        (false, false) => Err(TokenError::Invalid(
+            "\"plugins\" applies to the trigger scope only: add \"trigger\" to scopes or drop plugins".into(),
+        )),
         _ => {
             if let Some(bad) = plugins.iter().find(|p| p.as_str() != "*" && !is_valid_plugin_name(p)) {
-                return Err(TokenError::Invalid(format!("{bad:?} is not a plugin name (1-64 of a-z, 0-9, '-', '_') nor \"*\"")));
+                return Err(TokenError::Invalid(format!(
+                    "{bad:?} is not a plugin name (1-64 of a-z, 0-9, '-', '_') nor \"*\""
+                )));
             }
             Ok((scopes, plugins))
         }
@@ -206,7 +217,11 @@ mod tests {
     }
 
     fn new(scopes: &[Scope], plugins: &[&str]) -> NewToken {
-        NewToken { name: "ci".into(), scopes: scopes.to_vec(), plugins: plugins.iter().map(|p| p.to_string()).collect() }
+        NewToken {
+            name: "ci".into(),
+            scopes: scopes.to_vec(),
+            plugins: plugins.iter().map(|p| p.to_string()).collect(),
+        }
     }
 
     #[tokio::test]

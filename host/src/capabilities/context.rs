@@ -56,7 +56,9 @@ impl HostChild for HostState {
                 FailureKind::TaskError => JoinError::Task(TaskError::Failed(failure.message)),
                 _ => JoinError::Aborted(failure.message),
             }),
-            Some(outcome @ (Outcome::TimedOut { .. } | Outcome::Interrupted(_))) => Err(JoinError::Aborted(outcome.describe())),
+            Some(outcome @ (Outcome::TimedOut { .. } | Outcome::Interrupted(_))) => {
+                Err(JoinError::Aborted(outcome.describe()))
+            }
             Some(Outcome::Cancelled) | None => Err(JoinError::Cancelled),
         })
     }

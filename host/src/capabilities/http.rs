@@ -28,7 +28,11 @@ impl Host for HostState {
         Ok(self.outbound()?.send(request, None).await)
     }
 
-    async fn fetch_all(&mut self, requests: Vec<Request>, concurrency: Option<u32>) -> wasmtime::Result<Vec<Result<Response, Error>>> {
+    async fn fetch_all(
+        &mut self,
+        requests: Vec<Request>,
+        concurrency: Option<u32>,
+    ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
         Ok(self.outbound()?.fetch_all(requests, concurrency, None).await)
     }
 }
@@ -39,17 +43,30 @@ impl HostSession for HostState {
         Ok(self.table.push(Session(Arc::new(state)))?)
     }
 
-    async fn set_default_header(&mut self, handle: Resource<Session>, name: String, value: String) -> wasmtime::Result<()> {
+    async fn set_default_header(
+        &mut self,
+        handle: Resource<Session>,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<()> {
         self.session(&handle)?.set_default_header(name, value);
         Ok(())
     }
 
-    async fn set_proxy(&mut self, handle: Resource<Session>, proxy: Option<String>) -> wasmtime::Result<Result<(), Error>> {
+    async fn set_proxy(
+        &mut self,
+        handle: Resource<Session>,
+        proxy: Option<String>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let (session, outbound) = (self.session(&handle)?, self.outbound()?);
         Ok(proxy.map(|p| outbound.check_proxy(&p)).transpose().map(|p| session.set_proxy(p)))
     }
 
-    async fn set_retry(&mut self, handle: Resource<Session>, policy: Option<RetryPolicy>) -> wasmtime::Result<Result<(), Error>> {
+    async fn set_retry(
+        &mut self,
+        handle: Resource<Session>,
+        policy: Option<RetryPolicy>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         let (session, outbound) = (self.session(&handle)?, self.outbound()?);
         Ok(policy.map(|p| outbound.check_retry(&p)).transpose().map(|p| session.set_retry(p)))
     }

@@ -39,7 +39,9 @@ fn router(chaos: Arc<Chaos>) -> Router {
     Router::new()
         .route("/_chaos/config", get(config).put(set_config))
         .route("/_chaos/stats", get(stats))
-        .fallback(|uri: Uri| async move { refusal(StatusCode::NOT_FOUND, format!("no {}; use /_chaos/config or /_chaos/stats", uri.path())) })
+        .fallback(|uri: Uri| async move {
+            refusal(StatusCode::NOT_FOUND, format!("no {}; use /_chaos/config or /_chaos/stats", uri.path()))
+        })
         .with_state(chaos)
 }
 
@@ -53,8 +55,12 @@ async fn config(State(chaos): State<Arc<Chaos>>) -> Json<Knobs> {
 
 /// The body is JSON whatever its content type says, so that `curl -d '{...}'` works.
 async fn set_config(State(chaos): State<Arc<Chaos>>, body: Bytes) -> Result<Json<Knobs>, Refusal> {
-    let knobs: Knobs = serde_json::from_slice(&body)
-        .map_err(|e| refusal(StatusCode::BAD_REQUEST, format!("invalid chaos parameters ({e}); send JSON such as {{\"latency\": 100}}")))?;
+    let knobs: Knobs = serde_json::from_slice(&body).map_err(|e| {
+        refusal(
+            StatusCode::BAD_REQUEST,
+            format!("invalid chaos parameters ({e}); send JSON such as {{\"latency\": 100}}"),
+        )
+    })?;
     let weather = knobs.weather().map_err(|e| refusal(StatusCode::BAD_REQUEST, e))?;
     chaos.set_weather(weather);
     tracing::info!(?weather, "chaos weather changed");

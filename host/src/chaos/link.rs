@@ -117,7 +117,9 @@ fn route(head: &[u8], upstream: Option<&str>) -> Route {
     }
     let url = match Url::parse(target) {
         Ok(url) if url.scheme() == "http" && url.host_str().is_some() => url,
-        Ok(url) if url.scheme() == "https" => return Route::Refuse(400, "send https:// requests through a CONNECT tunnel".into()),
+        Ok(url) if url.scheme() == "https" => {
+            return Route::Refuse(400, "send https:// requests through a CONNECT tunnel".into());
+        }
         _ => return Route::Refuse(400, format!("cannot forward to {target:?}")),
     };
     let authority = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(80));
@@ -132,7 +134,9 @@ fn route(head: &[u8], upstream: Option<&str>) -> Route {
         forwarded.extend_from_slice(b"\r\n");
     }
     if !has_host {
-        forwarded.extend_from_slice(format!("Host: {}\r\n", &url[url::Position::BeforeHost..url::Position::AfterPort]).as_bytes());
+        forwarded.extend_from_slice(
+            format!("Host: {}\r\n", &url[url::Position::BeforeHost..url::Position::AfterPort]).as_bytes(),
+        );
     }
     forwarded.extend_from_slice(b"Connection: close\r\n\r\n");
     Route::Forward(authority, forwarded)
@@ -155,7 +159,13 @@ async fn refuse(client: &mut TcpStream, status: u16, message: &str) -> anyhow::R
 
 /// Carries bytes both ways until the upstream side ends (or the link is cut). Toward the
 /// upstream they go as they come; toward the client, under the weather.
-async fn pump(client: TcpStream, upstream: TcpStream, to_upstream: &[u8], chaos: &Chaos, http: bool) -> anyhow::Result<()> {
+async fn pump(
+    client: TcpStream,
+    upstream: TcpStream,
+    to_upstream: &[u8],
+    chaos: &Chaos,
+    http: bool,
+) -> anyhow::Result<()> {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     upstream_write.write_all(to_upstream).await?;
@@ -186,7 +196,12 @@ enum End {
     Cut,
 }
 
-async fn downlink(upstream: &mut OwnedReadHalf, client: &mut OwnedWriteHalf, chaos: &Chaos, http: bool) -> anyhow::Result<End> {
+async fn downlink(
+    upstream: &mut OwnedReadHalf,
+    client: &mut OwnedWriteHalf,
+    chaos: &Chaos,
+    http: bool,
+) -> anyhow::Result<End> {
     let weather = chaos.weather();
     let latency = chaos.dice.between(weather.latency);
     let doomed = weather.reset.is_some_and(|p| chaos.dice.chance(p));
@@ -269,7 +284,9 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert!(matches!(route(b"CONNECT a.example:443 HTTP/1.1\r\n\r\n", None), Route::Tunnel(a) if a == "a.example:443"));
+        assert!(
+            matches!(route(b"CONNECT a.example:443 HTTP/1.1\r\n\r\n", None), Route::Tunnel(a) if a == "a.example:443")
+        );
         assert!(matches!(route(b"GET /_chaos/stats HTTP/1.1\r\n\r\n", None), Route::Control));
         assert!(matches!(route(b"GET /page HTTP/1.1\r\n\r\n", None), Route::Refuse(400, _)));
         assert!(matches!(route(b"GET /page HTTP/1.1\r\n\r\n", Some("127.0.0.1:9")), Route::Reverse(_)));

@@ -24,8 +24,8 @@ use crate::config::DEFAULT_LISTEN_BACKLOG;
 use url::Url;
 
 use throttle::Throttle;
-pub use weather::{Knobs, Weather};
 use weather::Dice;
+pub use weather::{Knobs, Weather};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
 /// How often the total speed is drawn again between `speed-min` and `speed-max`.
@@ -88,7 +88,8 @@ struct FileSettings {
 /// The file's own keys, then the weather's: each set refuses keys it does not know.
 fn read_file(path: &std::path::Path) -> anyhow::Result<(FileSettings, Knobs)> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
     let mut own = toml::Table::new();
     for key in ["listen", "upstream", "seed"] {
         if let Some(value) = table.remove(key) {
@@ -154,7 +155,8 @@ pub struct ChaosProxy {
 
 impl ChaosProxy {
     pub fn bind(settings: Settings) -> anyhow::Result<Self> {
-        let listener = crate::server::bind(settings.listen, DEFAULT_LISTEN_BACKLOG).with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener = crate::server::bind(settings.listen, DEFAULT_LISTEN_BACKLOG)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let chaos = Arc::new(Chaos {
             weather: RwLock::new(settings.weather),
             dice: Dice::new(settings.seed),

@@ -89,7 +89,9 @@ impl Knobs {
     pub fn weather(&self) -> Result<Weather, String> {
         let latency = match (self.latency, self.latency_min, self.latency_max) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err("use --latency (simple mode) or --latency-min/--latency-max (advanced mode), not both".into());
+                return Err(
+                    "use --latency (simple mode) or --latency-min/--latency-max (advanced mode), not both".into()
+                );
             }
             (Some(ms), None, None) => (ms, ms),
             (None, min, max) => range("latency", min, max)?.unwrap_or((0, 0)),
@@ -102,7 +104,9 @@ impl Knobs {
             (None, min, max) => range("speed", min, max)?,
         };
         if let Some((min, _)) = speed.filter(|(min, _)| *min == 0) {
-            return Err(format!("--speed/--speed-min must be at least 1 byte per second (got {min}); leave it out for no limit"));
+            return Err(format!(
+                "--speed/--speed-min must be at least 1 byte per second (got {min}); leave it out for no limit"
+            ));
         }
         let jitter = match self.jitter_prob {
             None if self.jitter_min.is_some() || self.jitter_max.is_some() => {
@@ -122,7 +126,12 @@ impl Knobs {
             (false, Some(_)) => return Err("--reset-prob takes effect only with --reset-enable".into()),
             (false, None) => None,
         };
-        Ok(Weather { latency: (Duration::from_millis(latency.0), Duration::from_millis(latency.1)), speed, jitter, reset })
+        Ok(Weather {
+            latency: (Duration::from_millis(latency.0), Duration::from_millis(latency.1)),
+            speed,
+            jitter,
+            reset,
+        })
     }
 }
 

@@ -13,7 +13,11 @@ use crate::config::Config;
 use crate::server::{Server, shutdown_signal};
 
 #[derive(Parser)]
-#[command(name = "ignareo", version, about = "A WebAssembly task host: upload task plugins, trigger them over HTTP, run thousands at once.")]
+#[command(
+    name = "ignareo",
+    version,
+    about = "A WebAssembly task host: upload task plugins, trigger them over HTTP, run thousands at once."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

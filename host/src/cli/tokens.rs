@@ -49,7 +49,12 @@ pub async fn run(args: TokensArgs) -> anyhow::Result<()> {
         None => {
             let path = args.data_dir.join("admin-token");
             std::fs::read_to_string(&path)
-                .with_context(|| format!("no admin token: pass --token (or IGNAREO_TOKEN), or run where {} is readable", path.display()))?
+                .with_context(|| {
+                    format!(
+                        "no admin token: pass --token (or IGNAREO_TOKEN), or run where {} is readable",
+                        path.display()
+                    )
+                })?
                 .trim()
                 .to_owned()
         }
@@ -57,15 +62,20 @@ pub async fn run(args: TokensArgs) -> anyhow::Result<()> {
     let base = args.url.trim_end_matches('/');
     let client = reqwest::Client::new();
     let request = match &args.action {
-        TokenAction::Create { name, scopes, plugins } => {
-            client.post(format!("{base}/v1/tokens")).json(&json!({ "name": name, "scopes": scopes, "plugins": plugins }))
-        }
+        TokenAction::Create { name, scopes, plugins } => client
+            .post(format!("{base}/v1/tokens"))
+            .json(&json!({ "name": name, "scopes": scopes, "plugins": plugins })),
         TokenAction::List => client.get(format!("{base}/v1/tokens")),
         TokenAction::Revoke { id } => client.delete(format!("{base}/v1/tokens/{id}")),
     };
-    let response = request.bearer_auth(token).send().await.with_context(|| format!("cannot reach the host at {base}"))?;
+    let response =
+        request.bearer_auth(token).send().await.with_context(|| format!("cannot reach the host at {base}"))?;
     let status = response.status();
-    let body: Value = if status == reqwest::StatusCode::NO_CONTENT { Value::Null } else { response.json().await.context("the host's answer is not JSON")? };
+    let body: Value = if status == reqwest::StatusCode::NO_CONTENT {
+        Value::Null
+    } else {
+        response.json().await.context("the host's answer is not JSON")?
+    };
     if !status.is_success() {
         let message = body["error"]["message"].as_str().unwrap_or("no message");
         bail!("the host refused ({status}): {message}");
@@ -85,8 +95,17 @@ fn print_table(body: &Value) {
     println!("{:<16}  {:<24}  {:<20}  plugins", "id", "name", "scopes");
     for token in body["tokens"].as_array().into_iter().flatten() {
         let list = |key: &str| {
-            token[key].as_array().map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")).unwrap_or_default()
+            token[key]
+                .as_array()
+                .map(|v| v.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+                .unwrap_or_default()
         };
-        println!("{:<16}  {:<24}  {:<20}  {}", token["id"].as_str().unwrap_or(""), token["name"].as_str().unwrap_or(""), list("scopes"), list("plugins"));
+        println!(
+            "{:<16}  {:<24}  {:<20}  {}",
+            token["id"].as_str().unwrap_or(""),
+            token["name"].as_str().unwrap_or(""),
+            list("scopes"),
+            list("plugins")
+        );
     }
 }

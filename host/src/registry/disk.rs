@@ -75,9 +75,9 @@ impl Disk {
     /// The index file of an earlier version, if there is one.
     pub fn old_index(&self) -> anyhow::Result<Option<Index>> {
         match std::fs::read(&self.index) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .with_context(|| format!("{} is corrupt; restore it from a backup or move it away to start empty", self.index.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!("{} is corrupt; restore it from a backup or move it away to start empty", self.index.display())
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", self.index.display())),
         }
@@ -87,7 +87,8 @@ impl Disk {
     /// imported again.
     pub fn retire_old_index(&self) -> anyhow::Result<std::path::PathBuf> {
         let imported = self.index.with_extension("json.imported");
-        std::fs::rename(&self.index, &imported).with_context(|| format!("cannot rename {} after importing it", self.index.display()))?;
+        std::fs::rename(&self.index, &imported)
+            .with_context(|| format!("cannot rename {} after importing it", self.index.display()))?;
         Ok(imported)
     }
 
@@ -107,9 +108,10 @@ impl Disk {
     pub fn remove_component(&self, component: &str) {
         for path in [self.component_path(component), self.artifact_path(component)] {
             if let Err(e) = std::fs::remove_file(&path)
-                && e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a pruned plugin version");
-                }
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a pruned plugin version");
+            }
         }
     }
 }

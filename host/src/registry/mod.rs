@@ -19,8 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-pub use disk::VersionInfo;
 use disk::Disk;
+pub use disk::VersionInfo;
 
 use crate::capabilities::outbound::PluginOutbound;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
@@ -146,11 +146,9 @@ impl Registry {
             compilations: AtomicU64::new(0),
         };
         for PluginRecord { name, live, versions } in records {
-            let info = versions
-                .iter()
-                .find(|v| v.version == live)
-                .cloned()
-                .with_context(|| format!("the store names version {live} of plugin {name:?} live, but does not list it"))?;
+            let info = versions.iter().find(|v| v.version == live).cloned().with_context(|| {
+                format!("the store names version {live} of plugin {name:?} live, but does not list it")
+            })?;
             let loaded = registry.load(&name, info).await.with_context(|| format!("cannot load plugin {name:?}"))?;
             registry.write().insert(name, Plugin { live: Arc::new(loaded), versions });
         }
@@ -210,7 +208,15 @@ impl Registry {
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
         let loaded = Arc::new(self.loaded(name, info.clone(), prepared, parsed));
         self.make_live(name, loaded, Some(info)).await?;
-        Ok(UploadReport { plugin: name.to_owned(), version, component, size: bytes.len() as u64, compile_ms, cached, manifest: manifest_view })
+        Ok(UploadReport {
+            plugin: name.to_owned(),
+            version,
+            component,
+            size: bytes.len() as u64,
+            compile_ms,
+            cached,
+            manifest: manifest_view,
+        })
     }
 
     /// How long `component` took to compile when it was first uploaded (0 if not known).
@@ -233,21 +239,22 @@ impl Registry {
 
     /// Makes `version` (or, if none, the version before the live one) live again.
     pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<PluginView, RegistryError> {
-        let target = {
-            let plugins = self.read();
-            let plugin = plugins.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
-            match version {
-                Some(v) => plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
-                    RegistryError::NoSuchVersion { plugin: name.to_owned(), version: v.to_owned() }
-                })?,
-                None => {
-                    let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
-                    live.and_then(|i| i.checked_sub(1))
-                        .map(|i| plugin.versions[i].clone())
-                        .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
+        let target =
+            {
+                let plugins = self.read();
+                let plugin = plugins.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
+                match version {
+                    Some(v) => plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
+                        RegistryError::NoSuchVersion { plugin: name.to_owned(), version: v.to_owned() }
+                    })?,
+                    None => {
+                        let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
+                        live.and_then(|i| i.checked_sub(1))
+                            .map(|i| plugin.versions[i].clone())
+                            .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
+                    }
                 }
-            }
-        };
+            };
         let loaded = self.load(name, target).await.map_err(UploadError::Internal)?;
         self.make_live(name, Arc::new(loaded), None).await.map_err(UploadError::Internal)?;
         self.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))
@@ -271,7 +278,12 @@ impl Registry {
 
     /// Records `loaded` as the live version of `name` (with `new_version` added to its
     /// versions, the oldest beyond the number kept pruned), then serves it.
-    async fn make_live(&self, name: &str, loaded: Arc<LoadedVersion>, new_version: Option<VersionInfo>) -> anyhow::Result<()> {
+    async fn make_live(
+        &self,
+        name: &str,
+        loaded: Arc<LoadedVersion>,
+        new_version: Option<VersionInfo>,
+    ) -> anyhow::Result<()> {
         let _persist = self.persist.lock().await;
         let mut versions = self.read().get(name).map(|p| p.versions.clone()).unwrap_or_default();
         if let Some(info) = new_version {
@@ -304,8 +316,13 @@ impl Registry {
 
     /// Loads a stored version: from its artifact if it matches this build, else recompiled.
     async fn load(&self, name: &str, info: VersionInfo) -> anyhow::Result<LoadedVersion> {
-        let manifest = Manifest::parse(info.manifest.as_deref().unwrap_or_default(), &self.ceilings)
-            .with_context(|| format!("version {} no longer fits this host's limits; raise them or upload the plugin again", info.version))?;
+        let manifest =
+            Manifest::parse(info.manifest.as_deref().unwrap_or_default(), &self.ceilings).with_context(|| {
+                format!(
+                    "version {} no longer fits this host's limits; raise them or upload the plugin again",
+                    info.version
+                )
+            })?;
         let component = match self.cached_component(&info.component) {
             Some(component) => component,
             None => {

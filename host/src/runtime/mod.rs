@@ -16,11 +16,14 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+    WasmBacktrace,
+};
 
 pub use bindings::WORLD;
-pub use bindings::{context, events, http, timer, types};
 pub use bindings::context::SpawnError;
+pub use bindings::{context, events, http, timer, types};
 pub use capacity::small_pages_only;
 pub use state::{HostState, Invocation};
 
@@ -126,8 +129,10 @@ impl Runtime {
     /// Links a component against the host and checks it exports `run`, then instantiates it
     /// once to prove it fits the pool's limits.
     pub async fn prepare(&self, component: &Component) -> Result<Prepared, PrepareError> {
-        let instance_pre =
-            self.linker.instantiate_pre(component).map_err(|e| PrepareError::Imports(explain_imports(format!("{e:#}"))))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PrepareError::Imports(explain_imports(format!("{e:#}"))))?;
         let pre = bindings::TaskPre::new(instance_pre).map_err(|e| PrepareError::Exports(format!("{e:#}")))?;
         // The semaphore is never closed.
         let _slot = self.validations.acquire().await.map_err(|e| PrepareError::Instantiate(e.to_string()))?;
@@ -138,12 +143,20 @@ impl Runtime {
 
     /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
     /// and `memory_bytes` (at most the pool's slot size).
-    pub async fn invoke(&self, prepared: &Prepared, invocation: Invocation, input: &[u8], deadline: Duration, memory_bytes: usize) -> Outcome {
+    pub async fn invoke(
+        &self,
+        prepared: &Prepared,
+        invocation: Invocation,
+        input: &[u8],
+        deadline: Duration,
+        memory_bytes: usize,
+    ) -> Outcome {
         let memory_bytes = memory_bytes.min(self.task_memory_bytes);
         let mut store = self.store(HostState::new(invocation, memory_bytes));
         let run = async {
-            let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| {
-                Failure { kind: FailureKind::Instantiate, message: explain_out_of_mappings(format!("cannot instantiate: {e:#}")) }
+            let task = prepared.pre.instantiate_async(&mut store).await.map_err(|e| Failure {
+                kind: FailureKind::Instantiate,
+                message: explain_out_of_mappings(format!("cannot instantiate: {e:#}")),
             })?;
             let result = task.call_run(&mut store, input).await;
             let stderr = store.data().finish_output();
@@ -198,7 +211,10 @@ impl Runtime {
         if matches!(error.downcast_ref::<Trap>(), Some(Trap::StackOverflow)) {
             return Failure {
                 kind: FailureKind::ResourceLimit,
-                message: format!("the task exhausted its call stack of {} KiB (limits.task_stack_kb)", self.task_stack_kb),
+                message: format!(
+                    "the task exhausted its call stack of {} KiB (limits.task_stack_kb)",
+                    self.task_stack_kb
+                ),
             };
         }
         let mut message = match error.downcast_ref::<Trap>() {
@@ -221,7 +237,9 @@ impl Runtime {
 fn explain_imports(message: String) -> String {
     let ours = WORLD.rsplit_once('@').map_or(WORLD, |(_, version)| version);
     if message.contains("ignareo:task/") && !message.contains(&format!("@{ours}")) {
-        format!("{message}; the component targets another version of the ignareo:task interfaces: rebuild it with the SDK for {WORLD}")
+        format!(
+            "{message}; the component targets another version of the ignareo:task interfaces: rebuild it with the SDK for {WORLD}"
+        )
     } else {
         message
     }
@@ -250,13 +268,14 @@ fn mebibytes(bytes: usize) -> String {
 /// Says at start, not under load, when the kernel will refuse instances before the pool is full.
 fn warn_about_map_count(limits: &Limits) {
     if let Some(cap) = capacity::max_map_count()
-        && capacity::mappings_needed(limits.max_running_tasks.into()) > cap {
-            tracing::warn!(
-                max_running_tasks = limits.max_running_tasks,
-                "tasks beyond the kernel's mapping cap will fail to instantiate: {}",
-                capacity::map_count_advice(cap)
-            );
-        }
+        && capacity::mappings_needed(limits.max_running_tasks.into()) > cap
+    {
+        tracing::warn!(
+            max_running_tasks = limits.max_running_tasks,
+            "tasks beyond the kernel's mapping cap will fail to instantiate: {}",
+            capacity::map_count_advice(cap)
+        );
+    }
 }
 
 fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
@@ -277,7 +296,8 @@ fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
 
     let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();
-    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64)?.apply(&mut config);
+    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64)?
+        .apply(&mut config);
     config
         .max_wasm_stack(stack_bytes)
         // The fiber a task runs on holds its wasm stack plus the host calls made from it.
@@ -287,4 +307,3 @@ fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
         .wasm_component_model(true);
     Ok(config)
 }
-

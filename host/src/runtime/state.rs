@@ -47,7 +47,12 @@ impl HostState {
     // No preopened directories, no environment, no arguments: a plugin sees only what the
     // ignareo:task interfaces give it (plus clocks and randomness). Each store builds one
     // `WasiCtx`: building one allocates its clocks, random generators and stdio.
-    fn with(wasi: WasiCtx, memory_bytes: usize, invocation: Option<Invocation>, output: Option<(GuestOutput, GuestOutput)>) -> Self {
+    fn with(
+        wasi: WasiCtx,
+        memory_bytes: usize,
+        invocation: Option<Invocation>,
+        output: Option<(GuestOutput, GuestOutput)>,
+    ) -> Self {
         Self {
             wasi,
             table: ResourceTable::new(),
@@ -59,10 +64,13 @@ impl HostState {
 
     /// Emits unterminated output lines; returns the end of stderr (a panic message, typically).
     pub fn finish_output(&self) -> String {
-        self.output.as_ref().map(|(stdout, stderr)| {
-            stdout.finish();
-            stderr.finish()
-        }).unwrap_or_default()
+        self.output
+            .as_ref()
+            .map(|(stdout, stderr)| {
+                stdout.finish();
+                stderr.finish()
+            })
+            .unwrap_or_default()
     }
 
     pub fn limits(&mut self) -> &mut StoreLimits {

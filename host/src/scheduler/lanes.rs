@@ -66,7 +66,8 @@ impl Lanes {
     pub fn background_plugins(&self) -> Vec<String> {
         let now = Instant::now();
         let heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut plugins: Vec<String> = heavy.iter().filter(|(_, until)| **until > now).map(|(plugin, _)| plugin.clone()).collect();
+        let mut plugins: Vec<String> =
+            heavy.iter().filter(|(_, until)| **until > now).map(|(plugin, _)| plugin.clone()).collect();
         plugins.sort();
         plugins
     }
@@ -91,7 +92,11 @@ impl Lanes {
         let until = Instant::now() + self.background_for;
         let mut heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
         if !heavy.contains_key(plugin) {
-            tracing::info!(plugin, seconds = self.background_for.as_secs(), "plugin hogs the host: its tasks run in the background lane");
+            tracing::info!(
+                plugin,
+                seconds = self.background_for.as_secs(),
+                "plugin hogs the host: its tasks run in the background lane"
+            );
         }
         heavy.insert(plugin.to_owned(), until);
     }

@@ -33,7 +33,7 @@ use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
 use crate::runtime::context::SpawnError;
 use crate::runtime::{Invocation, Runtime};
-use crate::store::{StoreError, TaskEnd, TaskRecord, Store};
+use crate::store::{Store, StoreError, TaskEnd, TaskRecord};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 use lanes::{Lane, Lanes};
 pub use recovery::Recovered;
@@ -44,7 +44,9 @@ pub enum SubmitError {
     NoSuchPlugin(String),
     #[error("the task queue is full ({0} tasks waiting); retry later")]
     QueueFull(usize),
-    #[error("no room for {count} more tasks: {queued} of limits.max_queued_tasks ({max_queued}) are waiting; retry later or send fewer")]
+    #[error(
+        "no room for {count} more tasks: {queued} of limits.max_queued_tasks ({max_queued}) are waiting; retry later or send fewer"
+    )]
     NoRoom { count: usize, queued: usize, max_queued: usize },
     #[error("the host is shutting down and accepts no new tasks")]
     ShuttingDown,
@@ -164,13 +166,25 @@ impl Scheduler {
 
     /// Takes a task of `plugin`'s live version to run now for a caller who waits for its end
     /// (`owner`: the caller's token id); not recorded, since its answer goes to that caller.
-    pub fn submit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
+    pub fn submit(
+        &self,
+        plugin: &str,
+        input: Bytes,
+        timeout: Option<Duration>,
+        owner: Option<Arc<str>>,
+    ) -> Result<Arc<Task>, SubmitError> {
         self.admit(plugin, input, timeout, Origin::Caller(owner))
     }
 
     /// Accepts a task to run in the background: it is committed to the task store before this
     /// returns, so that a task once accepted survives the process.
-    pub async fn accept(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
+    pub async fn accept(
+        &self,
+        plugin: &str,
+        input: Bytes,
+        timeout: Option<Duration>,
+        owner: Option<Arc<str>>,
+    ) -> Result<Arc<Task>, SubmitError> {
         let tasks = self.accept_many(plugin, vec![input], timeout, owner).await?;
         tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
     }
@@ -212,13 +226,20 @@ impl Scheduler {
         let version = self.admission(plugin, timeout, inputs.len())?;
         let tasks: Vec<Arc<Task>> = inputs
             .iter()
-            .map(|_| Arc::new(self.new_task(&version, timeout, Origin::Caller(owner.clone())).durable().scheduled(schedule.clone())))
+            .map(|_| {
+                Arc::new(
+                    self.new_task(&version, timeout, Origin::Caller(owner.clone()))
+                        .durable()
+                        .scheduled(schedule.clone()),
+                )
+            })
             .collect();
         let this = self.this.upgrade().expect("the scheduler outlives its callers");
         // On a task of its own: a caller that hangs up while the commit is under way must not
         // leave recorded tasks unlaunched (or their queue places taken).
         let committed = tokio::spawn(async move {
-            let records = tasks.iter().zip(&inputs).map(|(task, input)| TaskRecord::accepted(task, input.clone())).collect();
+            let records =
+                tasks.iter().zip(&inputs).map(|(task, input)| TaskRecord::accepted(task, input.clone())).collect();
             match this.store.accept(records).await {
                 Ok(()) => {
                     for (task, input) in tasks.iter().zip(inputs) {
@@ -291,7 +312,10 @@ impl Scheduler {
         if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
             let unfinished: Vec<Arc<Task>> =
                 self.table().by_id.values().filter(|t| !t.state().is_final()).cloned().collect();
-            tracing::warn!(tasks = unfinished.len(), "shutdown grace period over; stopping the remaining tasks (recorded ones are taken up at the next start)");
+            tracing::warn!(
+                tasks = unfinished.len(),
+                "shutdown grace period over; stopping the remaining tasks (recorded ones are taken up at the next start)"
+            );
             for task in unfinished {
                 task.shut_down();
             }
@@ -299,7 +323,13 @@ impl Scheduler {
         }
     }
 
-    fn admit(&self, plugin: &str, input: Bytes, timeout: Option<Duration>, origin: Origin<'_>) -> Result<Arc<Task>, SubmitError> {
+    fn admit(
+        &self,
+        plugin: &str,
+        input: Bytes,
+        timeout: Option<Duration>,
+        origin: Origin<'_>,
+    ) -> Result<Arc<Task>, SubmitError> {
         let version = self.admission(plugin, timeout, 1)?;
         let task = Arc::new(self.new_task(&version, timeout, origin));
         self.launch(task.clone(), version, input);
@@ -308,7 +338,12 @@ impl Scheduler {
 
     /// Checks that `count` tasks of `plugin` may be accepted and takes their places in the
     /// queue, all or none.
-    fn admission(&self, plugin: &str, timeout: Option<Duration>, count: usize) -> Result<Arc<LoadedVersion>, SubmitError> {
+    fn admission(
+        &self,
+        plugin: &str,
+        timeout: Option<Duration>,
+        count: usize,
+    ) -> Result<Arc<LoadedVersion>, SubmitError> {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
@@ -323,7 +358,13 @@ impl Scheduler {
         let max_queued = self.limits.max_queued_tasks as usize;
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + count <= max_queued).then_some(q + count))
-            .map_err(|queued| if count == 1 { SubmitError::QueueFull(queued) } else { SubmitError::NoRoom { count, queued, max_queued } })?;
+            .map_err(|queued| {
+                if count == 1 {
+                    SubmitError::QueueFull(queued)
+                } else {
+                    SubmitError::NoRoom { count, queued, max_queued }
+                }
+            })?;
         Ok(version)
     }
 
@@ -397,9 +438,16 @@ impl Scheduler {
 
     /// Runs a started task to its end, within its own deadline or the one it inherited.
     async fn run(self: &Arc<Self>, task: &Arc<Task>, version: &LoadedVersion, input: &[u8]) -> Outcome {
-        let budget = task.deadline().map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
+        let budget = task
+            .deadline()
+            .map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
-        let outbound = TaskOutbound::new(self.outbound.clone(), version.outbound.clone(), task.clone(), version.limits.memory_bytes);
+        let outbound = TaskOutbound::new(
+            self.outbound.clone(),
+            version.outbound.clone(),
+            task.clone(),
+            version.limits.memory_bytes,
+        );
         let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
         let outcome = tokio::select! {
             _ = task.cancellation().cancelled() => Outcome::Cancelled,
@@ -427,7 +475,12 @@ impl Scheduler {
         let background = match lane {
             Lane::Foreground => None,
             Lane::Background => Some(
-                self.lanes.background_slots.clone().acquire_owned().await.expect("background semaphore is never closed"),
+                self.lanes
+                    .background_slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("background semaphore is never closed"),
             ),
         };
         // One task per plugin at a time queues for a running slot: free slots go round the
@@ -557,10 +610,15 @@ impl Spawner for Scheduler {
             )));
         }
         let max_tree = self.limits.max_tasks_per_tree;
-        parent.tree_size.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tree).then_some(n + 1)).map_err(|_| {
-            self.lanes.mark_heavy(&parent.plugin);
-            SpawnError::Rejected(format!("this tree of spawned tasks reached limits.max_tasks_per_tree ({max_tree} tasks)"))
-        })?;
+        parent
+            .tree_size
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_tree).then_some(n + 1))
+            .map_err(|_| {
+                self.lanes.mark_heavy(&parent.plugin);
+                SpawnError::Rejected(format!(
+                    "this tree of spawned tasks reached limits.max_tasks_per_tree ({max_tree} tasks)"
+                ))
+            })?;
         self.admit(plugin, input, None, Origin::Parent(parent)).map_err(|e| {
             parent.tree_size.fetch_sub(1, Ordering::AcqRel);
             match e {

@@ -55,10 +55,15 @@ impl Scheduler {
         for record in self.store.unfinished()? {
             match self.registry.live(&record.plugin) {
                 None => {
-                    self.end_unrunnable(&record, format!("plugin {:?} no longer exists, so the task cannot run", record.plugin));
+                    self.end_unrunnable(
+                        &record,
+                        format!("plugin {:?} no longer exists, so the task cannot run", record.plugin),
+                    );
                     recovered.interrupted += 1;
                 }
-                Some(version) if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts => {
+                Some(version)
+                    if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts =>
+                {
                     self.end_unrunnable(&record, interrupted_reason(&version, record.attempts));
                     recovered.interrupted += 1;
                 }
@@ -79,8 +84,15 @@ impl Scheduler {
     /// A task as recorded, not yet started.
     fn recorded_task(&self, record: &TaskRecord) -> Task {
         let owner = Origin::Caller(record.owner.as_deref().map(Arc::from));
-        Task::new(record.plugin.clone(), record.version.as_str().into(), owner, record.timeout, self.limits.events_per_task as usize, self.limits.max_log_lines)
-            .resumed(record)
+        Task::new(
+            record.plugin.clone(),
+            record.version.as_str().into(),
+            owner,
+            record.timeout,
+            self.limits.events_per_task as usize,
+            self.limits.max_log_lines,
+        )
+        .resumed(record)
     }
 
     /// Queues a recorded task again, on its plugin's live version; recovered tasks are
@@ -89,7 +101,13 @@ impl Scheduler {
         self.queued.fetch_add(1, Ordering::AcqRel);
         let task = Arc::new(self.recorded_task(record));
         if record.version != version.info.version {
-            task.log(Level::Warn, format!("accepted for version {} of {}, run with the live version {}", record.version, record.plugin, version.info.version));
+            task.log(
+                Level::Warn,
+                format!(
+                    "accepted for version {} of {}, run with the live version {}",
+                    record.version, record.plugin, version.info.version
+                ),
+            );
         }
         self.launch(task, version, record.input.clone());
     }
@@ -108,5 +126,4 @@ impl Scheduler {
         self.table().by_id.insert(task.id, task.clone());
         self.keep_finished(task.id);
     }
-
 }

@@ -135,7 +135,14 @@ impl Schedules {
             entry.last_error = error;
             entries.insert(entry.record.name.clone(), entry);
         }
-        Ok(Arc::new(Self { scheduler, store, max, entries: Mutex::new(entries), edits: tokio::sync::Mutex::new(()), changed: Notify::new() }))
+        Ok(Arc::new(Self {
+            scheduler,
+            store,
+            max,
+            entries: Mutex::new(entries),
+            edits: tokio::sync::Mutex::new(()),
+            changed: Notify::new(),
+        }))
     }
 
     pub fn list(&self) -> Vec<Snapshot> {
@@ -148,7 +155,12 @@ impl Schedules {
 
     /// Defines a schedule, or defines an existing one anew (its counts kept; its runs are
     /// then `owner`'s). Answers the schedule and whether it is new.
-    pub async fn put(&self, name: &str, definition: Definition, owner: Option<Arc<str>>) -> Result<(Snapshot, bool), ScheduleError> {
+    pub async fn put(
+        &self,
+        name: &str,
+        definition: Definition,
+        owner: Option<Arc<str>>,
+    ) -> Result<(Snapshot, bool), ScheduleError> {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
         let (existing, count) = {
@@ -197,7 +209,11 @@ impl Schedules {
     pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Snapshot, ScheduleError> {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
-        let mut record = self.entries().get(name).map(|e| e.record.clone()).ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
+        let mut record = self
+            .entries()
+            .get(name)
+            .map(|e| e.record.clone())
+            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
         if record.paused == paused {
             return self.get(name).ok_or_else(|| ScheduleError::NotFound(name.to_owned()));
         }
@@ -238,7 +254,8 @@ impl Schedules {
                 tokio::spawn(self.clone().start(run));
             }
             let next = self.entries().values().filter_map(|e| e.due).min();
-            let wait = next.map_or(MAX_SLEEP, |due| due.duration_since(SystemTime::now()).unwrap_or_default().min(MAX_SLEEP));
+            let wait =
+                next.map_or(MAX_SLEEP, |due| due.duration_since(SystemTime::now()).unwrap_or_default().min(MAX_SLEEP));
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = self.changed.notified() => {}
@@ -277,7 +294,8 @@ impl Schedules {
     }
 
     async fn start(self: Arc<Self>, run: Run) {
-        let result = self.scheduler.accept_run(run.schedule.clone(), &run.plugin, run.input, run.timeout, run.owner).await;
+        let result =
+            self.scheduler.accept_run(run.schedule.clone(), &run.plugin, run.input, run.timeout, run.owner).await;
         let mut entries = self.entries();
         let Some(entry) = entries.get_mut(&*run.schedule) else {
             return;

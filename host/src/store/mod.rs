@@ -24,7 +24,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-
 use bytes::Bytes;
 
 pub use sqlite::SqliteStore;
@@ -36,7 +35,9 @@ use crate::task::{Failure, FailureKind, Outcome, Task, TaskId, TaskState};
 /// Why the store cannot do what was asked; the messages name the file or the cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store at {path} is unreadable or corrupt ({cause}); move it aside to start empty, or restore it from a backup")]
+    #[error(
+        "the store at {path} is unreadable or corrupt ({cause}); move it aside to start empty, or restore it from a backup"
+    )]
     Corrupt { path: String, cause: String },
     #[error("the store was written by a newer ignareo (schema {found}, this build reads up to {supported})")]
     NewerSchema { found: i64, supported: i64 },
@@ -114,7 +115,11 @@ impl TaskRecord {
                 Outcome::Failed(Failure { kind, message: message() })
             }
             TaskState::TimedOut => {
-                let ran = self.started_at.zip(self.finished_at).and_then(|(s, f)| f.duration_since(s).ok()).unwrap_or(self.timeout);
+                let ran = self
+                    .started_at
+                    .zip(self.finished_at)
+                    .and_then(|(s, f)| f.duration_since(s).ok())
+                    .unwrap_or(self.timeout);
                 Outcome::TimedOut { ran, inherited: false }
             }
             TaskState::Cancelled => Outcome::Cancelled,

@@ -191,7 +191,12 @@ impl SqliteStore {
         }
     }
 
-    fn read<T>(&self, sql: &str, params: impl rusqlite::Params, parse: impl Fn(&Row<'_>) -> Result<T, String>) -> Result<Vec<T>, StoreError> {
+    fn read<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        parse: impl Fn(&Row<'_>) -> Result<T, String>,
+    ) -> Result<Vec<T>, StoreError> {
         let reader = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
         let mut statement = reader.prepare(sql)?;
         let rows = statement.query_map(params, |row| Ok(parse(row)))?;
@@ -231,7 +236,10 @@ impl Store for SqliteStore {
     }
 
     fn unfinished(&self) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read_tasks(&format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('queued', 'running') ORDER BY submitted_at_ms"), [])
+        self.read_tasks(
+            &format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('queued', 'running') ORDER BY submitted_at_ms"),
+            [],
+        )
     }
 
     fn put_schedule(&self, schedule: ScheduleRecord) -> StoreFuture<'_> {
@@ -260,7 +268,11 @@ impl Store for SqliteStore {
 
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         let mut plugins = self.read("SELECT name, live FROM plugins ORDER BY name", [], |row| {
-            Ok(PluginRecord { name: row.get(0).map_err(|e| e.to_string())?, live: row.get(1).map_err(|e| e.to_string())?, versions: Vec::new() })
+            Ok(PluginRecord {
+                name: row.get(0).map_err(|e| e.to_string())?,
+                live: row.get(1).map_err(|e| e.to_string())?,
+                versions: Vec::new(),
+            })
         })?;
         let versions = self.read(
             "SELECT plugin, version, component, manifest, size, uploaded_at_ms, compile_ms FROM plugin_versions ORDER BY plugin, position",
@@ -327,7 +339,9 @@ impl Store for SqliteStore {
 fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, StoreError> {
     let shown = path.display().to_string();
     let corrupt = |e: rusqlite::Error| match &e {
-        rusqlite::Error::SqliteFailure(failure, _) if matches!(failure.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) =>
+        {
             StoreError::Corrupt { path: shown.clone(), cause: e.to_string() }
         }
         _ => StoreError::Database(e),
@@ -404,9 +418,10 @@ fn prune(connection: &Connection, retention: &Retention) -> rusqlite::Result<()>
              WHERE finished_at_ms IS NOT NULL ORDER BY finished_at_ms DESC LIMIT 1 OFFSET ?2)
          RETURNING id, output_file",
     )?;
-    let deleted = statement.query_map(params![before, i64::try_from(retention.keep_finished).unwrap_or(i64::MAX)], |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
-    })?;
+    let deleted = statement
+        .query_map(params![before, i64::try_from(retention.keep_finished).unwrap_or(i64::MAX)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+        })?;
     let mut pruned = 0;
     for row in deleted {
         let (id, in_file) = row?;
@@ -439,7 +454,8 @@ fn commit(connection: &mut Connection, batch: &[Queued], retention: &Retention) 
         if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = &queued.write
             && output.len() > retention.inline_output_bytes
         {
-            write_output_file(retention, id, output).map_err(|e| format!("cannot write the output of task {id}: {e}"))?;
+            write_output_file(retention, id, output)
+                .map_err(|e| format!("cannot write the output of task {id}: {e}"))?;
         }
     }
     commit_rows(connection, batch, retention.inline_output_bytes).map_err(|e| e.to_string())
@@ -460,7 +476,9 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usi
                 "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, schedule)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9)",
             )?;
-            let mut ran = tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1")?;
+            let mut ran = tx.prepare_cached(
+                "UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1",
+            )?;
             for task in tasks {
                 let id = task.id.to_string();
                 let submitted_at = epoch_ms(task.submitted_at);
@@ -543,7 +561,16 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usi
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             for (position, v) in plugin.versions.iter().enumerate() {
-                insert.execute(params![plugin.name, position, v.version, v.component, v.manifest, v.size, v.uploaded_at_ms, v.compile_ms])?;
+                insert.execute(params![
+                    plugin.name,
+                    position,
+                    v.version,
+                    v.component,
+                    v.manifest,
+                    v.size,
+                    v.uploaded_at_ms,
+                    v.compile_ms
+                ])?;
             }
         }
         Write::DeletePlugin(name) => {
@@ -551,7 +578,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usi
             tx.prepare_cached("DELETE FROM plugins WHERE name = ?1")?.execute([name])?;
         }
         Write::PutToken(token) => {
-            let record = serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let record =
+                serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             tx.prepare_cached("INSERT OR REPLACE INTO tokens (id, created_at_ms, record) VALUES (?1, ?2, ?3)")?
                 .execute(params![token.id, token.created_at_ms, record])?;
         }
@@ -605,7 +633,9 @@ fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, String> {
 fn schedule_record(row: &Row<'_>) -> Result<ScheduleRecord, String> {
     let e = |e: rusqlite::Error| e.to_string();
     let time = |i: usize| row.get::<_, Option<i64>>(i).map(|ms| ms.map(from_epoch_ms)).map_err(e);
-    let duration = |i: usize| row.get::<_, Option<i64>>(i).map(|ms| ms.map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))).map_err(e);
+    let duration = |i: usize| {
+        row.get::<_, Option<i64>>(i).map(|ms| ms.map(|ms| Duration::from_millis(ms.max(0).unsigned_abs()))).map_err(e)
+    };
     let name: String = row.get(0).map_err(e)?;
     let last_task = row
         .get::<_, Option<String>>(12)
@@ -678,9 +708,14 @@ mod tests {
         let unfinished = store.unfinished().unwrap();
         assert_eq!(unfinished.len(), 1);
         assert_eq!((unfinished[0].plugin.as_str(), unfinished[0].schedule.as_deref()), ("hello", None));
-        assert!(store.schedules().unwrap().is_empty() && store.plugins().unwrap().is_empty() && store.tokens().unwrap().is_empty());
+        assert!(
+            store.schedules().unwrap().is_empty()
+                && store.plugins().unwrap().is_empty()
+                && store.tokens().unwrap().is_empty()
+        );
         drop(store);
-        let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        let version: i64 =
+            Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use ignareo_sdk::http::{self, HttpError, Request, RequestBuilder, Response, Retry, Session};
 use ignareo_sdk::Error;
+use ignareo_sdk::http::{self, HttpError, Request, RequestBuilder, Response, Retry, Session};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -72,8 +72,10 @@ fn get() -> String {
 
 impl RetrySpec {
     fn policy(&self) -> Retry {
-        let mut retry = Retry::attempts(self.attempts)
-            .backoff(Duration::from_millis(self.initial_ms.unwrap_or(50)), Duration::from_millis(self.max_ms.unwrap_or(5_000)));
+        let mut retry = Retry::attempts(self.attempts).backoff(
+            Duration::from_millis(self.initial_ms.unwrap_or(50)),
+            Duration::from_millis(self.max_ms.unwrap_or(5_000)),
+        );
         if let Some(statuses) = &self.statuses {
             retry = retry.statuses(statuses);
         }
@@ -105,7 +107,8 @@ fn run(input: Input) -> Result<Value, Error> {
                 results.push(report(outcome));
             }
             Step::FetchAll { fetch_all, concurrency, session: index } => {
-                let requests = fetch_all.iter().map(|spec| build(None, spec).build()).collect::<Result<Vec<Request>, _>>()?;
+                let requests =
+                    fetch_all.iter().map(|spec| build(None, spec).build()).collect::<Result<Vec<Request>, _>>()?;
                 let outcomes = match session(*index)? {
                     Some(s) => s.fetch_all(requests, *concurrency),
                     None => http::fetch_all(requests, *concurrency),

@@ -32,11 +32,7 @@ impl Error {
     }
 
     pub(crate) fn into_wit(self) -> TaskError {
-        if self.invalid_input {
-            TaskError::InvalidInput(self.message)
-        } else {
-            TaskError::Failed(self.message)
-        }
+        if self.invalid_input { TaskError::InvalidInput(self.message) } else { TaskError::Failed(self.message) }
     }
 }
 

@@ -24,7 +24,10 @@ pub enum HttpError {
     TooManyRedirects(u32),
     Protocol(String),
     /// [`Response::error_for_status`] on a 4xx or 5xx answer.
-    Status { status: u16, url: String },
+    Status {
+        status: u16,
+        url: String,
+    },
     /// The body could not be read as the type asked for.
     Decode(String),
     /// The proxy could not be reached or refused the request (e.g. 407).
@@ -192,11 +195,7 @@ impl Response {
 
     /// `Err(HttpError::Status)` for a 4xx or 5xx answer.
     pub fn error_for_status(self) -> Result<Self, HttpError> {
-        if self.0.status >= 400 {
-            Err(HttpError::Status { status: self.0.status, url: self.0.url })
-        } else {
-            Ok(self)
-        }
+        if self.0.status >= 400 { Err(HttpError::Status { status: self.0.status, url: self.0.url }) } else { Ok(self) }
     }
 }
 

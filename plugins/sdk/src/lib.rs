@@ -17,14 +17,14 @@
 //! ignareo_sdk::task!(run);
 //! ```
 
+mod error;
 pub mod html;
 pub mod http;
 pub mod log;
-mod error;
 mod task;
 
 pub use error::Error;
-pub use task::{Child, JoinError, progress, sleep, spawn, task_id, plugin_name, emit};
+pub use task::{Child, JoinError, emit, plugin_name, progress, sleep, spawn, task_id};
 
 /// The bindings generated from the `ignareo:task` WIT package.
 #[doc(hidden)]

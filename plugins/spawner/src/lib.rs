@@ -19,11 +19,7 @@ struct Output {
 }
 
 fn run(input: Input) -> Result<Output, Error> {
-    let children = input
-        .inputs
-        .iter()
-        .map(|i| ignareo_sdk::spawn(&input.plugin, i))
-        .collect::<Result<Vec<_>, _>>()?;
+    let children = input.inputs.iter().map(|i| ignareo_sdk::spawn(&input.plugin, i)).collect::<Result<Vec<_>, _>>()?;
     let outputs = children.iter().map(|c| c.join()).collect::<Result<Vec<Value>, _>>()?;
     Ok(Output { task_id: ignareo_sdk::task_id(), children: children.iter().map(|c| c.id()).collect(), outputs })
 }

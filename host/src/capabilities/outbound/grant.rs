@@ -40,7 +40,9 @@ enum PortPattern {
 
 /// Why a grant does not parse; the message shows the expected form.
 #[derive(Debug, thiserror::Error)]
-#[error("{text:?} is not a valid grant ({why}); write scheme://host[:port], e.g. \"https://example.com\", \"https://*.example.com\", \"http://127.0.0.1:8080\" or \"http://10.0.0.5:*\"")]
+#[error(
+    "{text:?} is not a valid grant ({why}); write scheme://host[:port], e.g. \"https://example.com\", \"https://*.example.com\", \"http://127.0.0.1:8080\" or \"http://10.0.0.5:*\""
+)]
 pub struct GrantError {
     text: String,
     why: &'static str,
@@ -163,9 +165,14 @@ pub fn check(grants: &[HostGrant], url: &Url) -> Result<(), String> {
         _ => false,
     };
     Err(if grants.is_empty() {
-        format!("{destination} is not allowed: this plugin has no allowed_hosts (upload it with a manifest that grants it)")
+        format!(
+            "{destination} is not allowed: this plugin has no allowed_hosts (upload it with a manifest that grants it)"
+        )
     } else if private {
-        format!("{destination} is a private address: only a grant that names it allows it (e.g. \"{}://{host}:{port}\")", url.scheme())
+        format!(
+            "{destination} is a private address: only a grant that names it allows it (e.g. \"{}://{host}:{port}\")",
+            url.scheme()
+        )
     } else {
         format!("{destination} is not in this plugin's allowed_hosts")
     })
@@ -239,7 +246,15 @@ mod tests {
 
     #[test]
     fn grants_parse_or_say_why_not() {
-        for bad in ["example.com", "ftp://example.com", "https://example.com/path", "https://a*.com", "https://*.", "http://x:99999", "https://user@x"] {
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://example.com/path",
+            "https://a*.com",
+            "https://*.",
+            "http://x:99999",
+            "https://user@x",
+        ] {
             let err = bad.parse::<HostGrant>().unwrap_err().to_string();
             assert!(err.contains("scheme://host[:port]"), "{bad}: {err}");
         }
@@ -275,7 +290,21 @@ mod tests {
 
     #[test]
     fn the_address_rule() {
-        for private in ["127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "169.254.169.254", "100.100.100.200", "0.0.0.0", "255.255.255.255", "::1", "fd00:ec2::254", "fe80::1", "::ffff:192.168.0.1", "64:ff9b::a00:1"] {
+        for private in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:192.168.0.1",
+            "64:ff9b::a00:1",
+        ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
         for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "64:ff9b::101:101"] {

@@ -118,7 +118,10 @@ struct Prepared {
 enum Tried {
     Done(Result<Response, Error>),
     /// The answer's status asks for another try after this long.
-    Again { wait: Duration, status: StatusCode },
+    Again {
+        wait: Duration,
+        status: StatusCode,
+    },
 }
 
 impl Outbound {
@@ -164,9 +167,13 @@ impl TaskOutbound {
     /// most `outbound.max_sessions_per_task` at once.
     pub fn new_session(&self) -> Result<SessionState, LimitExceeded> {
         let max = self.shared.config.max_sessions_per_task;
-        self.sessions
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .map_err(|_| LimitExceeded(format!("the task opened more than {max} sessions at once (outbound.max_sessions_per_task)")))?;
+        self.sessions.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).map_err(
+            |_| {
+                LimitExceeded(format!(
+                    "the task opened more than {max} sessions at once (outbound.max_sessions_per_task)"
+                ))
+            },
+        )?;
         Ok(SessionState::new(self.plugin.proxies.next()))
     }
 
@@ -192,9 +199,15 @@ impl TaskOutbound {
     }
 
     /// Sends all requests, at most `concurrency` at once; results in the order given.
-    pub async fn fetch_all(&self, requests: Vec<Request>, concurrency: Option<u32>, session: Option<&SessionState>) -> Vec<Result<Response, Error>> {
+    pub async fn fetch_all(
+        &self,
+        requests: Vec<Request>,
+        concurrency: Option<u32>,
+        session: Option<&SessionState>,
+    ) -> Vec<Result<Response, Error>> {
         let config = &self.shared.config;
-        let concurrency = concurrency.unwrap_or(config.fetch_all_concurrency).clamp(1, config.max_fetch_all_concurrency);
+        let concurrency =
+            concurrency.unwrap_or(config.fetch_all_concurrency).clamp(1, config.max_fetch_all_concurrency);
         let budget = AtomicI64::new(i64::try_from(self.max_batch_bytes).unwrap_or(i64::MAX));
         let budget = &budget;
         futures::stream::iter(requests)
@@ -204,7 +217,12 @@ impl TaskOutbound {
             .await
     }
 
-    async fn send_within(&self, request: Request, session: Option<&SessionState>, budget: Option<&AtomicI64>) -> Result<Response, Error> {
+    async fn send_within(
+        &self,
+        request: Request,
+        session: Option<&SessionState>,
+        budget: Option<&AtomicI64>,
+    ) -> Result<Response, Error> {
         let request = self.prepare(request, session)?;
         let mut attempt = 1;
         loop {
@@ -217,13 +235,16 @@ impl TaskOutbound {
                 Tried::Again { wait, status } => (wait, format!("answered {status}")),
             };
             let attempts = request.retry.as_ref().map_or(1, RetryPolicy::attempts);
-            self.note(Level::Info, format!(
-                "retrying {} {} in {} ms (try {} of {attempts}): {why}",
-                request.method,
-                request.url,
-                wait.as_millis(),
-                attempt + 1
-            ));
+            self.note(
+                Level::Info,
+                format!(
+                    "retrying {} {} in {} ms (try {} of {attempts}): {why}",
+                    request.method,
+                    request.url,
+                    wait.as_millis(),
+                    attempt + 1
+                ),
+            );
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -232,7 +253,8 @@ impl TaskOutbound {
     fn prepare(&self, request: Request, session: Option<&SessionState>) -> Result<Prepared, Error> {
         let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Error::InvalidRequest(format!("invalid method {:?}", request.method)))?;
-        let url = Url::parse(&request.url).map_err(|e| Error::InvalidRequest(format!("invalid URL {:?}: {e}", request.url)))?;
+        let url = Url::parse(&request.url)
+            .map_err(|e| Error::InvalidRequest(format!("invalid URL {:?}: {e}", request.url)))?;
         let mut headers = header_map(&request.headers)?;
         let explicit_cookie = headers.contains_key(COOKIE);
         if let Some(session) = session {
@@ -258,7 +280,9 @@ impl TaskOutbound {
             headers,
             explicit_cookie,
             body: request.body.map(Bytes::from),
-            timeout: request.timeout_ms.map_or(self.shared.config.request_timeout(), |ms| Duration::from_millis(ms.into())),
+            timeout: request
+                .timeout_ms
+                .map_or(self.shared.config.request_timeout(), |ms| Duration::from_millis(ms.into())),
             route,
         })
     }
@@ -266,7 +290,13 @@ impl TaskOutbound {
     /// One try: redirects followed, then either the answer or a status worth retrying. Its
     /// timeout runs from when politeness lets the first hop through: a request waiting for
     /// its turn is not failed for waiting.
-    async fn try_once(&self, request: &Prepared, session: Option<&SessionState>, attempt: u32, budget: Option<&AtomicI64>) -> Tried {
+    async fn try_once(
+        &self,
+        request: &Prepared,
+        session: Option<&SessionState>,
+        attempt: u32,
+        budget: Option<&AtomicI64>,
+    ) -> Tried {
         let first = match self.check_destination(&request.url) {
             Ok(host) => self.admit(&host).await,
             Err(error) => return Tried::Done(Err(error)),
@@ -285,7 +315,11 @@ impl TaskOutbound {
             Tried::Done(self.read(response, url, pass, budget).await)
         };
         tokio::time::timeout_at(deadline, tried).await.unwrap_or_else(|_| {
-            Tried::Done(Err(Error::Timeout(format!("{} did not complete within {} ms", request.url, request.timeout.as_millis()))))
+            Tried::Done(Err(Error::Timeout(format!(
+                "{} did not complete within {} ms",
+                request.url,
+                request.timeout.as_millis()
+            ))))
         })
     }
 
@@ -300,7 +334,12 @@ impl TaskOutbound {
 
     /// Sends the request and follows its redirects; `first` is the first hop's pass, every
     /// later hop is checked and admitted here.
-    async fn follow(&self, request: &Prepared, session: Option<&SessionState>, first: Pass) -> Result<(reqwest::Response, Url, Pass), Error> {
+    async fn follow(
+        &self,
+        request: &Prepared,
+        session: Option<&SessionState>,
+        first: Pass,
+    ) -> Result<(reqwest::Response, Url, Pass), Error> {
         let client = self.shared.client(&request.route)?;
         let mut method = request.method.clone();
         let mut url = request.url.clone();
@@ -321,7 +360,8 @@ impl TaskOutbound {
             if let Some(session) = session.filter(|_| !request.explicit_cookie) {
                 let cookies = session.cookie_header(&url);
                 if !cookies.is_empty() {
-                    let value = HeaderValue::from_str(&cookies).map_err(|e| Error::InvalidRequest(format!("cookie: {e}")))?;
+                    let value =
+                        HeaderValue::from_str(&cookies).map_err(|e| Error::InvalidRequest(format!("cookie: {e}")))?;
                     hop_headers.insert(COOKIE, value);
                 }
             }
@@ -330,8 +370,11 @@ impl TaskOutbound {
                 builder = builder.body(body.clone());
             }
             let response = builder.send().await.map_err(|e| transport_error(&url, &e, request.route.proxy()))?;
-            if let (StatusCode::PROXY_AUTHENTICATION_REQUIRED, Route::Via(proxy)) = (response.status(), &request.route) {
-                return Err(Error::Proxy(format!("proxy {proxy} refused the request: 407 Proxy Authentication Required")));
+            if let (StatusCode::PROXY_AUTHENTICATION_REQUIRED, Route::Via(proxy)) = (response.status(), &request.route)
+            {
+                return Err(Error::Proxy(format!(
+                    "proxy {proxy} refused the request: 407 Proxy Authentication Required"
+                )));
             }
             if let Some(session) = session {
                 session.store_cookies(response.headers(), &url);
@@ -342,7 +385,9 @@ impl TaskOutbound {
                 if hop == max_redirects {
                     return Err(Error::TooManyRedirects(max_redirects));
                 }
-                url = url.join(location).map_err(|e| Error::Protocol(format!("{url} redirected to an invalid location {location:?}: {e}")))?;
+                url = url.join(location).map_err(|e| {
+                    Error::Protocol(format!("{url} redirected to an invalid location {location:?}: {e}"))
+                })?;
                 if redirect_becomes_get(response.status(), &method) {
                     method = Method::GET;
                     body = None;
@@ -369,7 +414,13 @@ impl TaskOutbound {
         }
     }
 
-    async fn read(&self, response: reqwest::Response, url: Url, pass: Pass, budget: Option<&AtomicI64>) -> Result<Response, Error> {
+    async fn read(
+        &self,
+        response: reqwest::Response,
+        url: Url,
+        pass: Pass,
+        budget: Option<&AtomicI64>,
+    ) -> Result<Response, Error> {
         let limit = self.plugin.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(Error::TooLarge(limit));
@@ -415,12 +466,15 @@ impl TaskOutbound {
         notes.last_note = Some(Instant::now());
         if let Some(longest) = notes.longest.take() {
             let requests = if count == 1 { "1 request".to_owned() } else { format!("{count} requests") };
-            self.note(Level::Info, format!(
-                "politeness: {requests} waited for a turn, longest {} ms for {} ({})",
-                longest.duration.as_millis(),
-                longest.host,
-                longest.limits
-            ));
+            self.note(
+                Level::Info,
+                format!(
+                    "politeness: {requests} waited for a turn, longest {} ms for {} ({})",
+                    longest.duration.as_millis(),
+                    longest.host,
+                    longest.limits
+                ),
+            );
         }
     }
 
@@ -433,14 +487,18 @@ impl TaskOutbound {
 /// browsers and `requests` do.
 fn redirect_becomes_get(status: StatusCode, method: &Method) -> bool {
     status == StatusCode::SEE_OTHER
-        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND) && *method != Method::GET && *method != Method::HEAD)
+        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+            && *method != Method::GET
+            && *method != Method::HEAD)
 }
 
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::InvalidRequest(format!("invalid header name {name:?}")))?;
-        let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidRequest(format!("invalid value for header {name}")))?;
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::InvalidRequest(format!("invalid header name {name:?}")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| Error::InvalidRequest(format!("invalid value for header {name}")))?;
         map.append(name, value);
     }
     Ok(map)
@@ -471,7 +529,12 @@ fn transport_error(url: &Url, error: &reqwest::Error, via: Option<&Proxy>) -> Er
 /// One line for the task's events.
 fn describe(error: &Error) -> String {
     match error {
-        Error::Denied(m) | Error::Timeout(m) | Error::Connect(m) | Error::InvalidRequest(m) | Error::Protocol(m) | Error::Proxy(m) => m.clone(),
+        Error::Denied(m)
+        | Error::Timeout(m)
+        | Error::Connect(m)
+        | Error::InvalidRequest(m)
+        | Error::Protocol(m)
+        | Error::Proxy(m) => m.clone(),
         Error::TooLarge(limit) => format!("response larger than {limit} bytes"),
         Error::TooManyRedirects(limit) => format!("more than {limit} redirects"),
     }

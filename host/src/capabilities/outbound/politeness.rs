@@ -111,7 +111,9 @@ impl Politeness {
         }
         if gates.by_key.len() >= gates.sweep_at {
             let now = Instant::now();
-            gates.by_key.retain(|_, gate| Arc::strong_count(gate) > 1 || gate.pace.as_ref().is_some_and(|p| p.is_busy(now)));
+            gates
+                .by_key
+                .retain(|_, gate| Arc::strong_count(gate) > 1 || gate.pace.as_ref().is_some_and(|p| p.is_busy(now)));
             gates.sweep_at = (gates.by_key.len() * 2).max(SWEEP_THRESHOLD);
         }
         let owner = if version.is_some() { "plugin" } else { "host" };
@@ -165,7 +167,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_spaces_requests_after_the_burst() {
-        let rules = Rules { max_concurrent_per_host: None, requests_per_second: Some(10.0), burst: Some(3), ..Rules::default() };
+        let rules = Rules {
+            max_concurrent_per_host: None,
+            requests_per_second: Some(10.0),
+            burst: Some(3),
+            ..Rules::default()
+        };
         let politeness = Politeness::new(rules);
         let start = Instant::now();
         let mut starts = Vec::new();
@@ -183,13 +190,18 @@ mod tests {
     async fn plugin_rules_add_to_the_host_rules() {
         let host = Rules { max_concurrent_per_host: Some(2), ..Rules::default() };
         let mut plugin = Rules::default();
-        plugin.hosts.insert("a.example".into(), HostPoliteness { max_concurrent_per_host: Some(1), ..HostPoliteness::default() });
+        plugin.hosts.insert(
+            "a.example".into(),
+            HostPoliteness { max_concurrent_per_host: Some(1), ..HostPoliteness::default() },
+        );
         let politeness = Politeness::new(host);
         let plugin = PluginRules { version: "v1".into(), rules: plugin };
 
         let (first, _) = politeness.enter(Some(&plugin), "a.example").await;
         // The plugin's own limit (1) holds its second request back...
-        assert!(tokio::time::timeout(Duration::from_secs(1), politeness.enter(Some(&plugin), "a.example")).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), politeness.enter(Some(&plugin), "a.example")).await.is_err()
+        );
         // ...while another plugin still has the host's second slot.
         let (_second, _) = politeness.enter(None, "a.example").await;
         assert!(tokio::time::timeout(Duration::from_secs(1), politeness.enter(None, "a.example")).await.is_err());

@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn the_pool_rotates() {
-        let pool = ProxyPool::new(vec![Proxy::parse("http://a:1", true).unwrap(), Proxy::parse("http://b:1", true).unwrap()]);
+        let pool =
+            ProxyPool::new(vec![Proxy::parse("http://a:1", true).unwrap(), Proxy::parse("http://b:1", true).unwrap()]);
         let hosts: Vec<String> = (0..4).map(|_| pool.next().unwrap().url().host_str().unwrap().to_owned()).collect();
         assert_eq!(hosts, ["a", "b", "a", "b"]);
         assert!(ProxyPool::default().next().is_none());

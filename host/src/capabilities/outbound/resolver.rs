@@ -29,8 +29,10 @@ impl Resolve for PublicOnly {
         Box::pin(async move {
             let lookup = name.clone();
             let addresses: Vec<SocketAddr> =
-                tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs().map(Iterator::collect)).await??;
-            let (public, private): (Vec<SocketAddr>, Vec<SocketAddr>) = addresses.into_iter().partition(|a| is_public(a.ip()));
+                tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs().map(Iterator::collect))
+                    .await??;
+            let (public, private): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                addresses.into_iter().partition(|a| is_public(a.ip()));
             match (public.is_empty(), private.first()) {
                 (true, Some(refused)) => Err(Box::new(PrivateAddress { name, address: refused.ip() }) as _),
                 _ => Ok(Box::new(public.into_iter()) as Addrs),

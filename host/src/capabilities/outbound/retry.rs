@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(p.after_status(1, StatusCode::NOT_FOUND, &none), Verdict::Stop);
         let mut asks = HeaderMap::new();
         asks.insert(RETRY_AFTER, "1".parse().unwrap());
-        assert_eq!(p.after_status(1, StatusCode::TOO_MANY_REQUESTS, &asks), Verdict::RetryAfter(Duration::from_secs(1)));
+        assert_eq!(
+            p.after_status(1, StatusCode::TOO_MANY_REQUESTS, &asks),
+            Verdict::RetryAfter(Duration::from_secs(1))
+        );
         asks.insert(RETRY_AFTER, "120".parse().unwrap());
         assert_eq!(p.after_status(1, StatusCode::TOO_MANY_REQUESTS, &asks), Verdict::Stop);
 
@@ -152,7 +155,14 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused() {
-        let mut wit = WitRetryPolicy { attempts: 0, initial_backoff_ms: 1, max_backoff_ms: 2, statuses: None, retry_errors: true, any_method: false };
+        let mut wit = WitRetryPolicy {
+            attempts: 0,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 2,
+            statuses: None,
+            retry_errors: true,
+            any_method: false,
+        };
         assert!(RetryPolicy::from_guest(&wit, 10).is_err());
         wit.attempts = 11;
         assert!(RetryPolicy::from_guest(&wit, 10).is_err());
