@@ -227,6 +227,9 @@ pub struct OutboundConfig {
     pub proxy_clients: usize,
     /// Sessions one task may hold open at once.
     pub max_sessions_per_task: u32,
+    /// PEM files of certificate authorities trusted beside the built-in web roots (a private
+    /// CA of the operator's network, say); each file may hold several certificates.
+    pub ca_certificates: Vec<PathBuf>,
     /// Limits per destination host, shared by every task of every plugin on this host.
     #[serde(deserialize_with = "Politeness::with_host_defaults")]
     pub politeness: Politeness,
@@ -398,6 +401,7 @@ impl Default for OutboundConfig {
             max_retry_attempts: 10,
             proxy_clients: 64,
             max_sessions_per_task: 256,
+            ca_certificates: Vec::new(),
             politeness: Politeness::host_default(),
         }
     }

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION};
@@ -50,6 +51,8 @@ const WAIT_NOTE_INTERVAL: Duration = Duration::from_secs(1);
 /// The process-wide half: clients, politeness gates, the host's limits.
 pub struct Outbound {
     direct: reqwest::Client,
+    /// The operator's extra certificate authorities (`outbound.ca_certificates`), read once.
+    roots: Vec<reqwest::Certificate>,
     proxied: ProxyClients,
     politeness: Politeness,
     config: OutboundConfig,
@@ -126,9 +129,11 @@ enum Tried {
 
 impl Outbound {
     pub fn new(config: &OutboundConfig) -> anyhow::Result<Self> {
-        let direct = client_builder(config).no_proxy().dns_resolver(Arc::new(PublicOnly)).build()?;
+        let roots = extra_roots(&config.ca_certificates)?;
+        let direct = client_builder(config, &roots).no_proxy().dns_resolver(Arc::new(PublicOnly)).build()?;
         Ok(Self {
             direct,
+            roots,
             proxied: ProxyClients::new(config.proxy_clients),
             politeness: Politeness::new(config.politeness.clone()),
             config: config.clone(),
@@ -141,7 +146,7 @@ impl Outbound {
             Route::Via(proxy) => self
                 .proxied
                 .get_or_build(proxy, |p| {
-                    let builder = client_builder(&self.config).proxy(p);
+                    let builder = client_builder(&self.config, &self.roots).proxy(p);
                     // A proxy the operator pooled may be private; one a guest names may not.
                     if proxy.is_pooled() { builder.build() } else { builder.dns_resolver(Arc::new(PublicOnly)).build() }
                 })
@@ -150,12 +155,30 @@ impl Outbound {
     }
 }
 
-fn client_builder(config: &OutboundConfig) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+fn client_builder(config: &OutboundConfig, roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    roots
+        .iter()
+        .fold(reqwest::Client::builder(), |builder, root| builder.add_root_certificate(root.clone()))
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(config.pool_idle_per_host)
         .user_agent(&config.user_agent)
         .tcp_nodelay(true)
+}
+
+/// The certificates of every PEM file named in `outbound.ca_certificates`.
+fn extra_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let mut roots = Vec::new();
+    for file in files {
+        let pem =
+            std::fs::read(file).with_context(|| format!("outbound.ca_certificates: cannot read {}", file.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("outbound.ca_certificates: {} is not a PEM certificate bundle", file.display()))?;
+        if certificates.is_empty() {
+            anyhow::bail!("outbound.ca_certificates: {} holds no PEM certificate", file.display());
+        }
+        roots.extend(certificates);
+    }
+    Ok(roots)
 }
 
 impl TaskOutbound {
