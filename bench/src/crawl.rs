@@ -82,7 +82,7 @@ pub async fn target_server(listen: &str) -> anyhow::Result<()> {
         }),
     );
     let address: SocketAddr = listen.parse()?;
-    let listener = ignareo::server::bind(address, 8192)?;
+    let listener = ignareo::net::bind(address, 8192)?;
     println!("crawl target listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;
     Ok(())

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use bytes::Bytes;
-use ignareo::capabilities::context::Spawner;
-use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
+use ignareo::capabilities::context::SpawnError;
+use ignareo::capabilities::{Capabilities, Spawner};
 use ignareo::config::Config;
 use ignareo::manifest::{Ceilings, Manifest};
-use ignareo::runtime::{Invocation, Runtime};
+use ignareo::runtime::Runtime;
 use ignareo::task::{Origin, Outcome, Task};
 
 use crate::Paths;
@@ -33,12 +33,12 @@ impl InvokeResult {
     }
 }
 
-/// `hello` has no imports to serve; a spawner that refuses is all it needs.
-struct NoSpawn;
+/// The in-process scenarios run plugins that spawn nothing; a spawner that refuses is all they need.
+pub struct NoSpawn;
 
 impl Spawner for NoSpawn {
-    fn spawn(&self, _: &Task, _: &str, _: Bytes) -> Result<Arc<Task>, ignareo::runtime::SpawnError> {
-        Err(ignareo::runtime::SpawnError::Rejected("spawning is not part of this benchmark".into()))
+    fn spawn(&self, _: &Task, _: &str, _: Bytes) -> Result<Arc<Task>, SpawnError> {
+        Err(SpawnError::Rejected("spawning is not part of this benchmark".into()))
     }
 }
 
@@ -46,12 +46,10 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     let config = Config::default();
     let runtime = Runtime::new(&config.limits)?;
     let component = runtime.compile(&paths.plugin("hello")?)?;
-    let prepared = runtime.prepare(&component).await?;
+    let linked = runtime.link(&component).await?;
     let ceilings = Ceilings::of(&config);
-    let manifest = Manifest::parse("", &ceilings)?;
-    let limits = manifest.task_limits(&ceilings);
-    let plugin_outbound = Arc::new(manifest.outbound("bench", &ceilings));
-    let outbound = Arc::new(Outbound::new(&config.outbound)?);
+    let plugin = Manifest::parse("", &ceilings)?.capabilities("bench", &ceilings);
+    let capabilities = Capabilities::new(&config.outbound)?;
     let spawner: Arc<dyn Spawner> = Arc::new(NoSpawn);
     let input = br#"{"bench":true}"#;
     let deadline = Duration::from_secs(10);
@@ -60,10 +58,8 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     for i in 0..WARMUP + iterations {
         let task = Arc::new(Task::new("hello".into(), "bench".into(), Origin::Caller(None), deadline, 16, 1_000));
         let started = Instant::now();
-        let task_outbound =
-            TaskOutbound::new(outbound.clone(), plugin_outbound.clone(), task.clone(), limits.memory_bytes);
-        let invocation = Invocation { task, outbound: Arc::new(task_outbound), spawner: spawner.clone() };
-        let outcome = runtime.invoke(&prepared, invocation, input, deadline, limits.memory_bytes as usize).await;
+        let invocation = capabilities.prepare(&plugin, task, spawner.clone());
+        let outcome = runtime.invoke(&linked, invocation, input, deadline).await;
         let elapsed = started.elapsed();
         if !matches!(outcome, Outcome::Succeeded(_)) {
             bail!("hello did not succeed: {}", outcome.describe());

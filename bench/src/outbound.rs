@@ -14,14 +14,16 @@ use axum::extract::Path;
 use axum::response::Html;
 use axum::routing::get;
 use futures::StreamExt;
-use ignareo::capabilities::outbound::{Outbound, TaskOutbound};
+use ignareo::capabilities::Capabilities;
+use ignareo::capabilities::bindings::http::Request;
+use ignareo::capabilities::outbound::TaskOutbound;
 use ignareo::config::Config;
 use ignareo::manifest::{Ceilings, Manifest};
-use ignareo::runtime::http::Request;
 use ignareo::task::{Origin, Task};
 use serde_json::json;
 
 use crate::Paths;
+use crate::invoke::NoSpawn;
 use crate::process::Process;
 
 const GRANT: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\n";
@@ -95,15 +97,15 @@ async fn start_target() -> anyhow::Result<String> {
 
 /// The host's outbound machinery for one task of a plugin granted 127.0.0.1, with the
 /// per-host cap lifted so that only the layer's own cost shows.
-fn policy_layer() -> anyhow::Result<TaskOutbound> {
+fn policy_layer() -> anyhow::Result<Arc<TaskOutbound>> {
     let mut config = Config::default();
     config.outbound.politeness.max_concurrent_per_host = Some(100_000);
     let ceilings = Ceilings::of(&config);
     let manifest = Manifest::parse(GRANT, &ceilings)?;
-    let shared = Arc::new(Outbound::new(&config.outbound)?);
+    let capabilities = Capabilities::new(&config.outbound)?;
     let task =
         Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_secs(600), 16, 1_000));
-    Ok(TaskOutbound::new(shared, Arc::new(manifest.outbound("bench", &ceilings)), task, 1 << 30))
+    Ok(capabilities.prepare(&manifest.capabilities("bench", &ceilings), task, Arc::new(NoSpawn)).outbound)
 }
 
 fn request(url: &str) -> Request {

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::PluginCapabilities;
 use crate::capabilities::outbound::{HostGrant, PluginOutbound, PluginRules, Proxy, ProxyPool};
 use crate::config::{Config, Politeness};
 
@@ -200,14 +201,15 @@ impl Manifest {
         }
     }
 
-    /// What this version's tasks may do outbound; `version` keys its politeness gates.
-    pub fn outbound(&self, version: &str, ceilings: &Ceilings) -> PluginOutbound {
-        PluginOutbound {
+    /// What this version's tasks may do; `version` keys its politeness gates.
+    pub fn capabilities(&self, version: &str, ceilings: &Ceilings) -> PluginCapabilities {
+        let outbound = PluginOutbound {
             grants: self.allowed_hosts.clone(),
             max_response_bytes: self.max_response_bytes.unwrap_or(ceilings.max_response_bytes),
             proxies: ProxyPool::new(self.proxies.clone()),
             politeness: self.politeness.clone().map(|rules| PluginRules { version: Arc::from(version), rules }),
-        }
+        };
+        PluginCapabilities { outbound: Arc::new(outbound), memory_bytes: self.task_limits(ceilings).memory_bytes }
     }
 }
 

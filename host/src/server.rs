@@ -13,31 +13,23 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::api::{self, AppState};
 use crate::auth::{Auth, TokenSource};
-use crate::capabilities::outbound::Outbound;
+use crate::capabilities::Capabilities;
 use crate::config::{Config, HttpConfig};
 use crate::manifest::Ceilings;
+use crate::net::bind;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
 use crate::schedules::Schedules;
 use crate::store::{SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
-
-/// Binds a listening socket with room for `backlog` connections waiting to be accepted: the
-/// usual 128 makes a burst of new clients wait a second for a SYN retransmit.
-pub fn bind(address: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    socket.bind(address)?;
-    socket.listen(backlog)
-}
 
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
@@ -73,7 +65,7 @@ impl Server {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
         let runtime = Arc::new(Runtime::new(&config.limits)?);
-        let outbound = Arc::new(Outbound::new(&config.outbound).context("cannot build the outbound HTTP client")?);
+        let capabilities = Capabilities::new(&config.outbound)?;
         let ceilings = Ceilings::of(&config);
         let registry = Arc::new(
             Registry::open(
@@ -90,7 +82,7 @@ impl Server {
             registry.clone(),
             store.clone(),
             runtime,
-            outbound,
+            capabilities,
             config.limits.clone(),
             keep_finished_for,
         )?;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::auth::{Forbidden, TokenError};
 use crate::registry::{RegistryError, UploadError};
-use crate::runtime::PrepareError;
+use crate::runtime::LinkError;
 use crate::scheduler::{CancelError, SubmitError};
 use crate::schedules::ScheduleError;
 use crate::task::TaskId;
@@ -109,10 +109,8 @@ impl From<UploadError> for ApiError {
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
             UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
             UploadError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
-            UploadError::Prepare(PrepareError::Instantiate(_)) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate")
-            }
-            UploadError::Prepare(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
+            UploadError::Link(LinkError::Instantiate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate"),
+            UploadError::Link(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),
             UploadError::Internal(e) => {
                 tracing::error!(error = ?e, "upload failed inside the host");
                 return Self::new(

@@ -7,8 +7,8 @@ use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
 use crate::auth::Caller;
-use crate::registry::is_valid_plugin_name;
 use crate::task::TaskId;
+use crate::task::{NAME_RULE, is_valid_name};
 
 /// The caller, known by the bearer token the request carries; 401 without a valid one.
 impl FromRequestParts<AppState> for Caller {
@@ -69,7 +69,7 @@ async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S, name: &str) ->
     Ok(params.remove(name).unwrap_or_default())
 }
 
-/// A plugin name from the path (see [`is_valid_plugin_name`]).
+/// A plugin name from the path (see [`is_valid_name`]).
 pub struct PluginName(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for PluginName {
@@ -94,15 +94,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
 /// The `name` path parameter of a `what` (plugin, schedule), checked against the naming rule.
 async fn name_param<S: Send + Sync>(parts: &mut Parts, state: &S, what: &str) -> Result<String, ApiError> {
     let name = path_param(parts, state, "name").await?;
-    if is_valid_plugin_name(&name) {
+    if is_valid_name(&name) {
         return Ok(name);
     }
-    Err(ApiError::bad_request(
-        "invalid_name",
-        format!(
-            "invalid {what} name {name:?}: use 1-64 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-        ),
-    ))
+    Err(ApiError::bad_request("invalid_name", format!("invalid {what} name {name:?}: use {NAME_RULE}")))
 }
 
 /// A task id from the path.

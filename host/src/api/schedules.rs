@@ -12,8 +12,8 @@ use super::extract::{Body, ScheduleName};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
-use crate::registry::is_valid_plugin_name;
 use crate::schedules::{Definition, MAX_INTERVAL, Snapshot, Timing};
+use crate::task::{NAME_RULE, is_valid_name};
 
 /// A schedule's definition: what it runs, and when (`cron` or `interval_secs`, not both).
 #[derive(Deserialize, ToSchema)]
@@ -167,10 +167,10 @@ pub async fn put(
 
 /// Checks a requested definition against the plugin and the limits.
 fn definition(state: &AppState, request: ScheduleRequest) -> Result<Definition, ApiError> {
-    if !is_valid_plugin_name(&request.plugin) {
+    if !is_valid_name(&request.plugin) {
         return Err(ApiError::bad_request(
             "invalid_name",
-            format!("invalid plugin name {:?}: use 1-64 characters of a-z, 0-9, '-' and '_'", request.plugin),
+            format!("invalid plugin name {:?}: use {NAME_RULE}", request.plugin),
         ));
     }
     let Some(live) = state.registry.live(&request.plugin) else {

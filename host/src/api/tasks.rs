@@ -20,7 +20,7 @@ use super::extract::{Body, PluginName, Query, TaskIdParam};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::{Caller, Forbidden};
-use crate::events::{Event, Subscription};
+use crate::task::events::{Event, Subscription};
 use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState};
 
 /// How long `DELETE /v1/tasks/{id}` waits for the task to stop before answering.

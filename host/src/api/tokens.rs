@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use super::extract::{Admin, Body, TokenIdParam};
 use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
-use crate::auth::{NewToken, TokenRecord};
+use crate::auth::NewToken;
+use crate::store::TokenRecord;
 
 /// A created token: its record and, this once, the token itself.
 #[derive(Serialize, ToSchema)]

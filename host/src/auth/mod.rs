@@ -16,19 +16,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use crate::store::Store;
+pub use crate::store::Scope;
+use crate::store::{Store, TokenRecord};
 pub use bootstrap::{AdminToken, TokenSource};
-pub use tokens::{NewToken, TokenError, TokenRecord, TokenStore};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Admin,
-    Read,
-    Trigger,
-}
+pub use tokens::{NewToken, TokenError, TokenStore};
 
 /// What one token allows.
 #[derive(Clone, Debug, Default)]
@@ -40,11 +31,12 @@ pub struct Scopes {
 }
 
 impl Scopes {
-    fn of(scopes: &BTreeSet<Scope>, plugins: &BTreeSet<String>) -> Self {
+    fn of(record: &TokenRecord) -> Self {
+        let has = |scope| record.scopes.contains(&scope);
         Self {
-            admin: scopes.contains(&Scope::Admin),
-            read: scopes.contains(&Scope::Read),
-            trigger: if scopes.contains(&Scope::Trigger) { plugins.clone() } else { BTreeSet::new() },
+            admin: has(Scope::Admin),
+            read: has(Scope::Read),
+            trigger: if has(Scope::Trigger) { record.plugins.clone() } else { BTreeSet::new() },
         }
     }
 
@@ -167,6 +159,6 @@ impl Auth {
         if is_admin {
             return Some(Caller { token_id: None, scopes: Scopes::admin() });
         }
-        record.map(|r| Caller { scopes: r.scopes(), token_id: Some(r.id.into()) })
+        record.map(|r| Caller { scopes: Scopes::of(&r), token_id: Some(r.id.into()) })
     }
 }

@@ -8,17 +8,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use parking_lot::RwLock;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Scope, Scopes};
-use crate::registry::is_valid_plugin_name;
-use crate::store::{Store, StoreError};
+use super::Scope;
+use crate::store::{Store, StoreError, TokenRecord};
+use crate::task::{NAME_RULE, epoch_ms, is_valid_name};
 
 /// Where earlier versions kept the tokens.
 const TOKENS_FILE: &str = "tokens.json";
@@ -38,27 +39,6 @@ pub struct NewToken {
     /// Plugins a `trigger` token may run (`"*"` for all); required with `trigger`, refused without.
     #[serde(default)]
     pub plugins: Vec<String>,
-}
-
-/// A stored token, without its secret.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: String,
-    pub scopes: BTreeSet<Scope>,
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub plugins: BTreeSet<String>,
-    pub created_at_ms: u64,
-    /// SHA-256 of the whole token, hex.
-    #[serde(rename = "sha256")]
-    #[schema(rename = "sha256")]
-    digest: String,
-}
-
-impl TokenRecord {
-    pub fn scopes(&self) -> Scopes {
-        Scopes::of(&self.scopes, &self.plugins)
-    }
 }
 
 /// Why a token was not created or revoked.
@@ -94,7 +74,7 @@ impl TokenStore {
     /// The record whose token this is, if any.
     pub fn verify(&self, presented: &str) -> Option<TokenRecord> {
         let id = presented.strip_prefix(PREFIX)?.split('_').next()?;
-        let records = self.records.read().unwrap_or_else(|e| e.into_inner());
+        let records = self.records.read();
         let record = records.get(id)?;
         let digest = hex::encode(Sha256::digest(presented.as_bytes()));
         bool::from(digest.as_bytes().ct_eq(record.digest.as_bytes())).then(|| record.clone())
@@ -114,21 +94,21 @@ impl TokenStore {
             name,
             scopes,
             plugins,
-            created_at_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            created_at_ms: epoch_ms(SystemTime::now()),
             digest: hex::encode(Sha256::digest(token.as_bytes())),
         };
         let _edit = self.edits.lock().await;
-        let count = self.records.read().unwrap_or_else(|e| e.into_inner()).len();
+        let count = self.records.read().len();
         if count >= self.max {
             return Err(TokenError::TooMany(count));
         }
         self.store.put_token(record.clone()).await?;
-        self.records.write().unwrap_or_else(|e| e.into_inner()).insert(id, record.clone());
+        self.records.write().insert(id, record.clone());
         Ok((record, token))
     }
 
     pub fn list(&self) -> Vec<TokenRecord> {
-        let records = self.records.read().unwrap_or_else(|e| e.into_inner());
+        let records = self.records.read();
         let mut list: Vec<TokenRecord> = records.values().cloned().collect();
         list.sort_by_key(|r| r.created_at_ms);
         list
@@ -137,11 +117,11 @@ impl TokenStore {
     /// Revokes a token at once: the next request carrying it gets 401.
     pub async fn revoke(&self, id: &str) -> Result<TokenRecord, TokenError> {
         let _edit = self.edits.lock().await;
-        if !self.records.read().unwrap_or_else(|e| e.into_inner()).contains_key(id) {
+        if !self.records.read().contains_key(id) {
             return Err(TokenError::NotFound(id.to_owned()));
         }
         self.store.delete_token(id.to_owned()).await?;
-        let removed = self.records.write().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let removed = self.records.write().remove(id);
         removed.ok_or_else(|| TokenError::NotFound(id.to_owned()))
     }
 }
@@ -186,10 +166,8 @@ fn validate(scopes: Vec<Scope>, plugins: Vec<String>) -> Result<(BTreeSet<Scope>
             "\"plugins\" applies to the trigger scope only: add \"trigger\" to scopes or drop plugins".into(),
         )),
         _ => {
-            if let Some(bad) = plugins.iter().find(|p| p.as_str() != "*" && !is_valid_plugin_name(p)) {
-                return Err(TokenError::Invalid(format!(
-                    "{bad:?} is not a plugin name (1-64 of a-z, 0-9, '-', '_') nor \"*\""
-                )));
+            if let Some(bad) = plugins.iter().find(|p| p.as_str() != "*" && !is_valid_name(p)) {
+                return Err(TokenError::Invalid(format!("{bad:?} is not a plugin name ({NAME_RULE}) nor \"*\"")));
             }
             Ok((scopes, plugins))
         }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wasmtime::component::Resource;
 
-use crate::runtime::HostState;
-use crate::runtime::context::{Host, HostChild, JoinError, SpawnError};
-use crate::runtime::types::{self, TaskError};
+use super::HostState;
+pub use super::bindings::context::SpawnError;
+use super::bindings::context::{Host, HostChild, JoinError};
+use super::bindings::types::{self, TaskError};
 use crate::task::{FailureKind, Outcome, Task};
 
 /// Starts tasks on behalf of a running task.

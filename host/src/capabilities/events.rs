@@ -1,9 +1,9 @@
 //! The `events` interface: a task's log lines, progress and custom events go to its event
 //! log, where the API streams them to watchers.
 
-use crate::events::{EventKind, Level, MAX_EVENT_TEXT, clip};
-use crate::runtime::HostState;
-use crate::runtime::events::{Host, Level as WitLevel};
+use super::HostState;
+use super::bindings::events::{Host, Level as WitLevel};
+use crate::task::events::{EventKind, Level, MAX_EVENT_TEXT, clip};
 
 impl Host for HostState {
     async fn log(&mut self, level: WitLevel, message: String) -> wasmtime::Result<()> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
+use super::HostState;
+use super::bindings::http::{Error, Host, HostSession, Request, Response, RetryPolicy};
 use super::outbound::{SessionState, TaskOutbound};
-use crate::runtime::HostState;
-use crate::runtime::http::{Error, Host, HostSession, Request, Response, RetryPolicy};
 
 /// The host side of a guest's `session` handle.
 pub struct Session(Arc<SessionState>);

@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::events::Level;
 use crate::task::Task;
+use crate::task::events::Level;
 
 /// Longest line kept whole; longer ones are split.
 const MAX_LINE: usize = 4096;

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::runtime::HostState;
-use crate::runtime::timer::Host;
+use super::HostState;
+use super::bindings::timer::Host;
 
 impl Host for HostState {
     async fn sleep(&mut self, ms: u64) -> wasmtime::Result<()> {

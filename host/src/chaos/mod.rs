@@ -155,7 +155,7 @@ pub struct ChaosProxy {
 
 impl ChaosProxy {
     pub fn bind(settings: Settings) -> anyhow::Result<Self> {
-        let listener = crate::server::bind(settings.listen, DEFAULT_LISTEN_BACKLOG)
+        let listener = crate::net::bind(settings.listen, DEFAULT_LISTEN_BACKLOG)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let chaos = Arc::new(Chaos {
             weather: RwLock::new(settings.weather),

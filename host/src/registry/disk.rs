@@ -15,20 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-/// One uploaded version of a plugin: a component and its manifest.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct VersionInfo {
-    /// The component's sha256 without a manifest; with one, the sha256 of both.
-    pub version: String,
-    /// sha256 of the component bytes, hex: the name of its files.
-    pub component: String,
-    /// The manifest as uploaded (it may hold proxy credentials: never shown as is).
-    pub manifest: Option<String>,
-    pub size: u64,
-    pub uploaded_at_ms: u64,
-    /// Time the first compilation took.
-    pub compile_ms: u64,
-}
+use crate::store::VersionInfo;
 
 /// The index file of earlier versions.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

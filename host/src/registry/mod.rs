@@ -20,21 +20,20 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use disk::Disk;
-pub use disk::VersionInfo;
 
-use crate::capabilities::outbound::PluginOutbound;
+use crate::capabilities::PluginCapabilities;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
-use crate::runtime::{PrepareError, Prepared, Runtime};
-use crate::store::{PluginRecord, Store};
+use crate::runtime::{LinkError, Linked, Runtime};
+use crate::store::{PluginRecord, Store, VersionInfo};
 
 /// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
     pub plugin: String,
     pub info: VersionInfo,
-    pub prepared: Prepared,
+    pub linked: Linked,
     pub manifest: Manifest,
     pub limits: TaskLimits,
-    pub outbound: Arc<PluginOutbound>,
+    pub capabilities: PluginCapabilities,
 }
 
 struct Plugin {
@@ -58,7 +57,7 @@ pub enum UploadError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
-    Prepare(#[from] PrepareError),
+    Link(#[from] LinkError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -192,7 +191,7 @@ impl Registry {
                 (compiled, compile_ms, false)
             }
         };
-        let prepared = self.runtime.prepare(&compiled).await?;
+        let linked = self.runtime.link(&compiled).await?;
         if !cached {
             self.disk.write_component(&component, bytes)?;
             self.disk.write_artifact(&component, &self.runtime.serialize(&compiled)?)?;
@@ -206,7 +205,7 @@ impl Registry {
             compile_ms,
         };
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
-        let loaded = Arc::new(self.loaded(name, info.clone(), prepared, parsed));
+        let loaded = Arc::new(self.loaded(name, info.clone(), linked, parsed));
         self.make_live(name, loaded, Some(info)).await?;
         Ok(UploadReport {
             plugin: name.to_owned(),
@@ -226,13 +225,13 @@ impl Registry {
         known.map_or(0, |v| v.compile_ms)
     }
 
-    fn loaded(&self, name: &str, info: VersionInfo, prepared: Prepared, manifest: Manifest) -> LoadedVersion {
+    fn loaded(&self, name: &str, info: VersionInfo, linked: Linked, manifest: Manifest) -> LoadedVersion {
         LoadedVersion {
             plugin: name.to_owned(),
             limits: manifest.task_limits(&self.ceilings),
-            outbound: Arc::new(manifest.outbound(&info.version, &self.ceilings)),
+            capabilities: manifest.capabilities(&info.version, &self.ceilings),
             info,
-            prepared,
+            linked,
             manifest,
         }
     }
@@ -333,8 +332,8 @@ impl Registry {
                 component
             }
         };
-        let prepared = self.runtime.prepare(&component).await?;
-        Ok(self.loaded(name, info, prepared, manifest))
+        let linked = self.runtime.link(&component).await?;
+        Ok(self.loaded(name, info, linked, manifest))
     }
 
     fn cached_component(&self, version: &str) -> Option<Component> {
@@ -425,14 +424,6 @@ fn view(name: &str, plugin: &Plugin) -> PluginView {
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// A plugin name: 1-64 of `a-z 0-9 - _`, starting with a letter or digit, so it is safe in
-/// URLs, logs and file names.
-pub fn is_valid_plugin_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
 #[cfg(test)]

@@ -27,12 +27,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::capabilities::context::Spawner;
-use crate::capabilities::outbound::{Outbound, TaskOutbound};
+use crate::capabilities::context::SpawnError;
+use crate::capabilities::{Capabilities, Spawner};
 use crate::config::Limits;
 use crate::registry::{LoadedVersion, Registry};
-use crate::runtime::context::SpawnError;
-use crate::runtime::{Invocation, Runtime};
+use crate::runtime::Runtime;
 use crate::store::{Store, StoreError, TaskEnd, TaskRecord};
 use crate::task::{Origin, Outcome, Task, TaskId, TaskState};
 use lanes::{Lane, Lanes};
@@ -96,7 +95,7 @@ pub struct Scheduler {
     registry: Arc<Registry>,
     store: Arc<dyn Store>,
     runtime: Arc<Runtime>,
-    outbound: Arc<Outbound>,
+    capabilities: Capabilities,
     limits: Limits,
     /// How long finished tasks stay visible (`store.retain_finished_secs`), within the count
     /// of `limits.retain_finished_tasks`.
@@ -140,7 +139,7 @@ impl Scheduler {
         registry: Arc<Registry>,
         store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
-        outbound: Arc<Outbound>,
+        capabilities: Capabilities,
         limits: Limits,
         keep_finished_for: Duration,
     ) -> anyhow::Result<Arc<Self>> {
@@ -151,7 +150,7 @@ impl Scheduler {
             registry,
             store,
             runtime,
-            outbound,
+            capabilities,
             running: Arc::new(Semaphore::new(limits.max_running_tasks as usize)),
             limits,
             keep_finished_for,
@@ -441,17 +440,10 @@ impl Scheduler {
         let budget = task
             .deadline()
             .map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
-        let memory_bytes = usize::try_from(version.limits.memory_bytes).unwrap_or(usize::MAX);
-        let outbound = TaskOutbound::new(
-            self.outbound.clone(),
-            version.outbound.clone(),
-            task.clone(),
-            version.limits.memory_bytes,
-        );
-        let invocation = Invocation { task: task.clone(), outbound: Arc::new(outbound), spawner: self.clone() };
+        let invocation = self.capabilities.prepare(&version.capabilities, task.clone(), self.clone());
         let outcome = tokio::select! {
             _ = task.cancellation().cancelled() => Outcome::Cancelled,
-            outcome = self.runtime.invoke(&version.prepared, invocation, input, budget, memory_bytes) => {
+            outcome = self.runtime.invoke(&version.linked, invocation, input, budget) => {
                 self.lanes.record(&task.plugin, &outcome, task.exceeded_log_lines());
                 outcome
             }

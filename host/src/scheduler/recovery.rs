@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::Scheduler;
-use crate::events::Level;
 use crate::manifest::OnInterrupt;
 use crate::registry::LoadedVersion;
 use crate::store::{StoreError, TaskEnd, TaskRecord};
-use crate::task::{Origin, Outcome, Task, TaskState};
+use crate::task::events::Level;
+use crate::task::{Origin, Outcome, Recorded, Task, TaskState};
 
 /// What [`Scheduler::recover`] found in the task store.
 #[derive(Debug, Default, Clone, Copy)]
@@ -48,7 +48,7 @@ impl Scheduler {
         let mut recovered = Recovered::default();
         for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
             let outcome = record.outcome();
-            let task = Arc::new(self.recorded_task(&record).ended(&record, outcome));
+            let task = Arc::new(self.recorded_task(&record).ended(record.started_at, record.finished_at, outcome));
             self.remember_finished(task);
             recovered.finished += 1;
         }
@@ -92,7 +92,12 @@ impl Scheduler {
             self.limits.events_per_task as usize,
             self.limits.max_log_lines,
         )
-        .resumed(record)
+        .resumed(Recorded {
+            id: record.id,
+            submitted_at: record.submitted_at,
+            attempts: record.attempts,
+            schedule: record.schedule.as_deref().map(Arc::from),
+        })
     }
 
     /// Queues a recorded task again, on its plugin's live version; recovered tasks are
@@ -117,9 +122,7 @@ impl Scheduler {
         let now = SystemTime::now();
         let outcome = Outcome::Interrupted(reason);
         self.store.finished(record.id, now, TaskEnd::of(&outcome));
-        let mut ended = record.clone();
-        ended.finished_at = Some(now);
-        self.remember_finished(Arc::new(self.recorded_task(record).ended(&ended, outcome)));
+        self.remember_finished(Arc::new(self.recorded_task(record).ended(record.started_at, Some(now), outcome)));
     }
 
     fn remember_finished(&self, task: Arc<Task>) {

@@ -18,19 +18,17 @@
 //!   it `interrupted`, never run twice).
 //! - Reads are for the start of the host, before any write.
 
+mod records;
 mod sqlite;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use bytes::Bytes;
-
+pub use records::{PluginRecord, ScheduleRecord, Scope, TaskEnd, TaskRecord, TokenRecord, VersionInfo};
 pub use sqlite::SqliteStore;
 
-use crate::auth::TokenRecord;
-use crate::registry::VersionInfo;
-use crate::task::{Failure, FailureKind, Outcome, Task, TaskId, TaskState};
+use crate::task::TaskId;
 
 /// Why the store cannot do what was asked; the messages name the file or the cause.
 #[derive(Debug, thiserror::Error)]
@@ -41,138 +39,13 @@ pub enum StoreError {
     Corrupt { path: String, cause: String },
     #[error("the store was written by a newer ignareo (schema {found}, this build reads up to {supported})")]
     NewerSchema { found: i64, supported: i64 },
+    /// The backend refused or failed, in its own words.
     #[error("the store failed: {0}")]
-    Database(#[from] rusqlite::Error),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot write to the store: {0}")]
     Write(String),
     #[error("the store has stopped (the host is shutting down)")]
     Stopped,
-}
-
-/// A task as recorded.
-#[derive(Clone, Debug)]
-pub struct TaskRecord {
-    pub id: TaskId,
-    pub plugin: String,
-    pub version: String,
-    /// The id of the token that submitted it.
-    pub owner: Option<String>,
-    pub input: Bytes,
-    pub timeout: Duration,
-    pub state: TaskState,
-    /// Runs started so far (the one under way included).
-    pub attempts: u32,
-    pub submitted_at: SystemTime,
-    /// The schedule that started it, whose run it is.
-    pub schedule: Option<String>,
-    pub started_at: Option<SystemTime>,
-    pub finished_at: Option<SystemTime>,
-    /// Set once the task has ended.
-    pub end: Option<TaskEnd>,
-}
-
-/// How a task ended, as recorded.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TaskEnd {
-    pub state: TaskState,
-    /// The failure's kind (`trap`, `memory-limit`, ...), for failed tasks.
-    pub failure_kind: Option<String>,
-    /// What went wrong, for every state but `succeeded`.
-    pub message: Option<String>,
-    pub output: Option<Bytes>,
-}
-
-impl TaskRecord {
-    /// The record of a task being accepted.
-    pub fn accepted(task: &Task, input: Bytes) -> Self {
-        Self {
-            id: task.id,
-            plugin: task.plugin.clone(),
-            version: task.version.to_string(),
-            owner: task.owner.as_deref().map(str::to_owned),
-            input,
-            timeout: task.timeout,
-            state: TaskState::Queued,
-            attempts: task.attempts(),
-            submitted_at: task.submitted_at,
-            schedule: task.schedule.as_deref().map(str::to_owned),
-            started_at: None,
-            finished_at: None,
-            end: None,
-        }
-    }
-
-    /// How a finished task ended, as far as the record tells.
-    pub fn outcome(&self) -> Outcome {
-        let Some(end) = &self.end else {
-            return Outcome::Interrupted("the record of this task has no end".to_owned());
-        };
-        let message = || end.message.clone().unwrap_or_default();
-        match end.state {
-            TaskState::Succeeded => Outcome::Succeeded(end.output.clone().unwrap_or_default()),
-            TaskState::Failed => {
-                let kind = end.failure_kind.as_deref().and_then(|k| k.parse().ok()).unwrap_or(FailureKind::TaskError);
-                Outcome::Failed(Failure { kind, message: message() })
-            }
-            TaskState::TimedOut => {
-                let ran = self
-                    .started_at
-                    .zip(self.finished_at)
-                    .and_then(|(s, f)| f.duration_since(s).ok())
-                    .unwrap_or(self.timeout);
-                Outcome::TimedOut { ran, inherited: false }
-            }
-            TaskState::Cancelled => Outcome::Cancelled,
-            TaskState::Interrupted | TaskState::Queued | TaskState::Running => Outcome::Interrupted(message()),
-        }
-    }
-}
-
-impl TaskEnd {
-    pub fn of(outcome: &Outcome) -> Self {
-        let (failure_kind, output) = match outcome {
-            Outcome::Failed(failure) => (Some(failure.kind.as_str().to_owned()), None),
-            Outcome::Succeeded(output) => (None, Some(output.clone())),
-            _ => (None, None),
-        };
-        let message = (outcome.state() != TaskState::Succeeded).then(|| outcome.describe());
-        Self { state: outcome.state(), failure_kind, message, output }
-    }
-}
-
-/// A schedule as recorded: its definition and what it has done.
-#[derive(Clone, Debug)]
-pub struct ScheduleRecord {
-    pub name: String,
-    pub plugin: String,
-    pub input: Bytes,
-    /// A cron expression, or else
-    pub cron: Option<String>,
-    /// the time between runs.
-    pub interval: Option<Duration>,
-    /// The timeout of each run; the plugin's if unset.
-    pub timeout: Option<Duration>,
-    /// Whether a run may start while the previous one has not ended.
-    pub overlap: bool,
-    pub paused: bool,
-    /// The id of the token that made it; its runs are that token's tasks.
-    pub owner: Option<String>,
-    pub created_at: SystemTime,
-    /// When it was last defined or resumed: runs are due after this.
-    pub since: SystemTime,
-    /// When it last ran or skipped a run.
-    pub last_run_at: Option<SystemTime>,
-    pub last_task: Option<TaskId>,
-    pub runs: u64,
-    pub skipped: u64,
-}
-
-/// A plugin as recorded: its versions (oldest first) and which one is live.
-#[derive(Clone, Debug)]
-pub struct PluginRecord {
-    pub name: String,
-    pub live: String,
-    pub versions: Vec<VersionInfo>,
 }
 
 pub type StoreFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;

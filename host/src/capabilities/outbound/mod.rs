@@ -35,11 +35,11 @@ pub use proxy::{Proxy, ProxyPool};
 pub use retry::RetryPolicy;
 pub use session::SessionState;
 
+use crate::capabilities::LimitExceeded;
+use crate::capabilities::bindings::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
 use crate::config::OutboundConfig;
-use crate::events::{EventKind, Level};
-use crate::runtime::LimitExceeded;
-use crate::runtime::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
 use crate::task::Task;
+use crate::task::events::{EventKind, Level};
 use politeness::{Pass, Politeness, Waited};
 use proxy::ProxyClients;
 use resolver::{PrivateAddress, PublicOnly};

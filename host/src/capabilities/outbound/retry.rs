@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
-use crate::runtime::http::{Error, RetryPolicy as WitRetryPolicy};
+use crate::capabilities::bindings::http::{Error, RetryPolicy as WitRetryPolicy};
 
 /// Statuses retried when a policy does not list its own.
 const DEFAULT_STATUSES: [u16; 4] = [429, 502, 503, 504];

@@ -3,12 +3,12 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::task::TaskState;
+use super::{TaskState, epoch_ms};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,7 +124,7 @@ impl EventLog {
 
     pub fn push(&self, kind: EventKind) {
         let mut history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let at_ms = epoch_ms(SystemTime::now());
         let event = Arc::new(Event { seq: history.next_seq, at_ms, kind });
         history.next_seq += 1;
         if history.first.is_none() {

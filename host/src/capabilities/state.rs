@@ -3,28 +3,31 @@
 
 use std::sync::Arc;
 
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::context::Spawner;
-use crate::capabilities::outbound::TaskOutbound;
-use crate::capabilities::stdio::GuestOutput;
-use crate::events::Level;
+use super::context::Spawner;
+use super::limits::TaskLimiter;
+use super::outbound::TaskOutbound;
+use super::stdio::GuestOutput;
 use crate::task::Task;
+use crate::task::events::Level;
 
-/// What a task may reach on the host, handed in by the scheduler.
+/// What one task may reach on the host: built by [`prepare`](super::prepare).
 #[derive(Clone)]
 pub struct Invocation {
     pub task: Arc<Task>,
     pub outbound: Arc<TaskOutbound>,
     pub spawner: Arc<dyn Spawner>,
+    /// Linear memory the task may use.
+    pub memory_bytes: usize,
 }
 
 pub struct HostState {
     wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    limits: StoreLimits,
+    pub(super) table: ResourceTable,
+    limiter: TaskLimiter,
     /// `None` only while an upload is validated: no guest code runs then.
     invocation: Option<Invocation>,
     /// The guest's stdout and stderr, in that order.
@@ -32,14 +35,18 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(invocation: Invocation, memory_bytes: usize) -> Self {
+    /// The state of a task's store; its memory is capped at `max_memory_bytes` whatever the
+    /// invocation allows (the size of the instance pool's slots).
+    pub fn new(invocation: Invocation, max_memory_bytes: usize) -> Self {
         let stdout = GuestOutput::new(invocation.task.clone(), Level::Info);
         let stderr = GuestOutput::new(invocation.task.clone(), Level::Warn);
         let mut wasi = WasiCtx::builder();
         wasi.stdout(stdout.clone()).stderr(stderr.clone());
+        let memory_bytes = invocation.memory_bytes.min(max_memory_bytes);
         Self::with(wasi.build(), memory_bytes, Some(invocation), Some((stdout, stderr)))
     }
 
+    /// The state of a store that only instantiates an upload, to prove it fits the limits.
     pub fn for_validation(memory_bytes: usize) -> Self {
         Self::with(WasiCtx::builder().build(), memory_bytes, None, None)
     }
@@ -53,13 +60,7 @@ impl HostState {
         invocation: Option<Invocation>,
         output: Option<(GuestOutput, GuestOutput)>,
     ) -> Self {
-        Self {
-            wasi,
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(memory_bytes).trap_on_grow_failure(true).build(),
-            invocation,
-            output,
-        }
+        Self { wasi, table: ResourceTable::new(), limiter: TaskLimiter::new(memory_bytes), invocation, output }
     }
 
     /// Emits unterminated output lines; returns the end of stderr (a panic message, typically).
@@ -73,12 +74,12 @@ impl HostState {
             .unwrap_or_default()
     }
 
-    pub fn limits(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limiter
     }
 
     /// The running task's capabilities; a guest calling imports during validation traps.
-    pub(crate) fn invocation(&self) -> wasmtime::Result<&Invocation> {
+    pub(super) fn invocation(&self) -> wasmtime::Result<&Invocation> {
         self.invocation.as_ref().ok_or_else(|| wasmtime::format_err!("no task is running in this store"))
     }
 }

@@ -1,204 +1,40 @@
-//! A task: its id, its lifecycle state, how it ended, and the record the API reads.
+//! A task, and the vocabulary every module shares about tasks: ids, states, outcomes, events,
+//! plugin names and the clock they are stamped with.
 //!
 //! The scheduler writes a task's status; everyone else watches it (`watch` channel), which is
 //! what makes long-polls and `join` return the moment a task ends.
 
-use std::fmt;
-use std::str::FromStr;
+mod clock;
+pub mod events;
+mod name;
+mod state;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use crate::events::{EventKind, EventLog, Level};
-use crate::store::TaskRecord;
-
-/// A task's id: 122 random bits, so ids cannot be guessed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct TaskId(Uuid);
-
-impl TaskId {
-    pub fn random() -> Self {
-        Self(Uuid::new_v4())
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl FromStr for TaskId {
-    type Err = uuid::Error;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(s).map(Self)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    TimedOut,
-    /// The host stopped while the task ran, and the plugin's policy is not to run it again.
-    Interrupted,
-}
-
-impl TaskState {
-    const ALL: [Self; 7] = [
-        Self::Queued,
-        Self::Running,
-        Self::Succeeded,
-        Self::Failed,
-        Self::Cancelled,
-        Self::TimedOut,
-        Self::Interrupted,
-    ];
-
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
-    }
-
-    /// The name the API and the store use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::TimedOut => "timed-out",
-            Self::Interrupted => "interrupted",
-        }
-    }
-}
-
-impl FromStr for TaskState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|state| state.as_str() == s).ok_or_else(|| format!("unknown task state {s:?}"))
-    }
-}
-
-/// What went wrong, in words a plugin author can act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailureKind {
-    /// The task rejected its input.
-    InvalidInput,
-    /// The task returned an error of its own.
-    TaskError,
-    /// The guest trapped (panic, unreachable, out of bounds, stack overflow, ...).
-    Trap,
-    /// The guest tried to grow its memory past the per-task limit.
-    MemoryLimit,
-    /// The host could not start the task.
-    Instantiate,
-    /// The task hit a per-task limit other than memory (call stack, output size, sessions);
-    /// the message names it.
-    ResourceLimit,
-}
-
-impl FailureKind {
-    const ALL: [Self; 6] =
-        [Self::InvalidInput, Self::TaskError, Self::Trap, Self::MemoryLimit, Self::Instantiate, Self::ResourceLimit];
-
-    /// The name the API and the store use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidInput => "invalid-input",
-            Self::TaskError => "task-error",
-            Self::Trap => "trap",
-            Self::MemoryLimit => "memory-limit",
-            Self::Instantiate => "instantiate",
-            Self::ResourceLimit => "resource-limit",
-        }
-    }
-}
-
-impl FromStr for FailureKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| format!("unknown failure kind {s:?}"))
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Failure {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-/// How a task ended.
-#[derive(Clone, Debug)]
-pub enum Outcome {
-    Succeeded(Bytes),
-    Failed(Failure),
-    /// Ran out of time after running this long; `inherited` when the deadline was the one
-    /// of the task that spawned it.
-    TimedOut {
-        ran: Duration,
-        inherited: bool,
-    },
-    Cancelled,
-    /// The host stopped while the task ran; the reason says what became of it.
-    Interrupted(String),
-}
-
-impl Outcome {
-    pub fn state(&self) -> TaskState {
-        match self {
-            Self::Succeeded(_) => TaskState::Succeeded,
-            Self::Failed(_) => TaskState::Failed,
-            Self::TimedOut { .. } => TaskState::TimedOut,
-            Self::Cancelled => TaskState::Cancelled,
-            Self::Interrupted(_) => TaskState::Interrupted,
-        }
-    }
-
-    /// One line for logs and events.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Succeeded(output) => format!("succeeded with {} bytes of output", output.len()),
-            Self::Failed(f) => f.message.clone(),
-            Self::TimedOut { ran, inherited: false } => format!("exceeded its deadline of {} ms", ran.as_millis()),
-            Self::TimedOut { ran, inherited: true } => {
-                format!("reached the deadline of the task that spawned it after running {} ms", ran.as_millis())
-            }
-            Self::Cancelled => "cancelled".to_owned(),
-            Self::Interrupted(reason) => reason.clone(),
-        }
-    }
-}
-
-/// A task's status at one moment.
-#[derive(Clone, Debug)]
-pub struct Status {
-    pub state: TaskState,
-    pub started_at: Option<SystemTime>,
-    pub finished_at: Option<SystemTime>,
-    pub outcome: Option<Outcome>,
-}
+pub use clock::{epoch_ms, from_epoch_ms};
+use events::{EventKind, EventLog, Level};
+pub use name::{NAME_RULE, is_valid_name};
+pub use state::{Failure, FailureKind, Outcome, Status, TaskId, TaskState};
 
 /// Where a task comes from: an API caller (by token id) or a task that spawned it.
 pub enum Origin<'a> {
     Caller(Option<Arc<str>>),
     Parent(&'a Task),
+}
+
+/// What the store knew of a task before a restart.
+pub struct Recorded {
+    pub id: TaskId,
+    pub submitted_at: SystemTime,
+    /// Runs started before the restart.
+    pub attempts: u32,
+    pub schedule: Option<Arc<str>>,
 }
 
 /// Everything known about one task.
@@ -298,24 +134,23 @@ impl Task {
     }
 
     /// A recorded task taken up again after a restart, under its own id, queued.
-    pub fn resumed(mut self, record: &TaskRecord) -> Self {
-        self.id = record.id;
-        self.submitted_at = record.submitted_at;
+    pub fn resumed(mut self, recorded: Recorded) -> Self {
+        self.id = recorded.id;
+        self.submitted_at = recorded.submitted_at;
         self.durable = true;
-        self.schedule = record.schedule.as_deref().map(Arc::from);
-        self.attempts = AtomicU32::new(record.attempts);
+        self.schedule = recorded.schedule;
+        self.attempts = AtomicU32::new(recorded.attempts);
         self
     }
 
-    /// A task that had ended before a restart, as recorded, for the API to show.
-    pub fn ended(mut self, record: &TaskRecord, outcome: Outcome) -> Self {
-        self = self.resumed(record);
+    /// The same task, ended before a restart as recorded, for the API to show.
+    pub fn ended(self, started_at: Option<SystemTime>, finished_at: Option<SystemTime>, outcome: Outcome) -> Self {
         let state = outcome.state();
         let error = (state != TaskState::Succeeded).then(|| outcome.describe());
         self.status.send_modify(|s| {
             s.state = state;
-            s.started_at = record.started_at;
-            s.finished_at = record.finished_at;
+            s.started_at = started_at;
+            s.finished_at = finished_at;
             s.outcome = Some(outcome);
         });
         self.events.push(EventKind::State { state, error });

@@ -1,0 +1,271 @@
+//! The writer thread: takes whatever writes have queued up and commits them in one
+//! transaction; writes large outputs to files first; prunes finished tasks past their retention.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, params};
+use tokio::sync::oneshot;
+
+use super::rows::{SCHEDULE_COLUMNS, millis};
+use crate::store::{PluginRecord, ScheduleRecord, TaskEnd, TaskRecord, TokenRecord};
+use crate::task::{TaskId, epoch_ms};
+
+/// Writes committed in one transaction at most.
+const MAX_BATCH: usize = 4096;
+
+/// A change to record.
+pub(super) enum Write {
+    Accept(Vec<TaskRecord>),
+    Requeued { id: TaskId },
+    Started { id: TaskId, attempt: u32, at: SystemTime },
+    Finished { id: TaskId, at: SystemTime, end: TaskEnd },
+    PutSchedule(ScheduleRecord),
+    DeleteSchedule(String),
+    ScheduleSkipped { name: String, at: SystemTime },
+    PutPlugin(PluginRecord),
+    DeletePlugin(String),
+    PutToken(TokenRecord),
+    DeleteToken(String),
+}
+
+/// A write, and who waits for its commit.
+pub(super) struct Queued {
+    pub write: Write,
+    pub done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// What the writer keeps, and where large outputs go.
+#[derive(Clone)]
+pub(super) struct Retention {
+    pub outputs: PathBuf,
+    pub inline_output_bytes: usize,
+    pub keep_finished: usize,
+    pub keep_for: Duration,
+    pub prune_every: Duration,
+    pub sync_files: bool,
+}
+
+/// Takes whatever writes have queued up, commits them in one transaction, tells the waiting
+/// submitters; prunes now and then; until every sender is gone.
+pub(super) fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retention: &Retention) {
+    let mut pruned_at: Option<Instant> = None;
+    loop {
+        if pruned_at.is_none_or(|at| at.elapsed() >= retention.prune_every) {
+            if let Err(e) = prune(&connection, retention) {
+                tracing::warn!(error = %e, "cannot prune finished tasks from the store");
+            }
+            pruned_at = Some(Instant::now());
+        }
+        let first = match writes.recv_timeout(retention.prune_every) {
+            Ok(write) => write,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return checkpoint(&connection),
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH
+            && let Ok(write) = writes.try_recv()
+        {
+            batch.push(write);
+        }
+        let result = commit(&mut connection, &batch, retention);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, writes = batch.len(), "cannot commit to the store");
+        }
+        for done in batch.into_iter().filter_map(|queued| queued.done) {
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+/// Moves the write-ahead log into the database file, so that a stopped host leaves one
+/// self-contained file behind.
+fn checkpoint(connection: &Connection) {
+    if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "cannot checkpoint the store's log");
+    }
+}
+
+/// Deletes finished tasks past their retention: older than its age, or beyond its count of
+/// most recently finished (tasks that finished in the same millisecond as the first one beyond
+/// go with it); then their output files.
+fn prune(connection: &Connection, retention: &Retention) -> rusqlite::Result<()> {
+    let before = epoch_ms(SystemTime::now().checked_sub(retention.keep_for).unwrap_or(UNIX_EPOCH));
+    let mut statement = connection.prepare_cached(
+        "DELETE FROM tasks WHERE finished_at_ms < ?1 OR finished_at_ms <= (SELECT finished_at_ms FROM tasks
+             WHERE finished_at_ms IS NOT NULL ORDER BY finished_at_ms DESC LIMIT 1 OFFSET ?2)
+         RETURNING id, output_file",
+    )?;
+    let deleted = statement
+        .query_map(params![before, u64::try_from(retention.keep_finished).unwrap_or(u64::MAX)], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?))
+        })?;
+    let mut pruned = 0;
+    for row in deleted {
+        let (id, in_file) = row?;
+        pruned += 1;
+        if in_file && let Err(e) = std::fs::remove_file(retention.outputs.join(&id)) {
+            tracing::warn!(task = %id, error = %e, "cannot delete a pruned task's output file");
+        }
+    }
+    if pruned > 0 {
+        tracing::debug!(pruned, "finished tasks past their retention deleted");
+    }
+    Ok(())
+}
+
+/// Writes an output too large for a row to its file (write, then rename), before the row that
+/// points at it is committed.
+fn write_output_file(retention: &Retention, id: &TaskId, output: &[u8]) -> std::io::Result<()> {
+    let path = retention.outputs.join(id.to_string());
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(output)?;
+    if retention.sync_files {
+        file.sync_all()?;
+    }
+    std::fs::rename(partial, path)
+}
+
+fn commit(connection: &mut Connection, batch: &[Queued], retention: &Retention) -> Result<(), String> {
+    for queued in batch {
+        if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = &queued.write
+            && output.len() > retention.inline_output_bytes
+        {
+            write_output_file(retention, id, output)
+                .map_err(|e| format!("cannot write the output of task {id}: {e}"))?;
+        }
+    }
+    commit_rows(connection, batch, retention.inline_output_bytes).map_err(|e| e.to_string())
+}
+
+fn commit_rows(connection: &mut Connection, batch: &[Queued], inline_output_bytes: usize) -> rusqlite::Result<()> {
+    let tx = connection.transaction()?;
+    for queued in batch {
+        apply(&tx, &queued.write, inline_output_bytes)?;
+    }
+    tx.commit()
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usize) -> rusqlite::Result<()> {
+    match write {
+        Write::Accept(tasks) => {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, schedule)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9)",
+            )?;
+            let mut ran = tx.prepare_cached(
+                "UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1",
+            )?;
+            for task in tasks {
+                let id = task.id.to_string();
+                let submitted_at = epoch_ms(task.submitted_at);
+                insert.execute(params![
+                    id,
+                    task.plugin,
+                    task.version,
+                    task.owner,
+                    task.input.as_ref(),
+                    millis(task.timeout),
+                    task.attempts,
+                    submitted_at,
+                    task.schedule,
+                ])?;
+                if let Some(schedule) = &task.schedule {
+                    ran.execute(params![schedule, submitted_at, id])?;
+                }
+            }
+        }
+        Write::Requeued { id } => {
+            tx.prepare_cached("UPDATE tasks SET state = 'queued' WHERE id = ?1")?.execute([id.to_string()])?;
+        }
+        Write::Started { id, attempt, at } => {
+            tx.prepare_cached("UPDATE tasks SET state = 'running', attempts = ?2, started_at_ms = ?3 WHERE id = ?1")?
+                .execute(params![id.to_string(), attempt, epoch_ms(*at)])?;
+        }
+        Write::Finished { id, at, end } => {
+            let in_file = end.output.as_ref().is_some_and(|output| output.len() > inline_output_bytes);
+            tx.prepare_cached(
+                "UPDATE tasks SET state = ?2, finished_at_ms = ?3, failure_kind = ?4, message = ?5, output = ?6, output_file = ?7 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.to_string(),
+                end.state.as_str(),
+                epoch_ms(*at),
+                end.failure_kind,
+                end.message,
+                if in_file { None } else { end.output.as_deref() },
+                in_file,
+            ])?;
+        }
+        Write::PutSchedule(s) => {
+            tx.prepare_cached(&format!(
+                "INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, input = excluded.input, cron = excluded.cron,
+                     interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms, overlap = excluded.overlap,
+                     paused = excluded.paused, owner = excluded.owner, since_ms = excluded.since_ms"
+            ))?
+            .execute(params![
+                s.name,
+                s.plugin,
+                s.input.as_ref(),
+                s.cron,
+                s.interval.map(millis),
+                s.timeout.map(millis),
+                s.overlap,
+                s.paused,
+                s.owner,
+                epoch_ms(s.created_at),
+                epoch_ms(s.since),
+                s.last_run_at.map(epoch_ms),
+                s.last_task.map(|id| id.to_string()),
+                s.runs,
+                s.skipped,
+            ])?;
+        }
+        Write::DeleteSchedule(name) => {
+            tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?.execute([name])?;
+        }
+        Write::ScheduleSkipped { name, at } => {
+            tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, skipped = skipped + 1 WHERE name = ?1")?
+                .execute(params![name, epoch_ms(*at)])?;
+        }
+        Write::PutPlugin(plugin) => {
+            tx.prepare_cached("INSERT INTO plugins (name, live) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET live = excluded.live")?
+                .execute([&plugin.name, &plugin.live])?;
+            tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([&plugin.name])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO plugin_versions (plugin, position, version, component, manifest, size, uploaded_at_ms, compile_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (position, v) in plugin.versions.iter().enumerate() {
+                insert.execute(params![
+                    plugin.name,
+                    position,
+                    v.version,
+                    v.component,
+                    v.manifest,
+                    v.size,
+                    v.uploaded_at_ms,
+                    v.compile_ms
+                ])?;
+            }
+        }
+        Write::DeletePlugin(name) => {
+            tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([name])?;
+            tx.prepare_cached("DELETE FROM plugins WHERE name = ?1")?.execute([name])?;
+        }
+        Write::PutToken(token) => {
+            let record =
+                serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.prepare_cached("INSERT OR REPLACE INTO tokens (id, created_at_ms, record) VALUES (?1, ?2, ?3)")?
+                .execute(params![token.id, token.created_at_ms, record])?;
+        }
+        Write::DeleteToken(id) => {
+            tx.prepare_cached("DELETE FROM tokens WHERE id = ?1")?.execute([id])?;
+        }
+    }
+    Ok(())
+}
