@@ -4,9 +4,10 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
@@ -35,13 +36,9 @@ impl GuestOutput {
 
     /// Emits any unterminated last line, then returns the end of what was written.
     pub fn finish(&self) -> String {
-        let mut lines = self.lock();
+        let mut lines = self.0.lock();
         lines.flush_partial();
         lines.tail.clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lines> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -91,7 +88,7 @@ impl StdoutStream for GuestOutput {
 
 impl AsyncWrite for GuestOutput {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        self.lock().write(bytes);
+        self.0.lock().write(bytes);
         Poll::Ready(Ok(bytes.len()))
     }
 
@@ -100,7 +97,7 @@ impl AsyncWrite for GuestOutput {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.lock().flush_partial();
+        self.0.lock().flush_partial();
         Poll::Ready(Ok(()))
     }
 }

@@ -13,11 +13,12 @@ mod weather;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
 use crate::config::DEFAULT_LISTEN_BACKLOG;
@@ -133,11 +134,11 @@ struct Stats {
 
 impl Chaos {
     fn weather(&self) -> Weather {
-        *self.weather.read().unwrap_or_else(PoisonError::into_inner)
+        *self.weather.read()
     }
 
     fn set_weather(&self, weather: Weather) {
-        *self.weather.write().unwrap_or_else(PoisonError::into_inner) = weather;
+        *self.weather.write() = weather;
         self.draw_speed();
     }
 

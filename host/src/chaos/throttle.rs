@@ -2,9 +2,9 @@
 //! total rate toward all clients together. Each piece reserves its time on a shared schedule
 //! (the next free instant advances by `len / rate`) and waits for it; nothing polls.
 
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 #[derive(Default)]
@@ -21,7 +21,7 @@ struct Schedule {
 
 impl Throttle {
     pub fn set_rate(&self, rate: Option<u64>) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock();
         state.rate = rate;
         if rate.is_none() {
             state.next = None;
@@ -29,13 +29,13 @@ impl Throttle {
     }
 
     pub fn rate(&self) -> Option<u64> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).rate
+        self.state.lock().rate
     }
 
     /// Waits until `len` more bytes fit in the total rate.
     pub async fn take(&self, len: usize) {
         let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = self.state.lock();
             let Some(rate) = state.rate else { return };
             let now = Instant::now();
             let start = state.next.map_or(now, |next| next.max(now));

@@ -1,9 +1,9 @@
 //! The weather: the seed's parameters (latency, speed, jitter, resets) as flags, TOML keys and
 //! the control endpoint's JSON, checked, and the dice that turn them into faults.
 
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -175,7 +175,7 @@ impl Dice {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut StdRng) -> T) -> T {
-        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self.0.lock())
     }
 
     pub fn chance(&self, p: f64) -> bool {

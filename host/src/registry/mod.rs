@@ -10,11 +10,12 @@ mod disk;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use parking_lot::RwLock;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -149,14 +150,14 @@ impl Registry {
                 format!("the store names version {live} of plugin {name:?} live, but does not list it")
             })?;
             let loaded = registry.load(&name, info).await.with_context(|| format!("cannot load plugin {name:?}"))?;
-            registry.write().insert(name, Plugin { live: Arc::new(loaded), versions });
+            registry.plugins.write().insert(name, Plugin { live: Arc::new(loaded), versions });
         }
         Ok(registry)
     }
 
     /// The live version of `name`, to run a new task on.
     pub fn live(&self, name: &str) -> Option<Arc<LoadedVersion>> {
-        self.read().get(name).map(|p| p.live.clone())
+        self.plugins.read().get(name).map(|p| p.live.clone())
     }
 
     /// How many components this process has compiled (not loaded from the cache).
@@ -165,13 +166,13 @@ impl Registry {
     }
 
     pub fn list(&self) -> Vec<PluginView> {
-        let mut plugins: Vec<PluginView> = self.read().iter().map(|(name, p)| view(name, p)).collect();
+        let mut plugins: Vec<PluginView> = self.plugins.read().iter().map(|(name, p)| view(name, p)).collect();
         plugins.sort_by(|a, b| a.name.cmp(&b.name));
         plugins
     }
 
     pub fn get(&self, name: &str) -> Option<PluginView> {
-        self.read().get(name).map(|p| view(name, p))
+        self.plugins.read().get(name).map(|p| view(name, p))
     }
 
     /// Validates the manifest, compiles and links `bytes`, then makes them the live version
@@ -220,7 +221,7 @@ impl Registry {
 
     /// How long `component` took to compile when it was first uploaded (0 if not known).
     fn first_compile_ms(&self, component: &str) -> u64 {
-        let plugins = self.read();
+        let plugins = self.plugins.read();
         let known = plugins.values().flat_map(|p| p.versions.iter()).find(|v| v.component == component);
         known.map_or(0, |v| v.compile_ms)
     }
@@ -240,7 +241,7 @@ impl Registry {
     pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<PluginView, RegistryError> {
         let target =
             {
-                let plugins = self.read();
+                let plugins = self.plugins.read();
                 let plugin = plugins.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
                 match version {
                     Some(v) => plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
@@ -262,11 +263,11 @@ impl Registry {
     /// Removes a plugin and its files; tasks already running finish on their version.
     pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
         let _persist = self.persist.lock().await;
-        if !self.read().contains_key(name) {
+        if !self.plugins.read().contains_key(name) {
             return Err(RegistryError::NoSuchPlugin(name.to_owned()));
         }
         self.store.delete_plugin(name.to_owned()).await.map_err(|e| UploadError::Internal(e.into()))?;
-        let removed = self.write().remove(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
+        let removed = self.plugins.write().remove(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
         for version in &removed.versions {
             if !self.in_use(&version.component) {
                 self.disk.remove_component(&version.component);
@@ -284,7 +285,7 @@ impl Registry {
         new_version: Option<VersionInfo>,
     ) -> anyhow::Result<()> {
         let _persist = self.persist.lock().await;
-        let mut versions = self.read().get(name).map(|p| p.versions.clone()).unwrap_or_default();
+        let mut versions = self.plugins.read().get(name).map(|p| p.versions.clone()).unwrap_or_default();
         if let Some(info) = new_version {
             versions.retain(|v| v.version != info.version);
             versions.push(info);
@@ -300,7 +301,7 @@ impl Registry {
             !prune
         });
         self.store.put_plugin(PluginRecord { name: name.to_owned(), live, versions: versions.clone() }).await?;
-        self.write().insert(name.to_owned(), Plugin { live: loaded, versions });
+        self.plugins.write().insert(name.to_owned(), Plugin { live: loaded, versions });
         for component in pruned.iter().filter(|c| !self.in_use(c)) {
             self.disk.remove_component(component);
         }
@@ -310,7 +311,7 @@ impl Registry {
     /// Whether any version of any plugin still uses this component (files are shared by
     /// content).
     fn in_use(&self, component: &str) -> bool {
-        self.read().values().any(|p| p.versions.iter().any(|v| v.component == component))
+        self.plugins.read().values().any(|p| p.versions.iter().any(|v| v.component == component))
     }
 
     /// Loads a stored version: from its artifact if it matches this build, else recompiled.
@@ -360,14 +361,6 @@ impl Registry {
             .map_err(|e| UploadError::Compile(format!("{e:#}")))?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
         Ok((component, started.elapsed().as_millis() as u64))
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Plugin>> {
-        self.plugins.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Plugin>> {
-        self.plugins.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -12,11 +12,10 @@
 //! slicing already makes it take turns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
+use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::config::Limits;
@@ -31,8 +30,6 @@ pub enum Lane {
 pub struct Lanes {
     foreground: Executor,
     background: Executor,
-    /// Running slots the background lane may hold, on top of the global count.
-    pub background_slots: Arc<Semaphore>,
     /// Until when each recently heavy plugin stays in the background lane.
     heavy_until: Mutex<HashMap<String, Instant>>,
     background_for: Duration,
@@ -43,7 +40,6 @@ impl Lanes {
         Ok(Self {
             foreground: Executor::new("ignareo-task", limits.task_threads(), None)?,
             background: Executor::new("ignareo-bg", limits.task_threads(), Some(limits.background_nice))?,
-            background_slots: Arc::new(Semaphore::new(limits.background_max_running() as usize)),
             heavy_until: Mutex::default(),
             background_for: Duration::from_secs(limits.background_secs),
         })
@@ -51,7 +47,7 @@ impl Lanes {
 
     /// The lane a new task of `plugin` starts in.
     pub fn for_plugin(&self, plugin: &str) -> Lane {
-        let mut heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut heavy = self.heavy_until.lock();
         match heavy.get(plugin) {
             Some(until) if *until > Instant::now() => Lane::Background,
             Some(_) => {
@@ -65,7 +61,7 @@ impl Lanes {
     /// Plugins whose tasks now start in the background lane, by name.
     pub fn background_plugins(&self) -> Vec<String> {
         let now = Instant::now();
-        let heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let heavy = self.heavy_until.lock();
         let mut plugins: Vec<String> =
             heavy.iter().filter(|(_, until)| **until > now).map(|(plugin, _)| plugin.clone()).collect();
         plugins.sort();
@@ -90,7 +86,7 @@ impl Lanes {
     /// A task of `plugin` reached a limit that does not end it (a refused spawn).
     pub fn mark_heavy(&self, plugin: &str) {
         let until = Instant::now() + self.background_for;
-        let mut heavy = self.heavy_until.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut heavy = self.heavy_until.lock();
         if !heavy.contains_key(plugin) {
             tracing::info!(
                 plugin,

@@ -126,7 +126,7 @@ impl Scheduler {
     }
 
     fn remember_finished(&self, task: Arc<Task>) {
-        self.table().by_id.insert(task.id, task.clone());
-        self.keep_finished(task.id);
+        self.tasks.insert(task.clone());
+        self.tasks.keep_finished(task.id);
     }
 }

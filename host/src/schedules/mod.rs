@@ -16,10 +16,11 @@
 mod timing;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -146,11 +147,11 @@ impl Schedules {
     }
 
     pub fn list(&self) -> Vec<Snapshot> {
-        self.entries().values().map(Entry::snapshot).collect()
+        self.entries.lock().values().map(Entry::snapshot).collect()
     }
 
     pub fn get(&self, name: &str) -> Option<Snapshot> {
-        self.entries().get(name).map(Entry::snapshot)
+        self.entries.lock().get(name).map(Entry::snapshot)
     }
 
     /// Defines a schedule, or defines an existing one anew (its counts kept; its runs are
@@ -164,7 +165,7 @@ impl Schedules {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
         let (existing, count) = {
-            let entries = self.entries();
+            let entries = self.entries.lock();
             (entries.get(name).map(|e| e.record.clone()), entries.len())
         };
         if existing.is_none() && count >= self.max {
@@ -193,7 +194,7 @@ impl Schedules {
         };
         self.store.put_schedule(record.clone()).await?;
         let snapshot = {
-            let mut entries = self.entries();
+            let mut entries = self.entries.lock();
             let starting = entries.get(name).is_some_and(|e| e.starting);
             let mut entry = Entry::new(record, Some(definition.timing), now);
             entry.starting = starting;
@@ -210,7 +211,8 @@ impl Schedules {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
         let mut record = self
-            .entries()
+            .entries
+            .lock()
             .get(name)
             .map(|e| e.record.clone())
             .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
@@ -223,7 +225,7 @@ impl Schedules {
         }
         self.store.put_schedule(record.clone()).await?;
         let snapshot = {
-            let mut entries = self.entries();
+            let mut entries = self.entries.lock();
             let entry = entries.get_mut(name).ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
             entry.record.paused = record.paused;
             entry.record.since = record.since;
@@ -237,11 +239,11 @@ impl Schedules {
     /// Deletes a schedule; a run already started goes on as an ordinary task.
     pub async fn delete(&self, name: &str) -> Result<(), ScheduleError> {
         let _edit = self.edits.lock().await;
-        if !self.entries().contains_key(name) {
+        if !self.entries.lock().contains_key(name) {
             return Err(ScheduleError::NotFound(name.to_owned()));
         }
         self.store.delete_schedule(name.to_owned()).await?;
-        self.entries().remove(name);
+        self.entries.lock().remove(name);
         self.changed.notify_one();
         Ok(())
     }
@@ -253,7 +255,7 @@ impl Schedules {
             for run in self.take_due(now) {
                 tokio::spawn(self.clone().start(run));
             }
-            let next = self.entries().values().filter_map(|e| e.due).min();
+            let next = self.entries.lock().values().filter_map(|e| e.due).min();
             let wait =
                 next.map_or(MAX_SLEEP, |due| due.duration_since(SystemTime::now()).unwrap_or_default().min(MAX_SLEEP));
             tokio::select! {
@@ -268,7 +270,7 @@ impl Schedules {
     /// that would overlap the previous one are skipped.
     fn take_due(&self, now: SystemTime) -> Vec<Run> {
         let mut runs = Vec::new();
-        let mut entries = self.entries();
+        let mut entries = self.entries.lock();
         for entry in entries.values_mut().filter(|e| e.due.is_some_and(|due| due <= now)) {
             let record = &mut entry.record;
             entry.due = entry.timing.as_ref().and_then(|t| t.next_after(now, record.since));
@@ -296,7 +298,7 @@ impl Schedules {
     async fn start(self: Arc<Self>, run: Run) {
         let result =
             self.scheduler.accept_run(run.schedule.clone(), &run.plugin, run.input, run.timeout, run.owner).await;
-        let mut entries = self.entries();
+        let mut entries = self.entries.lock();
         let Some(entry) = entries.get_mut(&*run.schedule) else {
             return;
         };
@@ -314,9 +316,5 @@ impl Schedules {
                 entry.last_error = Some(e.to_string());
             }
         }
-    }
-
-    fn entries(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -2,9 +2,10 @@
 //! bounded history for late subscribers and broadcast live to current ones.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -123,7 +124,7 @@ impl EventLog {
     }
 
     pub fn push(&self, kind: EventKind) {
-        let mut history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut history = self.inner.lock();
         let at_ms = epoch_ms(SystemTime::now());
         let event = Arc::new(Event { seq: history.next_seq, at_ms, kind });
         history.next_seq += 1;
@@ -143,7 +144,7 @@ impl EventLog {
 
     /// Subscribes under the history lock so no event is missed or seen twice.
     pub fn subscribe(&self, after_seq: u64) -> Subscription {
-        let mut history = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut history = self.inner.lock();
         let live = history.live.get_or_insert_with(|| broadcast::Sender::new(LIVE_CAPACITY)).subscribe();
         Subscription {
             history: history.first.iter().chain(&history.recent).filter(|e| e.seq > after_seq).cloned().collect(),

@@ -17,13 +17,14 @@ mod resolver;
 mod retry;
 mod session;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
+use parking_lot::Mutex;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Method, StatusCode};
 use tokio::time::Instant;
@@ -477,7 +478,7 @@ impl TaskOutbound {
     /// Reports politeness waits in the task's events: the first at once, then at most one
     /// summary per `WAIT_NOTE_INTERVAL`.
     fn note_wait(&self, waited: Waited) {
-        let mut notes = self.waits.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut notes = self.waits.lock();
         notes.count += 1;
         if notes.longest.as_ref().is_none_or(|l| waited.duration > l.duration) {
             notes.longest = Some(waited);

@@ -8,13 +8,14 @@
 //! concurrency permits until its body has been read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::{HostLimits, Politeness as Rules};
+use crate::config::{HostLimits, Politeness as Rules, Rate};
 
 /// Gates kept before idle ones are swept; the sweep runs again each time the map doubles.
 const SWEEP_THRESHOLD: usize = 4_096;
@@ -42,9 +43,7 @@ struct Gate {
 }
 
 struct Pace {
-    interval: Duration,
-    /// How far ahead of its slot a request may go: (burst - 1) intervals.
-    tolerance: Duration,
+    rate: Rate,
     /// The theoretical arrival time of the next request.
     next: Mutex<Instant>,
 }
@@ -104,7 +103,7 @@ impl Politeness {
         if limits.concurrent.is_none() && limits.rate.is_none() {
             return None;
         }
-        let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut gates = self.gates.lock();
         let key = (version.cloned(), host.to_owned());
         if let Some(gate) = gates.by_key.get(&key) {
             return Some(gate.clone());
@@ -129,13 +128,10 @@ impl Gate {
         if let Some(n) = limits.concurrent {
             describe.push(format!("{n} at once"));
         }
-        if let Some((rate, burst)) = limits.rate {
-            describe.push(if burst > 1 { format!("{rate}/s, burst {burst}") } else { format!("{rate}/s") });
+        if let Some(rate) = limits.rate {
+            describe.push(rate.to_string());
         }
-        let pace = limits.rate.map(|(rate, burst)| {
-            let interval = Duration::from_secs_f64(1.0 / rate);
-            Pace { interval, tolerance: interval * burst.saturating_sub(1), next: Mutex::new(Instant::now()) }
-        });
+        let pace = limits.rate.map(|rate| Pace { rate, next: Mutex::new(Instant::now()) });
         Self {
             slots: limits.concurrent.map(|n| Arc::new(Semaphore::new(n as usize))),
             pace,
@@ -148,15 +144,15 @@ impl Pace {
     /// Takes the next slot: the instant at which this request may start.
     fn reserve(&self) -> Instant {
         let now = Instant::now();
-        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = now.max(next.checked_sub(self.tolerance).unwrap_or(now));
-        *next = (*next).max(at) + self.interval;
+        let mut next = self.next.lock();
+        let at = now.max(next.checked_sub(self.rate.tolerance()).unwrap_or(now));
+        *next = (*next).max(at) + self.rate.interval();
         at
     }
 
     /// Whether forgetting this pace would let requests through sooner than it allows.
     fn is_busy(&self, now: Instant) -> bool {
-        *self.next.lock().unwrap_or_else(PoisonError::into_inner) > now
+        *self.next.lock() > now
     }
 }
 

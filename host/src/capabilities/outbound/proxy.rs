@@ -3,9 +3,9 @@
 
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
 
 use lru::LruCache;
+use parking_lot::Mutex;
 use url::Url;
 
 /// An HTTP(S) proxy, `http://user:pass@host:port`.
@@ -98,7 +98,7 @@ impl ProxyClients {
         proxy: &Proxy,
         build: impl FnOnce(reqwest::Proxy) -> reqwest::Result<reqwest::Client>,
     ) -> Result<reqwest::Client, String> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut clients = self.clients.lock();
         if let Some(client) = clients.get(proxy) {
             return Ok(client.clone());
         }

@@ -2,9 +2,8 @@
 //! and expiry rules of a real cookie store, default headers, a proxy and a retry policy. One
 //! per session handle: nothing here is shared between sessions or tasks.
 
-use std::sync::{Mutex, PoisonError};
-
 use cookie_store::{CookieStore, RawCookie};
+use parking_lot::Mutex;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use url::Url;
 
@@ -25,34 +24,34 @@ impl SessionState {
     }
 
     pub fn set_default_header(&self, name: String, value: String) {
-        let mut headers = lock(&self.default_headers);
+        let mut headers = self.default_headers.lock();
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
         headers.push((name, value));
     }
 
     pub fn default_headers(&self) -> Vec<(String, String)> {
-        lock(&self.default_headers).clone()
+        self.default_headers.lock().clone()
     }
 
     pub fn set_proxy(&self, proxy: Option<Proxy>) {
-        *lock(&self.proxy) = proxy;
+        *self.proxy.lock() = proxy;
     }
 
     pub fn proxy(&self) -> Option<Proxy> {
-        lock(&self.proxy).clone()
+        self.proxy.lock().clone()
     }
 
     pub fn set_retry(&self, policy: Option<RetryPolicy>) {
-        *lock(&self.retry) = policy;
+        *self.retry.lock() = policy;
     }
 
     pub fn retry(&self) -> Option<RetryPolicy> {
-        lock(&self.retry).clone()
+        self.retry.lock().clone()
     }
 
     /// The `Cookie` header value for `url`, empty if no cookie applies.
     pub fn cookie_header(&self, url: &Url) -> String {
-        let jar = lock(&self.jar);
+        let jar = self.jar.lock();
         jar.get_request_values(url).map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
     }
 
@@ -62,10 +61,6 @@ impl SessionState {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(|v| RawCookie::parse(v.to_owned()).ok());
-        lock(&self.jar).store_response_cookies(cookies, url);
+        self.jar.lock().store_response_cookies(cookies, url);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,0 +1,72 @@
+//! `[http]`: what slow or oversized requests to the API meet.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+/// How the API treats its clients' connections: what a slow or oversized request meets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A request's head (line and headers) must arrive within this time; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_timeout_secs: u64,
+    /// A request body that sends nothing for this long is refused (408).
+    pub body_idle_timeout_secs: u64,
+    /// Largest request head (line and headers) in bytes; beyond it, 431.
+    pub max_header_bytes: usize,
+    /// Most headers in one request; beyond it, 431.
+    pub max_headers: usize,
+    /// Client connections open at once; more wait in the listen backlog.
+    pub max_connections: u32,
+    /// Largest body of the small control requests (rollback, tokens), in KiB.
+    pub max_control_body_kb: u64,
+    /// After refusing a body before reading it (too large, bad token, bad name), the host
+    /// reads and discards what the client still sends for up to this long, then closes: a
+    /// client still writing sees the answer instead of a reset connection. 0 closes at once.
+    pub refused_body_linger_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_timeout_secs: 30,
+            body_idle_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_connections: 10_000,
+            max_control_body_kb: 64,
+            refused_body_linger_secs: 5,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn max_control_body_bytes(&self) -> usize {
+        usize::try_from(self.max_control_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    pub fn refused_body_linger(&self) -> Duration {
+        Duration::from_secs(self.refused_body_linger_secs)
+    }
+
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if self.header_timeout_secs == 0 || self.body_idle_timeout_secs == 0 {
+            bail!("http.header_timeout_secs and http.body_idle_timeout_secs must be at least 1");
+        }
+        if self.max_header_bytes < 1024 {
+            bail!("http.max_header_bytes must be at least 1024 (got {})", self.max_header_bytes);
+        }
+        if self.max_headers < 8 {
+            bail!("http.max_headers must be at least 8 (got {})", self.max_headers);
+        }
+        if self.refused_body_linger_secs > 300 {
+            bail!("http.refused_body_linger_secs must be at most 300 (got {})", self.refused_body_linger_secs);
+        }
+        if self.max_connections == 0 || self.max_control_body_kb == 0 {
+            bail!("http.max_connections and http.max_control_body_kb must be at least 1");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,215 @@
+//! `[limits]`: admission, task and request limits, each with its default.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+use super::{DEFAULT_LISTEN_BACKLOG, MIB, positive};
+
+/// Most tasks one host may run at once: the instance pool is sized for all of them at start
+/// (a million slots already reserve terabytes of address space).
+const MAX_RUNNING_TASKS: u32 = 1_000_000;
+
+/// Admission, task and request limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Tasks running at once across all plugins; also sizes the instance pool.
+    pub max_running_tasks: u32,
+    /// Tasks of one plugin running at once (at most `max_running_tasks`).
+    pub max_running_per_plugin: Option<u32>,
+    /// Accepted tasks waiting for a slot; beyond this, submissions get 429.
+    pub max_queued_tasks: u32,
+    /// Wall-clock limit of one task, from its start.
+    pub task_timeout_secs: u64,
+    /// Linear memory one task may use.
+    pub task_memory_mb: u64,
+    /// Largest component upload.
+    pub max_component_mb: u64,
+    /// Largest task input (request body of `run` and `tasks`).
+    pub max_input_mb: u64,
+    /// Most tasks one `tasks:batch` request may submit.
+    pub max_batch_tasks: u32,
+    /// Largest `tasks:batch` request body.
+    pub max_batch_mb: u64,
+    /// Longest `?wait=` a long-poll may ask for.
+    pub max_wait_secs: u64,
+    /// Finished tasks kept in memory for `GET /v1/tasks/{id}`; the oldest go first.
+    pub retain_finished_tasks: u32,
+    /// Events (logs, progress) kept per task for late subscribers; older ones are dropped.
+    pub events_per_task: u32,
+    /// How deep tasks may spawn tasks that spawn tasks.
+    pub max_spawn_depth: u32,
+    /// Versions kept per plugin for rollback; the oldest non-live ones are pruned.
+    pub versions_per_plugin: u32,
+    /// On SIGTERM/SIGINT, how long running tasks may take to finish before they are cancelled.
+    pub shutdown_grace_secs: u64,
+    /// New connections waiting to be accepted (the kernel caps it at net.core.somaxconn).
+    pub listen_backlog: u32,
+    /// Threads tasks run on, apart from the API's; one per CPU if unset.
+    pub task_threads: Option<u32>,
+    /// Largest output a task may return.
+    pub max_output_mb: u64,
+    /// Log lines (log calls and stdout/stderr lines) kept per task; the rest are counted.
+    pub max_log_lines: u64,
+    /// Tasks in one tree of spawned tasks (the first included).
+    pub max_tasks_per_tree: u32,
+    /// Call stack of one task's WebAssembly code.
+    pub task_stack_kb: u64,
+    /// Tokens that may exist at once (`/v1/tokens`).
+    pub max_tokens: u32,
+    /// How long a plugin's tasks stay in the background lane after its last task that reached
+    /// a limit.
+    pub background_secs: u64,
+    /// OS priority (nice, 1–19) of the background lane's threads: higher leaves more CPU to
+    /// the foreground under load; on an idle host the lane gets all of it either way.
+    pub background_nice: i32,
+    /// Running slots the background lane may hold; three quarters of `max_running_tasks`
+    /// if unset.
+    pub background_max_running: Option<u32>,
+    /// Linear memory of a finished task reset in place (only the pages it wrote) instead of
+    /// given back to the kernel, per instance slot: faster instantiation, at the price of
+    /// that much resident memory per slot used.
+    pub memory_keep_resident_kb: u64,
+    /// Most runs a plugin with `on_interrupt = "retry"` may ask for (its `max_attempts`).
+    pub max_task_attempts: u32,
+    /// Schedules that may exist at once.
+    pub max_schedules: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_running_tasks: 1024,
+            max_running_per_plugin: None,
+            max_queued_tasks: 10_000,
+            task_timeout_secs: 300,
+            task_memory_mb: 128,
+            max_component_mb: 64,
+            max_input_mb: 4,
+            max_batch_tasks: 10_000,
+            max_batch_mb: 64,
+            max_wait_secs: 60,
+            retain_finished_tasks: 10_000,
+            events_per_task: 1_000,
+            max_spawn_depth: 8,
+            versions_per_plugin: 10,
+            shutdown_grace_secs: 30,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
+            task_threads: None,
+            max_output_mb: 16,
+            max_log_lines: 100_000,
+            max_tasks_per_tree: 1_000,
+            task_stack_kb: 512,
+            max_tokens: 1_000,
+            background_secs: 60,
+            background_nice: 19,
+            background_max_running: None,
+            memory_keep_resident_kb: 4096,
+            max_task_attempts: 10,
+            max_schedules: 1_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn task_timeout(&self) -> Duration {
+        Duration::from_secs(self.task_timeout_secs)
+    }
+
+    pub fn task_memory_bytes(&self) -> usize {
+        usize::try_from(self.task_memory_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_component_bytes(&self) -> usize {
+        usize::try_from(self.max_component_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_output_bytes(&self) -> usize {
+        usize::try_from(self.max_output_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_batch_bytes(&self) -> usize {
+        usize::try_from(self.max_batch_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn max_input_bytes(&self) -> usize {
+        usize::try_from(self.max_input_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn task_threads(&self) -> usize {
+        match self.task_threads {
+            Some(n) => n as usize,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+
+    pub fn background_max_running(&self) -> u32 {
+        self.background_max_running.unwrap_or_else(|| self.max_running_tasks.saturating_mul(3).div_ceil(4).max(1))
+    }
+
+    /// At most the task memory: more could never be written.
+    pub fn memory_keep_resident_bytes(&self) -> usize {
+        usize::try_from(self.memory_keep_resident_kb.saturating_mul(1024))
+            .unwrap_or(usize::MAX)
+            .min(self.task_memory_bytes())
+    }
+
+    pub fn running_per_plugin(&self) -> u32 {
+        self.max_running_per_plugin.unwrap_or(self.max_running_tasks)
+    }
+
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=MAX_RUNNING_TASKS).contains(&self.max_running_tasks) {
+            bail!(
+                "limits.max_running_tasks must be between 1 and {MAX_RUNNING_TASKS} (got {}): it sizes the instance pool",
+                self.max_running_tasks
+            );
+        }
+        for (key, value) in [
+            ("limits.max_queued_tasks", self.max_queued_tasks.into()),
+            ("limits.task_timeout_secs", self.task_timeout_secs),
+            ("limits.max_component_mb", self.max_component_mb),
+            ("limits.max_input_mb", self.max_input_mb),
+            ("limits.max_batch_tasks", self.max_batch_tasks.into()),
+            ("limits.max_batch_mb", self.max_batch_mb),
+            ("limits.max_tokens", self.max_tokens.into()),
+            ("limits.max_task_attempts", self.max_task_attempts.into()),
+            ("limits.max_schedules", self.max_schedules.into()),
+            ("limits.events_per_task", self.events_per_task.into()),
+            ("limits.versions_per_plugin", self.versions_per_plugin.into()),
+            ("limits.listen_backlog", self.listen_backlog.into()),
+            ("limits.max_output_mb", self.max_output_mb),
+            ("limits.max_tasks_per_tree", self.max_tasks_per_tree.into()),
+        ] {
+            positive(key, value)?;
+        }
+        if !(64..=16_384).contains(&self.task_stack_kb) {
+            bail!("limits.task_stack_kb must be between 64 and 16384 (got {})", self.task_stack_kb);
+        }
+        if self.task_threads == Some(0) {
+            bail!("limits.task_threads must be at least 1 (leave it out for one per CPU)");
+        }
+        if !(1..=4096).contains(&self.task_memory_mb) {
+            bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", self.task_memory_mb);
+        }
+        if !(1..=19).contains(&self.background_nice) {
+            bail!("limits.background_nice must be between 1 and 19 (got {})", self.background_nice);
+        }
+        for (key, value) in [
+            ("background_max_running", self.background_max_running),
+            ("max_running_per_plugin", self.max_running_per_plugin),
+        ] {
+            if let Some(value) = value
+                && (value == 0 || value > self.max_running_tasks)
+            {
+                bail!(
+                    "limits.{key} must be between 1 and limits.max_running_tasks ({}), got {value}",
+                    self.max_running_tasks
+                );
+            }
+        }
+        Ok(())
+    }
+}
