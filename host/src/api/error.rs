@@ -1,12 +1,19 @@
 //! `ApiError`: every refusal the API makes, as a status code and a JSON body
 //! `{"error": {"code", "message"}}` that tells the caller what to do.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa::openapi::content::Content;
+use utoipa::openapi::response::{Response as OpenApiResponse, ResponseBuilder};
+use utoipa::openapi::{Ref, RefOr};
 
 use crate::auth::{Forbidden, TokenError};
 use crate::registry::{RegistryError, UploadError};
@@ -14,6 +21,46 @@ use crate::runtime::LinkError;
 use crate::scheduler::{CancelError, SubmitError};
 use crate::schedules::ScheduleError;
 use crate::task::TaskId;
+
+/// The body of every refusal.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_query`, ...
+    code: String,
+    /// What went wrong and what to do about it.
+    message: String,
+    /// The task concerned, when there is one.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    task_id: Option<String>,
+}
+
+/// The refusals every route that needs a token may answer, listed once for all of them in
+/// the OpenAPI document: no valid token, a token without the scope, and any other 4XX.
+pub struct Refusals;
+
+impl utoipa::IntoResponses for Refusals {
+    fn responses() -> BTreeMap<String, RefOr<OpenApiResponse>> {
+        [
+            ("401", "No valid token"),
+            ("403", "The token lacks the scope this route needs"),
+            ("4XX", "Refused; the error names the reason"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+            (
+                status.to_owned(),
+                ResponseBuilder::new().description(description).content("application/json", body).build().into(),
+            )
+        })
+        .collect()
+    }
+}
 
 /// Seconds a client is asked to wait after a 429.
 const RETRY_AFTER_SECS: u64 = 1;

@@ -4,6 +4,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Multipart, Path};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
+use utoipa::IntoParams;
 
 use super::{ApiError, AppState};
 use crate::auth::Caller;
@@ -70,7 +71,13 @@ async fn path_param<S: Send + Sync>(parts: &mut Parts, state: &S, name: &str) ->
 }
 
 /// A plugin name from the path (see [`is_valid_name`]).
-pub struct PluginName(pub String);
+#[derive(IntoParams)]
+#[into_params(names("name"), parameter_in = Path)]
+pub struct PluginName(
+    /// Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)]
+    pub String,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for PluginName {
     type Rejection = ApiError;
@@ -81,7 +88,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PluginName {
 }
 
 /// A schedule name from the path: the same rule as plugin names.
-pub struct ScheduleName(pub String);
+#[derive(IntoParams)]
+#[into_params(names("name"), parameter_in = Path)]
+pub struct ScheduleName(
+    /// Schedule name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit
+    #[param(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)]
+    pub String,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for ScheduleName {
     type Rejection = ApiError;
@@ -101,7 +114,13 @@ async fn name_param<S: Send + Sync>(parts: &mut Parts, state: &S, what: &str) ->
 }
 
 /// A task id from the path.
-pub struct TaskIdParam(pub TaskId);
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct TaskIdParam(
+    /// Task id
+    #[param(value_type = uuid::Uuid)]
+    pub TaskId,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
     type Rejection = ApiError;
@@ -115,7 +134,12 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskIdParam {
 }
 
 /// A token id from the path.
-pub struct TokenIdParam(pub String);
+#[derive(IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+pub struct TokenIdParam(
+    /// Token id
+    pub String,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for TokenIdParam {
     type Rejection = ApiError;

@@ -3,10 +3,12 @@
 
 mod body_limit;
 mod error;
+mod events;
 mod extract;
 mod openapi;
 mod plugins;
 mod schedules;
+mod task_view;
 mod tasks;
 mod tokens;
 mod unread;
@@ -58,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/tasks:batch", batch.on(post(tasks::submit_batch)))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
-        .route("/v1/tasks/{id}/events", get(tasks::events))
+        .route("/v1/tasks/{id}/events", get(events::events))
         .route("/v1/schedules", get(schedules::list))
         .route("/v1/schedules/{name}", input.on(put(schedules::put)).get(schedules::show).delete(schedules::delete))
         .route("/v1/schedules/{name}/pause", control.on(post(schedules::pause)))
@@ -91,7 +93,7 @@ async fn health(State(state): State<AppState>) -> axum::Json<Value> {
 /// The configuration in effect (admin only; the admin token left out).
 #[utoipa::path(get, path = "/v1/config", operation_id = "show_config", tag = "host", responses(
     (status = 200, description = "Every setting, defaults included", body = serde_json::Value),
-    (status = "4XX", description = "Refused; the error names the reason", body = openapi::ErrorBody),
+    error::Refusals,
 ))]
 async fn show_config(_: extract::Admin, State(state): State<AppState>) -> axum::Json<Config> {
     axum::Json(Config::clone(&state.config))

@@ -5,30 +5,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
-use super::{AppState, plugins, schedules, tasks, tokens};
+use super::error::ErrorBody;
+use super::{AppState, events, plugins, schedules, tasks, tokens};
 use crate::config::Limits;
-
-/// The body of every refusal.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ErrorDetail {
-    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `bad_query`, ...
-    code: String,
-    /// What went wrong and what to do about it.
-    message: String,
-    /// The task concerned, when there is one.
-    #[schema(value_type = Option<String>, format = Uuid)]
-    task_id: Option<String>,
-}
 
 /// The bearer scheme, required by every operation that does not opt out.
 struct BearerAuth;
@@ -58,7 +41,7 @@ impl Modify for BearerAuth {
         tasks::list,
         tasks::show,
         tasks::cancel,
-        tasks::events,
+        events::events,
         schedules::put,
         schedules::list,
         schedules::show,

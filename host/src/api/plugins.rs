@@ -6,24 +6,22 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::error::{ErrorBody, Refusals};
 use super::extract::{Admin, Body, PluginName, Reader, Upload};
-use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::registry::{PluginView, UploadReport};
 
 /// Upload a version (hot swap): live at once when it validates.
-#[utoipa::path(put, path = "/v1/plugins/{name}", operation_id = "upload_plugin", tag = "plugins", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+#[utoipa::path(put, path = "/v1/plugins/{name}", operation_id = "upload_plugin", tag = "plugins", params(PluginName),
     request_body(description = "The component as the body, or a form with `component` and an optional `manifest` (ignareo.toml)",
         content((ref("#/components/schemas/UploadForm") = "multipart/form-data"), (ref("#/components/schemas/ComponentBytes") = "application/wasm"))),
     responses(
         (status = 200, description = "A new version of an existing plugin is live", body = UploadReport),
         (status = 201, description = "A new plugin is live", body = UploadReport),
         (status = 400, description = "Empty, not WebAssembly, invalid manifest or form, invalid name", body = ErrorBody),
-        (status = 401, description = "No valid token", body = ErrorBody),
-        (status = 403, description = "The token lacks the admin scope", body = ErrorBody),
         (status = 413, description = "Larger than limits.max_component_mb", body = ErrorBody),
         (status = 422, description = "A core module, the wrong world, does not compile or instantiate", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn upload(
     _: Admin,
@@ -41,17 +39,17 @@ pub async fn upload(
 /// Every plugin, its versions and which one is live.
 #[utoipa::path(get, path = "/v1/plugins", operation_id = "list_plugins", tag = "plugins", responses(
     (status = 200, description = "The plugins", body = PluginList),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn list(_: Reader, State(state): State<AppState>) -> impl IntoResponse {
     axum::Json(PluginList { plugins: state.registry.list() })
 }
 
 /// One plugin: versions, the live one, its manifest (proxy passwords hidden).
-#[utoipa::path(get, path = "/v1/plugins/{name}", operation_id = "show_plugin", tag = "plugins", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)), responses(
+#[utoipa::path(get, path = "/v1/plugins/{name}", operation_id = "show_plugin", tag = "plugins", params(PluginName), responses(
     (status = 200, description = "The plugin", body = PluginView),
     (status = 404, description = "No such plugin", body = ErrorBody),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn show(
     _: Reader,
@@ -62,10 +60,10 @@ pub async fn show(
 }
 
 /// Remove a plugin; running tasks finish on their version.
-#[utoipa::path(delete, path = "/v1/plugins/{name}", operation_id = "delete_plugin", tag = "plugins", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)), responses(
+#[utoipa::path(delete, path = "/v1/plugins/{name}", operation_id = "delete_plugin", tag = "plugins", params(PluginName), responses(
     (status = 204, description = "Deleted"),
     (status = 404, description = "No such plugin", body = ErrorBody),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn delete(
     _: Admin,
@@ -90,13 +88,13 @@ pub struct PluginList {
 }
 
 /// Make an earlier version live: the one before the live one, or the one named.
-#[utoipa::path(post, path = "/v1/plugins/{name}/rollback", operation_id = "roll_back_plugin", tag = "plugins", params(("name" = String, Path, description = "Plugin name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit", pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+#[utoipa::path(post, path = "/v1/plugins/{name}/rollback", operation_id = "roll_back_plugin", tag = "plugins", params(PluginName),
     request_body(content = Option<RollbackRequest>, content_type = "application/json", description = "Nothing, or the version to make live"),
     responses(
         (status = 200, description = "The plugin, with the version now live", body = PluginView),
         (status = 404, description = "No such plugin or version", body = ErrorBody),
         (status = 409, description = "No earlier version to roll back to", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn rollback(
     _: Admin,

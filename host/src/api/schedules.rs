@@ -1,6 +1,6 @@
 //! `/v1/schedules`: define, list, show, pause, resume and delete schedules.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::error::{ErrorBody, Refusals};
 use super::extract::{Body, ScheduleName};
-use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::schedules::{Definition, MAX_INTERVAL, Snapshot, Timing};
-use crate::task::{NAME_RULE, is_valid_name};
+use crate::task::{NAME_RULE, epoch_ms, is_valid_name};
 
 /// A schedule's definition: what it runs, and when (`cron` or `interval_secs`, not both).
 #[derive(Deserialize, ToSchema)]
@@ -115,11 +115,9 @@ pub struct ScheduleList {
     schedules: Vec<ScheduleView>,
 }
 
-const NAME_PARAM: &str = "Schedule name: 1-64 of a-z, 0-9, - and _, starting with a letter or digit";
-
 /// Define a schedule (or define it anew): its runs are tasks of its plugin.
 #[utoipa::path(put, path = "/v1/schedules/{name}", operation_id = "put_schedule", tag = "schedules",
-    params(("name" = String, Path, description = NAME_PARAM, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+    params(ScheduleName),
     request_body = ScheduleRequest,
     responses(
         (status = 200, description = "Defined anew (its counts kept)", body = ScheduleView),
@@ -130,7 +128,7 @@ const NAME_PARAM: &str = "Schedule name: 1-64 of a-z, 0-9, - and _, starting wit
         (status = 413, description = "The input is over limits.max_input_mb", body = ErrorBody),
         (status = 422, description = "No such plugin", body = ErrorBody),
         (status = 503, description = "The schedule could not be recorded (Retry-After)", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn put(
     caller: Caller,
@@ -226,7 +224,7 @@ fn definition(state: &AppState, request: ScheduleRequest) -> Result<Definition, 
 /// The schedules: all of them for `read` and `admin` tokens; a `trigger` token sees those it defined.
 #[utoipa::path(get, path = "/v1/schedules", operation_id = "list_schedules", tag = "schedules", responses(
     (status = 200, description = "The schedules, by name", body = ScheduleList),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn list(caller: Caller, State(state): State<AppState>) -> axum::Json<ScheduleList> {
     let schedules = state
@@ -241,11 +239,11 @@ pub async fn list(caller: Caller, State(state): State<AppState>) -> axum::Json<S
 
 /// A schedule: its definition, next and last run, counts.
 #[utoipa::path(get, path = "/v1/schedules/{name}", operation_id = "show_schedule", tag = "schedules",
-    params(("name" = String, Path, description = NAME_PARAM, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+    params(ScheduleName),
     responses(
         (status = 200, description = "The schedule", body = ScheduleView),
         (status = 404, description = "No such schedule (or not visible to this token)", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn show(
     caller: Caller,
@@ -258,12 +256,12 @@ pub async fn show(
 
 /// Delete a schedule; a run already started goes on as an ordinary task.
 #[utoipa::path(delete, path = "/v1/schedules/{name}", operation_id = "delete_schedule", tag = "schedules",
-    params(("name" = String, Path, description = NAME_PARAM, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+    params(ScheduleName),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such schedule (or not visible to this token)", body = ErrorBody),
         (status = 503, description = "The deletion could not be recorded (Retry-After)", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn delete(
     caller: Caller,
@@ -278,12 +276,12 @@ pub async fn delete(
 
 /// Pause a schedule: it starts no run until resumed.
 #[utoipa::path(post, path = "/v1/schedules/{name}/pause", operation_id = "pause_schedule", tag = "schedules",
-    params(("name" = String, Path, description = NAME_PARAM, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+    params(ScheduleName),
     responses(
         (status = 200, description = "The schedule, paused", body = ScheduleView),
         (status = 404, description = "No such schedule (or not visible to this token)", body = ErrorBody),
         (status = 503, description = "The change could not be recorded (Retry-After)", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn pause(
     caller: Caller,
@@ -295,12 +293,12 @@ pub async fn pause(
 
 /// Resume a paused schedule: it runs at its next time after now (runs missed while paused are not made up).
 #[utoipa::path(post, path = "/v1/schedules/{name}/resume", operation_id = "resume_schedule", tag = "schedules",
-    params(("name" = String, Path, description = NAME_PARAM, pattern = "^[a-z0-9][a-z0-9_-]{0,63}$", max_length = 64)),
+    params(ScheduleName),
     responses(
         (status = 200, description = "The schedule, running again", body = ScheduleView),
         (status = 404, description = "No such schedule (or not visible to this token)", body = ErrorBody),
         (status = 503, description = "The change could not be recorded (Retry-After)", body = ErrorBody),
-        (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+        Refusals,
     ))]
 pub async fn resume(
     caller: Caller,
@@ -342,8 +340,4 @@ fn changeable(state: &AppState, caller: &Caller, name: &str) -> Result<(), ApiEr
         "forbidden",
         format!("schedule {name:?} was defined with another token; only it or an admin may change it"),
     ))
-}
-
-fn epoch_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -6,8 +6,8 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::{ErrorBody, Refusals};
 use super::extract::{Admin, Body, TokenIdParam};
-use super::openapi::ErrorBody;
 use super::{ApiError, AppState};
 use crate::auth::NewToken;
 use crate::store::TokenRecord;
@@ -31,7 +31,7 @@ pub struct TokenList {
     (status = 201, description = "Created; the token is in the answer, and nowhere else", body = Created),
     (status = 400, description = "Invalid request: the message names the field", body = ErrorBody),
     (status = 409, description = "limits.max_tokens reached", body = ErrorBody),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn create(
     Admin(caller): Admin,
@@ -52,17 +52,17 @@ pub async fn create(
 /// The tokens, without their secrets (admin only).
 #[utoipa::path(get, path = "/v1/tokens", operation_id = "list_tokens", tag = "tokens", responses(
     (status = 200, description = "The tokens", body = TokenList),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn list(_: Admin, State(state): State<AppState>) -> impl IntoResponse {
     axum::Json(TokenList { tokens: state.auth.tokens.list() })
 }
 
 /// Revoke a token: the next request carrying it gets 401 (admin only).
-#[utoipa::path(delete, path = "/v1/tokens/{id}", operation_id = "revoke_token", tag = "tokens", params(("id" = String, Path, description = "Token id")), responses(
+#[utoipa::path(delete, path = "/v1/tokens/{id}", operation_id = "revoke_token", tag = "tokens", params(TokenIdParam), responses(
     (status = 204, description = "Revoked"),
     (status = 404, description = "No such token", body = ErrorBody),
-    (status = "4XX", description = "Refused; the error names the reason", body = ErrorBody),
+    Refusals,
 ))]
 pub async fn revoke(
     Admin(caller): Admin,

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context;
 use parking_lot::RwLock;
@@ -26,6 +26,7 @@ use crate::capabilities::PluginCapabilities;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
 use crate::runtime::{LinkError, Linked, Runtime};
 use crate::store::{PluginRecord, Store, VersionInfo};
+use crate::task::epoch_ms;
 
 /// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
@@ -202,7 +203,7 @@ impl Registry {
             component: component.clone(),
             manifest: manifest.map(str::to_owned),
             size: bytes.len() as u64,
-            uploaded_at_ms: now_ms(),
+            uploaded_at_ms: epoch_ms(SystemTime::now()),
             compile_ms,
         };
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
@@ -413,10 +414,6 @@ fn view(name: &str, plugin: &Plugin) -> PluginView {
         manifest: serde_json::to_value(&plugin.live.manifest).unwrap_or_default(),
         versions,
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,0 +1,116 @@
+//! A task as the API shows it, and the errors a task's outcome answers.
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::ApiError;
+use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState, epoch_ms};
+
+/// The API error a synchronous run answers when its task did not succeed.
+pub(super) fn outcome_error(outcome: &Outcome) -> ApiError {
+    let (status, code) = match outcome {
+        Outcome::Failed(Failure { kind: FailureKind::InvalidInput, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+        }
+        Outcome::Failed(Failure { kind: FailureKind::TaskError, .. }) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "task_failed")
+        }
+        Outcome::Failed(Failure { kind: FailureKind::Trap, .. }) => (StatusCode::BAD_GATEWAY, "task_trapped"),
+        Outcome::Failed(Failure { kind: FailureKind::MemoryLimit, .. }) => (StatusCode::BAD_GATEWAY, "memory_limit"),
+        Outcome::Failed(Failure { kind: FailureKind::Instantiate, .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "instantiate_failed")
+        }
+        Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => {
+            (StatusCode::BAD_GATEWAY, "resource_limit")
+        }
+        Outcome::TimedOut { .. } => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
+        Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
+        Outcome::Interrupted(_) => (StatusCode::SERVICE_UNAVAILABLE, "interrupted"),
+        Outcome::Succeeded(_) => (StatusCode::OK, "ok"),
+    };
+    ApiError::new(status, code, outcome.describe())
+}
+
+#[derive(Serialize, ToSchema)]
+struct ErrorView {
+    kind: &'static str,
+    message: String,
+}
+
+/// A task as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct TaskView {
+    #[schema(value_type = String, format = Uuid)]
+    id: TaskId,
+    plugin: String,
+    version: String,
+    state: TaskState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    parent: Option<TaskId>,
+    /// The schedule whose run this task is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<String>,
+    submitted_at_ms: u64,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
+    duration_ms: Option<u64>,
+    timeout_ms: u64,
+    /// Runs started, restarts of the host included (more than 1 only for plugins with
+    /// `on_interrupt = "retry"`).
+    attempts: u32,
+    /// Output that is JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output: Option<serde_json::Value>,
+    /// Output that is not JSON, base64-encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    output_base64: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorView>,
+}
+
+impl TaskView {
+    pub(super) fn of(task: &Task) -> Self {
+        let Status { state, started_at, finished_at, outcome } = task.status();
+        let (mut output, mut output_base64, mut error) = (None, None, None);
+        match &outcome {
+            Some(Outcome::Succeeded(bytes)) => match serde_json::from_slice(bytes) {
+                Ok(value) => output = Some(value),
+                Err(_) => output_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            },
+            Some(other) => error = Some(ErrorView { kind: error_kind(other), message: other.describe() }),
+            None => {}
+        }
+        Self {
+            id: task.id,
+            plugin: task.plugin.clone(),
+            version: task.version.to_string(),
+            state,
+            parent: task.parent,
+            schedule: task.schedule.as_deref().map(str::to_owned),
+            submitted_at_ms: epoch_ms(task.submitted_at),
+            started_at_ms: started_at.map(epoch_ms),
+            finished_at_ms: finished_at.map(epoch_ms),
+            duration_ms: started_at
+                .zip(finished_at)
+                .map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
+            timeout_ms: task.timeout.as_millis() as u64,
+            attempts: task.attempts(),
+            output,
+            output_base64,
+            error,
+        }
+    }
+}
+
+fn error_kind(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Failed(f) => f.kind.as_str(),
+        Outcome::TimedOut { .. } => "timeout",
+        Outcome::Cancelled => "cancelled",
+        Outcome::Interrupted(_) => "interrupted",
+        Outcome::Succeeded(_) => "none",
+    }
+}
