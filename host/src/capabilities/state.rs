@@ -14,7 +14,7 @@ use super::stdio::GuestOutput;
 use crate::task::Task;
 use crate::task::events::Level;
 
-/// What one task may reach on the host: built by [`prepare`](super::prepare).
+/// What one task may reach on the host: built by [`Capabilities::prepare`](super::Capabilities::prepare).
 #[derive(Clone)]
 pub struct Invocation {
     pub task: Arc<Task>,

@@ -1,11 +1,11 @@
-//! The WebAssembly runtime: one engine configured in one place ([`engine`]), one linker built
+//! The WebAssembly runtime: one engine configured in one place (`engine`), one linker built
 //! once with every capability in it, and a fresh `Store` per invocation instantiated from a
 //! plugin version's linked `InstancePre`.
 //!
 //! Instances come from the pooling allocator (sized from `limits.max_running_tasks`, which the
 //! scheduler never exceeds); the epoch ticker makes computing guests yield to tokio every
 //! millisecond, which is also how their deadline and cancellation reach them. How a failed run
-//! ended is told from the error's types ([`trap`]).
+//! ended is told from the error's types (`trap`).
 
 mod capacity;
 mod engine;

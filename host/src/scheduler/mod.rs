@@ -1,21 +1,21 @@
 //! Admission and lifecycle: which tasks are accepted, when they run, how they end.
 //!
-//! - [`admission`]: a task is accepted only while fewer than `max_queued_tasks` wait for a
+//! - `admission`: a task is accepted only while fewer than `max_queued_tasks` wait for a
 //!   slot; beyond that the caller is told to come back later (429) instead of the host growing
 //!   without bound.
-//! - [`slots`]: accepted tasks wait for a per-plugin slot and then a global one (the global
+//! - `slots`: accepted tasks wait for a per-plugin slot and then a global one (the global
 //!   count also bounds the instance pool).
-//! - [`lifecycle`]: each runs as its own tokio task with its own store, and ends succeeded,
+//! - `lifecycle`: each runs as its own tokio task with its own store, and ends succeeded,
 //!   failed, timed out, cancelled or interrupted, exactly once.
-//! - [`table`]: the tasks the API can see, finished ones within their retention.
+//! - `table`: the tasks the API can see, finished ones within their retention.
 //!
 //! Tasks run on threads of their own (`limits.task_threads`), apart from the API's: however
 //! busy the guests keep their threads, health checks, submissions and results are answered.
-//! Plugins that hog the host run in a background lane with lower priority (see [`lanes`]).
+//! Plugins that hog the host run in a background lane with lower priority (see `lanes`).
 //!
 //! Tasks accepted through the API's `tasks` routes or started by schedules are recorded in the
 //! store before they are acknowledged, and their starts and ends after; at start the recorded
-//! ones are taken up again (see [`recovery`]).
+//! ones are taken up again (see `recovery`).
 
 mod admission;
 mod lanes;
