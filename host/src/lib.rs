@@ -34,7 +34,7 @@
 //!   call through it: outbound HTTP, events, timers, task context.
 //!
 //! Persistence: the scheduler, registry, schedules and [`auth`] (tokens and scopes) record
-//! through the [`store`] (its trait and records; SQLite in the data directory).
+//! through the [`store`] (its trait and records; `SQLite` in the data directory).
 //!
 //! Vocabulary: [`task`] (a task and the words every module shares about it), [`config`]
 //! (every limit, validated before anything binds), [`net`] (listening sockets).

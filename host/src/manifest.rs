@@ -251,6 +251,7 @@ fn as_strings<T: std::fmt::Display, S: serde::Serializer>(items: &[T], serialize
     serializer.collect_seq(items.iter().map(ToString::to_string))
 }
 
+#[allow(clippy::ref_option, reason = "serde's serialize_with passes the field by reference")]
 fn as_secs<S: serde::Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(d) => serializer.serialize_some(&d.as_secs_f64()),
@@ -258,6 +259,7 @@ fn as_secs<S: serde::Serializer>(value: &Option<Duration>, serializer: S) -> Res
     }
 }
 
+#[allow(clippy::ref_option, reason = "serde's serialize_with passes the field by reference")]
 fn politeness_view<S: serde::Serializer>(value: &Option<Politeness>, serializer: S) -> Result<S::Ok, S::Error> {
     let view = value.as_ref().map(|p| {
         let hosts: std::collections::BTreeMap<&String, serde_json::Value> = p
@@ -284,7 +286,7 @@ mod tests {
     fn ceilings() -> Ceilings {
         Ceilings {
             running_per_plugin: 100,
-            task_timeout: Duration::from_secs(300),
+            task_timeout: Duration::from_mins(5),
             task_memory_bytes: 128 << 20,
             max_response_bytes: 16 << 20,
             max_task_attempts: 10,

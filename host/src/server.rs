@@ -210,6 +210,6 @@ pub async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = interrupt => {}
-        _ = terminate => {}
+        () = terminate => {}
     }
 }

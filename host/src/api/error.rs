@@ -40,7 +40,7 @@ struct ErrorDetail {
 }
 
 /// The refusals every route that needs a token may answer, listed once for all of them in
-/// the OpenAPI document: no valid token, a token without the scope, and any other 4XX.
+/// the `OpenAPI` document: no valid token, a token without the scope, and any other 4XX.
 pub struct Refusals;
 
 impl utoipa::IntoResponses for Refusals {
@@ -90,6 +90,7 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 
+    #[must_use]
     pub fn with_task(mut self, id: TaskId) -> Self {
         self.task_id = Some(id);
         self
@@ -209,7 +210,8 @@ impl From<CancelError> for ApiError {
 
 /// Whether a body failed because the client stopped sending it (`http.body_idle_timeout_secs`).
 fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(error), |e| e.source()).any(|e| e.is::<tower_http::timeout::TimeoutError>())
+    std::iter::successors(Some(error), |e| e.source())
+        .any(<dyn std::error::Error + 'static>::is::<tower_http::timeout::TimeoutError>)
 }
 
 fn body_timeout() -> ApiError {

@@ -68,7 +68,7 @@ fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Re
                 break event;
             }
             match cursor.live.recv().await {
-                Ok(event) if event.seq <= cursor.last_seq => continue,
+                Ok(event) if event.seq <= cursor.last_seq => {}
                 Ok(event) => break event,
                 Err(RecvError::Lagged(missed)) => {
                     let notice = sse::Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));

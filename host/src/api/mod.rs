@@ -39,7 +39,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The configuration the host runs with, shown to admins (the admin token left out).
     pub config: Arc<Config>,
-    /// The OpenAPI document, built once for this configuration.
+    /// The `OpenAPI` document, built once for this configuration.
     pub openapi: bytes::Bytes,
 }
 

@@ -1,4 +1,4 @@
-//! The API's OpenAPI 3 document, generated from the handlers' annotations and the types they
+//! The API's `OpenAPI` 3 document, generated from the handlers' annotations and the types they
 //! exchange, and served at `/v1/openapi.json`.
 
 use axum::extract::State;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::ApiError;
-use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState, epoch_ms};
+use crate::task::{Failure, FailureKind, Outcome, Status, Task, TaskId, TaskState, epoch_ms, millis};
 
 /// The API error a synchronous run answers when its task did not succeed.
 pub(super) fn outcome_error(outcome: &Outcome) -> ApiError {
@@ -93,10 +93,8 @@ impl TaskView {
             submitted_at_ms: epoch_ms(task.submitted_at),
             started_at_ms: started_at.map(epoch_ms),
             finished_at_ms: finished_at.map(epoch_ms),
-            duration_ms: started_at
-                .zip(finished_at)
-                .map(|(s, f)| f.duration_since(s).map_or(0, |d| d.as_millis() as u64)),
-            timeout_ms: task.timeout.as_millis() as u64,
+            duration_ms: started_at.zip(finished_at).map(|(s, f)| f.duration_since(s).map_or(0, millis)),
+            timeout_ms: millis(task.timeout),
             attempts: task.attempts(),
             output,
             output_base64,

@@ -146,7 +146,7 @@ pub async fn submit_batch(
             format!("invalid batch ({e}); send {{\"inputs\": [{{\"url\": \"...\"}}, {{\"url\": \"...\"}}]}}"),
         )
     })?;
-    let inputs = batch_inputs(&state, batch)?;
+    let inputs = batch_inputs(&state, &batch)?;
     let tasks = state.scheduler.accept_many(&name, inputs, timeout, caller.token_id).await?;
     let version = tasks.first().map(|t| t.version.to_string()).unwrap_or_default();
     let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
@@ -155,7 +155,7 @@ pub async fn submit_batch(
 }
 
 /// Each input as the bytes its task gets, within the batch's and the inputs' limits.
-fn batch_inputs(state: &AppState, batch: Batch) -> Result<Vec<bytes::Bytes>, ApiError> {
+fn batch_inputs(state: &AppState, batch: &Batch) -> Result<Vec<bytes::Bytes>, ApiError> {
     let limits = state.scheduler.limits();
     if batch.inputs.is_empty() {
         return Err(ApiError::bad_request("bad_batch", "inputs holds no input: send at least one"));
@@ -198,7 +198,7 @@ fn batch_inputs(state: &AppState, batch: Batch) -> Result<Vec<bytes::Bytes>, Api
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ShowQuery {
-    /// Seconds to wait for the task to end before answering (at most limits.max_wait_secs).
+    /// Seconds to wait for the task to end before answering (at most `limits.max_wait_secs`).
     #[param(minimum = 0)]
     wait: Option<f64>,
 }

@@ -198,7 +198,7 @@ mod tests {
         NewToken {
             name: "ci".into(),
             scopes: scopes.to_vec(),
-            plugins: plugins.iter().map(|p| p.to_string()).collect(),
+            plugins: plugins.iter().map(std::string::ToString::to_string).collect(),
         }
     }
 

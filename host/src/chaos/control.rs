@@ -40,12 +40,12 @@ fn router(chaos: Arc<Chaos>) -> Router {
         .route("/_chaos/config", get(config).put(set_config))
         .route("/_chaos/stats", get(stats))
         .fallback(|uri: Uri| async move {
-            refusal(StatusCode::NOT_FOUND, format!("no {}; use /_chaos/config or /_chaos/stats", uri.path()))
+            refusal(StatusCode::NOT_FOUND, &format!("no {}; use /_chaos/config or /_chaos/stats", uri.path()))
         })
         .with_state(chaos)
 }
 
-fn refusal(status: StatusCode, message: String) -> Refusal {
+fn refusal(status: StatusCode, message: &str) -> Refusal {
     (status, Json(json!({ "error": { "message": message } })))
 }
 
@@ -58,10 +58,10 @@ async fn set_config(State(chaos): State<Arc<Chaos>>, body: Bytes) -> Result<Json
     let knobs: Knobs = serde_json::from_slice(&body).map_err(|e| {
         refusal(
             StatusCode::BAD_REQUEST,
-            format!("invalid chaos parameters ({e}); send JSON such as {{\"latency\": 100}}"),
+            &format!("invalid chaos parameters ({e}); send JSON such as {{\"latency\": 100}}"),
         )
     })?;
-    let weather = knobs.weather().map_err(|e| refusal(StatusCode::BAD_REQUEST, e))?;
+    let weather = knobs.weather().map_err(|e| refusal(StatusCode::BAD_REQUEST, &e))?;
     chaos.set_weather(weather);
     tracing::info!(?weather, "chaos weather changed");
     Ok(Json(weather.knobs()))

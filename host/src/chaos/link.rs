@@ -4,7 +4,7 @@
 //!
 //! Faults apply toward the client: the first byte waits for the link's latency, every piece
 //! (up to 16 KiB) takes its share of the total speed and may be held back (jitter), and a
-//! doomed link is cut mid-transfer with a TCP RST (SO_LINGER 0). Forwarded requests are sent
+//! doomed link is cut mid-transfer with a TCP RST (`SO_LINGER` 0). Forwarded requests are sent
 //! with `Connection: close`, so one link carries one exchange.
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use url::Url;
 
 use super::Chaos;
+use crate::task::millis;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
@@ -192,7 +193,7 @@ async fn pump(
 enum End {
     /// The upstream closed; so did the client's side.
     Closed,
-    /// The link was cut (SO_LINGER 0 set: closing it sends an RST).
+    /// The link was cut (`SO_LINGER` 0 set: closing it sends an RST).
     Cut,
 }
 
@@ -223,7 +224,7 @@ async fn downlink(
         }
         let piece = &buf[..n];
         if let Some(cut_at) = cut_at.filter(|at| sent + n as u64 > *at) {
-            let keep = &piece[..(cut_at - sent) as usize];
+            let keep = &piece[..usize::try_from(cut_at - sent).unwrap_or(n)];
             chaos.throttle.take(keep.len()).await;
             client.write_all(keep).await?;
             chaos.stats.bytes_to_clients.fetch_add(keep.len() as u64, Ordering::Relaxed);
@@ -235,7 +236,7 @@ async fn downlink(
         {
             let outage = chaos.dice.between((min, max));
             chaos.stats.jitters.fetch_add(1, Ordering::Relaxed);
-            chaos.stats.jitter_ms.fetch_add(outage.as_millis() as u64, Ordering::Relaxed);
+            chaos.stats.jitter_ms.fetch_add(millis(outage), Ordering::Relaxed);
             tokio::time::sleep(outage).await;
         }
         chaos.throttle.take(n).await;
@@ -245,7 +246,7 @@ async fn downlink(
     }
 }
 
-/// Cuts the link: with SO_LINGER 0 the close that follows sends a TCP RST, and whatever the
+/// Cuts the link: with `SO_LINGER` 0 the close that follows sends a TCP RST, and whatever the
 /// client has not read yet is lost, as on a broken network.
 fn cut(client: &OwnedWriteHalf, chaos: &Chaos) -> anyhow::Result<()> {
     let socket: &TcpStream = client.as_ref();

@@ -68,7 +68,7 @@ impl ChaosArgs {
             Some(path) => read_file(path)?,
             None => (FileSettings::default(), Knobs::default()),
         };
-        let weather = self.knobs.over(file_knobs).weather().map_err(anyhow::Error::msg)?;
+        let weather = self.knobs.over(&file_knobs).weather().map_err(anyhow::Error::msg)?;
         let upstream = self.upstream.or(file.upstream).map(|u| upstream_authority(&u)).transpose()?;
         let listen = match self.listen.or(file.listen) {
             Some(listen) => listen,

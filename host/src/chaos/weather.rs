@@ -8,6 +8,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::task::millis;
+
 /// The seed's parameters, as written. Simple mode: `latency`, `speed`. Advanced mode: ranges,
 /// jitter and resets. The same names serve as flags (`--latency-min`), TOML keys and JSON keys.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, clap::Args)]
@@ -68,7 +70,8 @@ pub struct Weather {
 
 impl Knobs {
     /// `self` over `base`, key by key: flags over the config file.
-    pub fn over(self, base: Knobs) -> Knobs {
+    #[must_use]
+    pub fn over(self, base: &Knobs) -> Knobs {
         Knobs {
             latency: self.latency.or(base.latency),
             speed: self.speed.or(base.speed),
@@ -152,13 +155,13 @@ impl Weather {
     /// The parameters in advanced form, as `GET /_chaos/config` shows them.
     pub fn knobs(&self) -> Knobs {
         Knobs {
-            latency_min: Some(self.latency.0.as_millis() as u64),
-            latency_max: Some(self.latency.1.as_millis() as u64),
+            latency_min: Some(millis(self.latency.0)),
+            latency_max: Some(millis(self.latency.1)),
             speed_min: self.speed.map(|s| s.0),
             speed_max: self.speed.map(|s| s.1),
             jitter_prob: self.jitter.map(|j| j.0),
-            jitter_min: self.jitter.map(|j| j.1.as_millis() as u64),
-            jitter_max: self.jitter.map(|j| j.2.as_millis() as u64),
+            jitter_min: self.jitter.map(|j| millis(j.1)),
+            jitter_max: self.jitter.map(|j| millis(j.2)),
             reset_enable: self.reset.is_some(),
             reset_prob: self.reset,
             ..Knobs::default()

@@ -44,20 +44,16 @@ pub enum TokenAction {
 }
 
 pub async fn run(args: TokensArgs) -> anyhow::Result<()> {
-    let token = match args.token {
-        Some(token) => token,
-        None => {
-            let path = args.data_dir.join("admin-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!(
-                        "no admin token: pass --token (or IGNAREO_TOKEN), or run where {} is readable",
-                        path.display()
-                    )
-                })?
-                .trim()
-                .to_owned()
-        }
+    let token = if let Some(token) = args.token {
+        token
+    } else {
+        let path = args.data_dir.join("admin-token");
+        std::fs::read_to_string(&path)
+            .with_context(|| {
+                format!("no admin token: pass --token (or IGNAREO_TOKEN), or run where {} is readable", path.display())
+            })?
+            .trim()
+            .to_owned()
     };
     let base = args.url.trim_end_matches('/');
     let client = reqwest::Client::new();

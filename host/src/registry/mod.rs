@@ -26,7 +26,7 @@ use crate::capabilities::PluginCapabilities;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
 use crate::runtime::{LinkError, Linked, Runtime};
 use crate::store::{PluginRecord, Store, VersionInfo};
-use crate::task::epoch_ms;
+use crate::task::{epoch_ms, millis};
 
 /// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
@@ -186,12 +186,11 @@ impl Registry {
             None => component.clone(),
             Some(text) => hex::encode(Sha256::digest(format!("{component}\n{text}"))),
         };
-        let (compiled, compile_ms, cached) = match self.cached_component(&component) {
-            Some(compiled) => (compiled, self.first_compile_ms(&component), true),
-            None => {
-                let (compiled, compile_ms) = self.compile(bytes).await?;
-                (compiled, compile_ms, false)
-            }
+        let (compiled, compile_ms, cached) = if let Some(compiled) = self.cached_component(&component) {
+            (compiled, self.first_compile_ms(&component), true)
+        } else {
+            let (compiled, compile_ms) = self.compile(bytes).await?;
+            (compiled, compile_ms, false)
         };
         let linked = self.runtime.link(&compiled).await?;
         if !cached {
@@ -244,16 +243,15 @@ impl Registry {
             {
                 let plugins = self.plugins.read();
                 let plugin = plugins.get(name).ok_or_else(|| RegistryError::NoSuchPlugin(name.to_owned()))?;
-                match version {
-                    Some(v) => plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
+                if let Some(v) = version {
+                    plugin.versions.iter().find(|i| i.version == v).cloned().ok_or_else(|| {
                         RegistryError::NoSuchVersion { plugin: name.to_owned(), version: v.to_owned() }
-                    })?,
-                    None => {
-                        let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
-                        live.and_then(|i| i.checked_sub(1))
-                            .map(|i| plugin.versions[i].clone())
-                            .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
-                    }
+                    })?
+                } else {
+                    let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
+                    live.and_then(|i| i.checked_sub(1))
+                        .map(|i| plugin.versions[i].clone())
+                        .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
                 }
             };
         let loaded = self.load(name, target).await.map_err(UploadError::Internal)?;
@@ -324,15 +322,14 @@ impl Registry {
                     info.version
                 )
             })?;
-        let component = match self.cached_component(&info.component) {
-            Some(component) => component,
-            None => {
-                let path = self.disk.component_path(&info.component);
-                let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                let (component, _) = self.compile(&bytes).await?;
-                self.disk.write_artifact(&info.component, &self.runtime.serialize(&component)?)?;
-                component
-            }
+        let component = if let Some(component) = self.cached_component(&info.component) {
+            component
+        } else {
+            let path = self.disk.component_path(&info.component);
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (component, _) = self.compile(&bytes).await?;
+            self.disk.write_artifact(&info.component, &self.runtime.serialize(&component)?)?;
+            component
         };
         let linked = self.runtime.link(&component).await?;
         Ok(self.loaded(name, info, linked, manifest))
@@ -361,7 +358,7 @@ impl Registry {
             .context("the compiler thread failed")?
             .map_err(|e| UploadError::Compile(format!("{e:#}")))?;
         self.compilations.fetch_add(1, Ordering::Relaxed);
-        Ok((component, started.elapsed().as_millis() as u64))
+        Ok((component, millis(started.elapsed())))
     }
 }
 

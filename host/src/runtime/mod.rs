@@ -12,6 +12,7 @@ mod engine;
 mod epoch;
 mod trap;
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -110,9 +111,10 @@ impl Runtime {
         let instance_pre = self.linker.instantiate_pre(component).map_err(|e| {
             let mut message = format!("{e:#}");
             if let Some(import) = self.older_interface(component) {
-                message.push_str(&format!(
+                let _ = write!(
+                    message,
                     "; the component imports {import}, another version of the ignareo:task interfaces: rebuild it with the SDK for {WORLD}"
-                ));
+                );
             }
             LinkError::Imports(message)
         })?;

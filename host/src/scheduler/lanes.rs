@@ -137,7 +137,7 @@ impl Drop for Executor {
 #[cfg(target_os = "linux")]
 fn lower_thread_priority(nice: i32) {
     // SAFETY: plain system calls on the calling thread, with no pointers involved.
-    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid().cast_unsigned(), nice) };
     if result != 0 {
         tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the priority of a background task thread");
     }

@@ -34,7 +34,7 @@ impl Scheduler {
             }
         };
         let permits = tokio::select! {
-            _ = task.cancellation().cancelled() => Err(Outcome::Cancelled),
+            () = task.cancellation().cancelled() => Err(Outcome::Cancelled),
             () = inherited_deadline => Err(Outcome::TimedOut { ran: Duration::ZERO, inherited: true }),
             permits = self.slots.acquire(&task.plugin, version.limits.max_concurrency, lane) => Ok(permits),
         };
@@ -82,7 +82,7 @@ impl Scheduler {
             .map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let invocation = self.capabilities.prepare(&version.capabilities, task.clone(), self.clone());
         let outcome = tokio::select! {
-            _ = task.cancellation().cancelled() => Outcome::Cancelled,
+            () = task.cancellation().cancelled() => Outcome::Cancelled,
             outcome = self.runtime.invoke(&version.linked, invocation, input, budget) => {
                 self.lanes.record(&task.plugin, &outcome, task.exceeded_log_lines());
                 outcome

@@ -126,7 +126,8 @@ impl Scheduler {
     }
 
     fn remember_finished(&self, task: Arc<Task>) {
-        self.tasks.insert(task.clone());
-        self.tasks.keep_finished(task.id);
+        let id = task.id;
+        self.tasks.insert(task);
+        self.tasks.keep_finished(id);
     }
 }

@@ -106,7 +106,7 @@ mod tests {
     use crate::task::{Origin, Outcome};
 
     fn task(plugin: &str) -> Arc<Task> {
-        Arc::new(Task::new(plugin.into(), "v1".into(), Origin::Caller(None), Duration::from_secs(60), 16, 100))
+        Arc::new(Task::new(plugin.into(), "v1".into(), Origin::Caller(None), Duration::from_mins(1), 16, 100))
     }
 
     fn finished(table: &TaskTable, plugin: &str) -> TaskId {
@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn finished_tasks_beyond_the_count_are_forgotten_oldest_first() {
-        let table = TaskTable::new(2, Duration::from_secs(3600));
+        let table = TaskTable::new(2, Duration::from_hours(1));
         let running = task("a");
         table.insert(running.clone());
         let ids: Vec<TaskId> = (0..3).map(|_| finished(&table, "a")).collect();
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn listings_filter_and_show_the_newest_first() {
-        let table = TaskTable::new(100, Duration::from_secs(3600));
+        let table = TaskTable::new(100, Duration::from_hours(1));
         let first = finished(&table, "a");
         std::thread::sleep(Duration::from_millis(2));
         let _other = finished(&table, "b");

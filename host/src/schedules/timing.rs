@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 
 /// The longest interval a schedule may have.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(366 * 24 * 3600);
+pub const MAX_INTERVAL: Duration = Duration::from_hours(8784);
 
 #[derive(Clone, Debug)]
 pub enum Timing {

@@ -1,5 +1,5 @@
-//! The host's durable state, behind one trait so that another backend (a NATS JetStream
-//! one, for a cluster) can take the embedded SQLite's place: accepted tasks, schedules,
+//! The host's durable state, behind one trait so that another backend (a NATS `JetStream`
+//! one, for a cluster) can take the embedded `SQLite`'s place: accepted tasks, schedules,
 //! plugins (which versions exist, which is live, their manifests; the component bytes and
 //! compiled artifacts are files, content-addressed, see the registry) and tokens.
 //!

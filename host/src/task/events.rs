@@ -2,6 +2,7 @@
 //! bounded history for late subscribers and broadcast live to current ones.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -82,7 +83,7 @@ pub fn clip(mut text: String) -> String {
     let original = text.len();
     let cut = (0..=MAX_EVENT_TEXT).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
     text.truncate(cut);
-    text.push_str(&format!("… [truncated from {original} bytes]"));
+    let _ = write!(text, "… [truncated from {original} bytes]");
     text
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use clock::{epoch_ms, from_epoch_ms};
+pub use clock::{epoch_ms, from_epoch_ms, millis};
 use events::{EventKind, EventLog, Level};
 pub use name::{NAME_RULE, is_valid_name};
 pub use state::{Failure, FailureKind, Outcome, Status, TaskId, TaskState};
@@ -122,18 +122,21 @@ impl Task {
     }
 
     /// The same task, to be recorded in the task store.
+    #[must_use]
     pub fn durable(mut self) -> Self {
         self.durable = true;
         self
     }
 
     /// The same task, as a run of `schedule`.
+    #[must_use]
     pub fn scheduled(mut self, schedule: Option<Arc<str>>) -> Self {
         self.schedule = schedule;
         self
     }
 
     /// A recorded task taken up again after a restart, under its own id, queued.
+    #[must_use]
     pub fn resumed(mut self, recorded: Recorded) -> Self {
         self.id = recorded.id;
         self.submitted_at = recorded.submitted_at;
@@ -144,6 +147,7 @@ impl Task {
     }
 
     /// The same task, ended before a restart as recorded, for the API to show.
+    #[must_use]
     pub fn ended(self, started_at: Option<SystemTime>, finished_at: Option<SystemTime>, outcome: Outcome) -> Self {
         let state = outcome.state();
         let error = (state != TaskState::Succeeded).then(|| outcome.describe());

@@ -197,7 +197,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
             }
             let s = v6.segments();
             if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return IpAddr::V4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+                return IpAddr::V4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
             }
             ip
         }

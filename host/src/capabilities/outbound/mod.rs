@@ -373,12 +373,11 @@ impl TaskOutbound {
         let mut first = Some(first);
 
         for hop in 0..=max_redirects {
-            let pass = match first.take() {
-                Some(pass) => pass,
-                None => {
-                    let host = self.check_destination(&url)?;
-                    self.admit(&host).await
-                }
+            let pass = if let Some(pass) = first.take() {
+                pass
+            } else {
+                let host = self.check_destination(&url)?;
+                self.admit(&host).await
             };
             let mut hop_headers = headers.clone();
             if let Some(session) = session.filter(|_| !request.explicit_cookie) {

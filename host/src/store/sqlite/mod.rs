@@ -1,4 +1,4 @@
-//! The embedded store: SQLite (WAL) in the data directory, written by one thread that
+//! The embedded store: `SQLite` (WAL) in the data directory, written by one thread that
 //! commits whatever has queued up in one transaction, so that a burst of submissions costs
 //! one sync to disk rather than one each. Outputs above `store.inline_output_kb` are files in
 //! a directory beside the database, named by task id; finished tasks past their retention
@@ -63,7 +63,7 @@ impl SqliteStore {
         let for_writer = retention.clone();
         let thread = std::thread::Builder::new()
             .name("ignareo-store".into())
-            .spawn(move || write_loop(writer, receiver, &for_writer))
+            .spawn(move || write_loop(writer, &receiver, &for_writer))
             .map_err(|e| StoreError::Write(format!("cannot start the store's writer thread: {e}")))?;
         Ok(Self {
             path: path.display().to_string(),
@@ -243,7 +243,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store as _;
     use schema::MIGRATIONS;
 
     #[test]
@@ -274,7 +273,7 @@ mod tests {
         drop(store);
         let version: i64 =
             Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(usize::try_from(version).unwrap(), MIGRATIONS.len());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

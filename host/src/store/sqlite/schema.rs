@@ -94,7 +94,7 @@ pub(super) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
         return Err(StoreError::Corrupt { path: shown, cause: check });
     }
     let found: i64 = writer.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(corrupt)?;
-    let supported = MIGRATIONS.len() as i64;
+    let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if found > supported {
         return Err(StoreError::NewerSchema { found, supported });
     }

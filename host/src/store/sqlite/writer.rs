@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::rows::{SCHEDULE_COLUMNS, millis};
@@ -50,7 +50,7 @@ pub(super) struct Retention {
 
 /// Takes whatever writes have queued up, commits them in one transaction, tells the waiting
 /// submitters; prunes now and then; until every sender is gone.
-pub(super) fn write_loop(mut connection: Connection, writes: mpsc::Receiver<Queued>, retention: &Retention) {
+pub(super) fn write_loop(mut connection: Connection, writes: &mpsc::Receiver<Queued>, retention: &Retention) {
     let mut pruned_at: Option<Instant> = None;
     loop {
         if pruned_at.is_none_or(|at| at.elapsed() >= retention.prune_every) {
@@ -149,123 +149,150 @@ fn commit_rows(connection: &mut Connection, batch: &[Queued], inline_output_byte
     tx.commit()
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, write: &Write, inline_output_bytes: usize) -> rusqlite::Result<()> {
+fn apply(tx: &Transaction<'_>, write: &Write, inline_output_bytes: usize) -> rusqlite::Result<()> {
     match write {
-        Write::Accept(tasks) => {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, schedule)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9)",
-            )?;
-            let mut ran = tx.prepare_cached(
-                "UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1",
-            )?;
-            for task in tasks {
-                let id = task.id.to_string();
-                let submitted_at = epoch_ms(task.submitted_at);
-                insert.execute(params![
-                    id,
-                    task.plugin,
-                    task.version,
-                    task.owner,
-                    task.input.as_ref(),
-                    millis(task.timeout),
-                    task.attempts,
-                    submitted_at,
-                    task.schedule,
-                ])?;
-                if let Some(schedule) = &task.schedule {
-                    ran.execute(params![schedule, submitted_at, id])?;
-                }
-            }
-        }
+        Write::Accept(tasks) => insert_tasks(tx, tasks),
         Write::Requeued { id } => {
-            tx.prepare_cached("UPDATE tasks SET state = 'queued' WHERE id = ?1")?.execute([id.to_string()])?;
+            tx.prepare_cached("UPDATE tasks SET state = 'queued' WHERE id = ?1")?.execute([id.to_string()]).map(drop)
         }
-        Write::Started { id, attempt, at } => {
-            tx.prepare_cached("UPDATE tasks SET state = 'running', attempts = ?2, started_at_ms = ?3 WHERE id = ?1")?
-                .execute(params![id.to_string(), attempt, epoch_ms(*at)])?;
-        }
-        Write::Finished { id, at, end } => {
-            let in_file = end.output.as_ref().is_some_and(|output| output.len() > inline_output_bytes);
-            tx.prepare_cached(
-                "UPDATE tasks SET state = ?2, finished_at_ms = ?3, failure_kind = ?4, message = ?5, output = ?6, output_file = ?7 WHERE id = ?1",
-            )?
-            .execute(params![
-                id.to_string(),
-                end.state.as_str(),
-                epoch_ms(*at),
-                end.failure_kind,
-                end.message,
-                if in_file { None } else { end.output.as_deref() },
-                in_file,
-            ])?;
-        }
-        Write::PutSchedule(s) => {
-            tx.prepare_cached(&format!(
-                "INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, input = excluded.input, cron = excluded.cron,
-                     interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms, overlap = excluded.overlap,
-                     paused = excluded.paused, owner = excluded.owner, since_ms = excluded.since_ms"
-            ))?
-            .execute(params![
-                s.name,
-                s.plugin,
-                s.input.as_ref(),
-                s.cron,
-                s.interval.map(millis),
-                s.timeout.map(millis),
-                s.overlap,
-                s.paused,
-                s.owner,
-                epoch_ms(s.created_at),
-                epoch_ms(s.since),
-                s.last_run_at.map(epoch_ms),
-                s.last_task.map(|id| id.to_string()),
-                s.runs,
-                s.skipped,
-            ])?;
-        }
+        Write::Started { id, attempt, at } => tx
+            .prepare_cached("UPDATE tasks SET state = 'running', attempts = ?2, started_at_ms = ?3 WHERE id = ?1")?
+            .execute(params![id.to_string(), attempt, epoch_ms(*at)])
+            .map(drop),
+        Write::Finished { id, at, end } => finish_task(tx, *id, *at, end, inline_output_bytes),
+        Write::PutSchedule(schedule) => put_schedule(tx, schedule),
         Write::DeleteSchedule(name) => {
-            tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?.execute([name])?;
+            tx.prepare_cached("DELETE FROM schedules WHERE name = ?1")?.execute([name]).map(drop)
         }
-        Write::ScheduleSkipped { name, at } => {
-            tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, skipped = skipped + 1 WHERE name = ?1")?
-                .execute(params![name, epoch_ms(*at)])?;
-        }
-        Write::PutPlugin(plugin) => {
-            tx.prepare_cached("INSERT INTO plugins (name, live) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET live = excluded.live")?
-                .execute([&plugin.name, &plugin.live])?;
-            tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([&plugin.name])?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO plugin_versions (plugin, position, version, component, manifest, size, uploaded_at_ms, compile_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for (position, v) in plugin.versions.iter().enumerate() {
-                insert.execute(params![
-                    plugin.name,
-                    position,
-                    v.version,
-                    v.component,
-                    v.manifest,
-                    v.size,
-                    v.uploaded_at_ms,
-                    v.compile_ms
-                ])?;
-            }
-        }
+        Write::ScheduleSkipped { name, at } => tx
+            .prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, skipped = skipped + 1 WHERE name = ?1")?
+            .execute(params![name, epoch_ms(*at)])
+            .map(drop),
+        Write::PutPlugin(plugin) => put_plugin(tx, plugin),
         Write::DeletePlugin(name) => {
             tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([name])?;
-            tx.prepare_cached("DELETE FROM plugins WHERE name = ?1")?.execute([name])?;
+            tx.prepare_cached("DELETE FROM plugins WHERE name = ?1")?.execute([name]).map(drop)
         }
-        Write::PutToken(token) => {
-            let record =
-                serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            tx.prepare_cached("INSERT OR REPLACE INTO tokens (id, created_at_ms, record) VALUES (?1, ?2, ?3)")?
-                .execute(params![token.id, token.created_at_ms, record])?;
-        }
-        Write::DeleteToken(id) => {
-            tx.prepare_cached("DELETE FROM tokens WHERE id = ?1")?.execute([id])?;
+        Write::PutToken(token) => put_token(tx, token),
+        Write::DeleteToken(id) => tx.prepare_cached("DELETE FROM tokens WHERE id = ?1")?.execute([id]).map(drop),
+    }
+}
+
+/// Records accepted tasks as queued, and each one's run of its schedule.
+fn insert_tasks(tx: &Transaction<'_>, tasks: &[TaskRecord]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO tasks (id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, schedule)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9)",
+    )?;
+    let mut ran =
+        tx.prepare_cached("UPDATE schedules SET last_run_at_ms = ?2, last_task = ?3, runs = runs + 1 WHERE name = ?1")?;
+    for task in tasks {
+        let id = task.id.to_string();
+        let submitted_at = epoch_ms(task.submitted_at);
+        insert.execute(params![
+            id,
+            task.plugin,
+            task.version,
+            task.owner,
+            task.input.as_ref(),
+            millis(task.timeout),
+            task.attempts,
+            submitted_at,
+            task.schedule,
+        ])?;
+        if let Some(schedule) = &task.schedule {
+            ran.execute(params![schedule, submitted_at, id])?;
         }
     }
+
+    Ok(())
+}
+
+/// Records how a task ended; an output too large for its row is already in its file.
+fn finish_task(
+    tx: &Transaction<'_>,
+    id: TaskId,
+    at: SystemTime,
+    end: &TaskEnd,
+    inline_output_bytes: usize,
+) -> rusqlite::Result<()> {
+    let in_file = end.output.as_ref().is_some_and(|output| output.len() > inline_output_bytes);
+    tx.prepare_cached(
+            "UPDATE tasks SET state = ?2, finished_at_ms = ?3, failure_kind = ?4, message = ?5, output = ?6, output_file = ?7 WHERE id = ?1",
+        )?
+        .execute(params![
+            id.to_string(),
+            end.state.as_str(),
+            epoch_ms(at),
+            end.failure_kind,
+            end.message,
+            if in_file { None } else { end.output.as_deref() },
+            in_file,
+        ])?;
+
+    Ok(())
+}
+
+/// A schedule's definition, new or replacing one whose counts are kept.
+fn put_schedule(tx: &Transaction<'_>, s: &ScheduleRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(&format!(
+            "INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             ON CONFLICT (name) DO UPDATE SET plugin = excluded.plugin, input = excluded.input, cron = excluded.cron,
+                 interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms, overlap = excluded.overlap,
+                 paused = excluded.paused, owner = excluded.owner, since_ms = excluded.since_ms"
+        ))?
+        .execute(params![
+            s.name,
+            s.plugin,
+            s.input.as_ref(),
+            s.cron,
+            s.interval.map(millis),
+            s.timeout.map(millis),
+            s.overlap,
+            s.paused,
+            s.owner,
+            epoch_ms(s.created_at),
+            epoch_ms(s.since),
+            s.last_run_at.map(epoch_ms),
+            s.last_task.map(|id| id.to_string()),
+            s.runs,
+            s.skipped,
+        ])?;
+
+    Ok(())
+}
+
+/// A plugin's versions and its live one, replacing what was recorded.
+fn put_plugin(tx: &Transaction<'_>, plugin: &PluginRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO plugins (name, live) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET live = excluded.live",
+    )?
+    .execute([&plugin.name, &plugin.live])?;
+    tx.prepare_cached("DELETE FROM plugin_versions WHERE plugin = ?1")?.execute([&plugin.name])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO plugin_versions (plugin, position, version, component, manifest, size, uploaded_at_ms, compile_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for (position, v) in plugin.versions.iter().enumerate() {
+        insert.execute(params![
+            plugin.name,
+            position,
+            v.version,
+            v.component,
+            v.manifest,
+            v.size,
+            v.uploaded_at_ms,
+            v.compile_ms
+        ])?;
+    }
+
+    Ok(())
+}
+
+fn put_token(tx: &Transaction<'_>, token: &TokenRecord) -> rusqlite::Result<()> {
+    let record = serde_json::to_string(token).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.prepare_cached("INSERT OR REPLACE INTO tokens (id, created_at_ms, record) VALUES (?1, ?2, ?3)")?
+        .execute(params![token.id, token.created_at_ms, record])?;
+
     Ok(())
 }
