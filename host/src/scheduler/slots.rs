@@ -121,3 +121,83 @@ impl Slots {
         (slots.semaphore.clone(), slots.turn.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// Whether `acquire` would still be waiting after a while (time is paused: no real wait).
+    async fn waits<F: Future<Output = Permits>>(acquire: F) -> bool {
+        tokio::time::timeout(Duration::from_secs(60), acquire).await.is_err()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_more_run_than_the_global_limit() {
+        let slots = Slots::new(2, 2);
+        let first = slots.acquire("a", 10, Lane::Foreground).await;
+        let _second = slots.acquire("b", 10, Lane::Foreground).await;
+        assert_eq!(slots.running(), 2);
+        assert!(waits(slots.acquire("c", 10, Lane::Foreground)).await);
+        slots.release("a", first);
+        assert_eq!(slots.running(), 1);
+        assert!(!waits(slots.acquire("c", 10, Lane::Foreground)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plugin_runs_at_most_its_concurrency_resized_by_a_new_version() {
+        let slots = Slots::new(10, 10);
+        let mut held =
+            vec![slots.acquire("p", 2, Lane::Foreground).await, slots.acquire("p", 2, Lane::Foreground).await];
+        assert!(waits(slots.acquire("p", 2, Lane::Foreground)).await, "a third task waits at a concurrency of 2");
+        held.push(slots.acquire("p", 3, Lane::Foreground).await);
+        assert_eq!(slots.running(), 3, "a version allowing 3 lets a third run at once");
+
+        // Shrunk to 1 with 3 running: the next task starts only once all three have ended.
+        assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await);
+        for _ in 0..2 {
+            slots.release("p", held.pop().expect("three are held"));
+            assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await, "a shrink takes back slots first");
+        }
+        slots.release("p", held.pop().expect("one is held"));
+        assert!(!waits(slots.acquire("p", 1, Lane::Foreground)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn free_slots_go_round_the_plugins_that_wait() {
+        let slots = Arc::new(Slots::new(1, 1));
+        let blocker = slots.acquire("first", 10, Lane::Foreground).await;
+        let (started, mut order) = mpsc::unbounded_channel();
+        let (release, _) = tokio::sync::broadcast::channel::<()>(8);
+        for (plugin, name) in [("bulk", "bulk 1"), ("bulk", "bulk 2"), ("bulk", "bulk 3"), ("hello", "hello")] {
+            let (slots, started, mut released) = (slots.clone(), started.clone(), release.subscribe());
+            tokio::spawn(async move {
+                let permits = slots.acquire(plugin, 10, Lane::Foreground).await;
+                let _ = started.send(name);
+                let _ = released.recv().await;
+                slots.release(plugin, permits);
+            });
+            tokio::task::yield_now().await;
+        }
+        slots.release("first", blocker);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(order.recv().await.expect("every task starts"));
+            let _ = release.send(());
+        }
+        // Each bulk task queues for the global slot only once the one before it has one:
+        // hello, which queued meanwhile, runs second, not behind the whole backlog.
+        assert_eq!(seen, ["bulk 1", "hello", "bulk 2", "bulk 3"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_background_lane_holds_at_most_its_share() {
+        let slots = Slots::new(4, 1);
+        let _heavy = slots.acquire("heavy", 10, Lane::Background).await;
+        assert!(waits(slots.acquire("heavy", 10, Lane::Background)).await, "one background slot, taken");
+        assert!(!waits(slots.acquire("light", 10, Lane::Foreground)).await, "the foreground is not held up");
+    }
+}
