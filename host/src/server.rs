@@ -77,7 +77,7 @@ impl Server {
             )
             .await?,
         );
-        let keep_finished_for = Duration::from_secs(config.store.retain_finished_secs);
+        let keep_finished_for = config.store.retain_finished();
         let scheduler = Scheduler::new(
             registry.clone(),
             store.clone(),

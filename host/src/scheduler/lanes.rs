@@ -147,3 +147,43 @@ fn lower_thread_priority(nice: i32) {
 fn lower_thread_priority(nice: i32) {
     tracing::debug!(nice, "thread priorities are set on Linux only; the background lane runs at normal priority");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::Failure;
+
+    fn lanes() -> Lanes {
+        let limits = Limits { task_threads: Some(1), background_secs: 60, ..Limits::default() };
+        Lanes::new(&limits).expect("the lanes' executors start")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plugin_that_reaches_a_limit_runs_in_the_background_for_a_while() {
+        let lanes = lanes();
+        assert_eq!(lanes.for_plugin("bomb"), Lane::Foreground);
+        lanes.record("bomb", &Outcome::Succeeded(bytes::Bytes::new()), false);
+        assert_eq!(lanes.for_plugin("bomb"), Lane::Foreground, "succeeding is not hogging");
+        let memory = Failure { kind: FailureKind::MemoryLimit, message: "too much".into() };
+        lanes.record("bomb", &Outcome::Failed(memory), false);
+        assert_eq!(lanes.for_plugin("bomb"), Lane::Background);
+        assert_eq!(lanes.background_plugins(), ["bomb"]);
+        assert_eq!(lanes.for_plugin("other"), Lane::Foreground);
+
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(lanes.for_plugin("bomb"), Lane::Foreground, "back in the foreground after limits.background_secs");
+        assert!(lanes.background_plugins().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_log_floods_and_refused_spawns_count_as_hogging_but_task_errors_do_not() {
+        let lanes = lanes();
+        let own_error = Failure { kind: FailureKind::TaskError, message: "bad input".into() };
+        lanes.record("a", &Outcome::Failed(own_error), false);
+        assert_eq!(lanes.for_plugin("a"), Lane::Foreground);
+        lanes.record("b", &Outcome::TimedOut { ran: Duration::from_secs(1), inherited: false }, false);
+        lanes.record("c", &Outcome::Succeeded(bytes::Bytes::new()), true);
+        lanes.mark_heavy("d");
+        assert_eq!(lanes.background_plugins(), ["b", "c", "d"]);
+    }
+}

@@ -88,13 +88,15 @@ impl Scheduler {
                 outcome
             }
         };
-        let inherited = budget < task.timeout;
+        let inherited = task.deadline_is_inherited();
+        // What the task's end states: its own deadline, or how long it ran before its parent's.
+        let ran = if inherited { budget } else { task.timeout };
         match outcome {
-            Outcome::TimedOut { ran, .. } => Outcome::TimedOut { ran, inherited },
+            Outcome::TimedOut { .. } => Outcome::TimedOut { ran, inherited },
             // A guest that fails at its deadline (a child ending on the same deadline, a
             // request cut short by it) reached its deadline: that is how it ended.
             Outcome::Failed(_) if task.deadline().is_some_and(|deadline| tokio::time::Instant::now() >= deadline) => {
-                Outcome::TimedOut { ran: budget, inherited }
+                Outcome::TimedOut { ran, inherited }
             }
             other => other,
         }

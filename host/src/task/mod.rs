@@ -216,6 +216,16 @@ impl Task {
         }
     }
 
+    /// Whether the deadline the task runs against is the one it inherited from the task that
+    /// spawned it, which comes before its own.
+    pub fn deadline_is_inherited(&self) -> bool {
+        match (self.started.get(), self.inherited_deadline) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(started), Some(inherited)) => inherited < *started + self.timeout,
+        }
+    }
+
     /// Whether the task wrote more log lines than it may keep.
     pub fn exceeded_log_lines(&self) -> bool {
         self.log_lines.written.load(Ordering::Relaxed) > self.log_lines.max
