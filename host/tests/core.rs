@@ -105,7 +105,7 @@ impl Core {
 }
 
 async fn finished(task: &Task) -> Status {
-    tokio::time::timeout(Duration::from_secs(60), task.finished()).await.expect("the task ends within a minute")
+    tokio::time::timeout(Duration::from_mins(1), task.finished()).await.expect("the task ends within a minute")
 }
 
 fn output(status: &Status) -> Value {

@@ -132,7 +132,7 @@ mod tests {
 
     /// Whether `acquire` would still be waiting after a while (time is paused: no real wait).
     async fn waits<F: Future<Output = Permits>>(acquire: F) -> bool {
-        tokio::time::timeout(Duration::from_secs(60), acquire).await.is_err()
+        tokio::time::timeout(Duration::from_mins(1), acquire).await.is_err()
     }
 
     #[tokio::test(start_paused = true)]
