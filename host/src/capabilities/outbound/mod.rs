@@ -10,18 +10,19 @@
 //! plugin's grants, passes the destination's politeness gate and sees the session's cookies;
 //! the body streams in under the size limit (after decompression). Retries wrap whole tries.
 
+mod errors;
 mod grant;
 mod politeness;
 mod proxy;
 mod resolver;
 mod retry;
 mod session;
+mod shared;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use futures::StreamExt;
 use parking_lot::Mutex;
@@ -35,29 +36,19 @@ pub use politeness::PluginRules;
 pub use proxy::{Proxy, ProxyPool};
 pub use retry::RetryPolicy;
 pub use session::SessionState;
+pub use shared::Outbound;
 
 use crate::capabilities::LimitExceeded;
 use crate::capabilities::bindings::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
-use crate::config::OutboundConfig;
 use crate::task::Task;
 use crate::task::events::{EventKind, Level};
-use politeness::{Pass, Politeness, Waited};
-use proxy::ProxyClients;
-use resolver::{PrivateAddress, PublicOnly};
+use errors::{describe, transport_error};
+use politeness::{Pass, Waited};
 use retry::Verdict;
+use shared::Route;
 
 /// How often a task's events may say that its requests wait for politeness.
 const WAIT_NOTE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The process-wide half: clients, politeness gates, the host's limits.
-pub struct Outbound {
-    direct: reqwest::Client,
-    /// The operator's extra certificate authorities (`outbound.ca_certificates`), read once.
-    roots: Vec<reqwest::Certificate>,
-    proxied: ProxyClients,
-    politeness: Politeness,
-    config: OutboundConfig,
-}
 
 /// What one plugin version may do outbound, from its manifest.
 pub struct PluginOutbound {
@@ -90,22 +81,6 @@ struct WaitNotes {
     longest: Option<Waited>,
 }
 
-/// Where a request's connections go.
-#[derive(Clone)]
-enum Route {
-    Direct,
-    Via(Proxy),
-}
-
-impl Route {
-    fn proxy(&self) -> Option<&Proxy> {
-        match self {
-            Route::Direct => None,
-            Route::Via(proxy) => Some(proxy),
-        }
-    }
-}
-
 /// A request checked and ready to try.
 struct Prepared {
     method: Method,
@@ -126,60 +101,6 @@ enum Tried {
         wait: Duration,
         status: StatusCode,
     },
-}
-
-impl Outbound {
-    pub fn new(config: &OutboundConfig) -> anyhow::Result<Self> {
-        let roots = extra_roots(&config.ca_certificates)?;
-        let direct = client_builder(config, &roots).no_proxy().dns_resolver(Arc::new(PublicOnly)).build()?;
-        Ok(Self {
-            direct,
-            roots,
-            proxied: ProxyClients::new(config.proxy_clients),
-            politeness: Politeness::new(config.politeness.clone()),
-            config: config.clone(),
-        })
-    }
-
-    fn client(&self, route: &Route) -> Result<reqwest::Client, Error> {
-        match route {
-            Route::Direct => Ok(self.direct.clone()),
-            Route::Via(proxy) => self
-                .proxied
-                .get_or_build(proxy, |p| {
-                    let builder = client_builder(&self.config, &self.roots).proxy(p);
-                    // A proxy the operator pooled may be private; one a guest names may not.
-                    if proxy.is_pooled() { builder.build() } else { builder.dns_resolver(Arc::new(PublicOnly)).build() }
-                })
-                .map_err(Error::Proxy),
-        }
-    }
-}
-
-fn client_builder(config: &OutboundConfig, roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
-    roots
-        .iter()
-        .fold(reqwest::Client::builder(), |builder, root| builder.add_root_certificate(root.clone()))
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(config.pool_idle_per_host)
-        .user_agent(&config.user_agent)
-        .tcp_nodelay(true)
-}
-
-/// The certificates of every PEM file named in `outbound.ca_certificates`.
-fn extra_roots(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    let mut roots = Vec::new();
-    for file in files {
-        let pem =
-            std::fs::read(file).with_context(|| format!("outbound.ca_certificates: cannot read {}", file.display()))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .with_context(|| format!("outbound.ca_certificates: {} is not a PEM certificate bundle", file.display()))?;
-        if certificates.is_empty() {
-            anyhow::bail!("outbound.ca_certificates: {} holds no PEM certificate", file.display());
-        }
-        roots.extend(certificates);
-    }
-    Ok(roots)
 }
 
 impl TaskOutbound {
@@ -525,40 +446,4 @@ fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {
         map.append(name, value);
     }
     Ok(map)
-}
-
-/// Classifies a client error: a refused private address is `denied`; through a proxy, a
-/// failure to connect is the proxy's.
-fn transport_error(url: &Url, error: &reqwest::Error, via: Option<&Proxy>) -> Error {
-    let mut message = format!("{url}: {error}");
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(private) = cause.downcast_ref::<PrivateAddress>() {
-            return Error::Denied(private.to_string());
-        }
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    match via {
-        Some(proxy) if error.is_connect() => Error::Proxy(format!("through proxy {proxy}: {message}")),
-        _ if error.is_timeout() => Error::Timeout(message),
-        _ if error.is_connect() => Error::Connect(message),
-        _ if error.is_builder() => Error::InvalidRequest(message),
-        _ => Error::Protocol(message),
-    }
-}
-
-/// One line for the task's events.
-fn describe(error: &Error) -> String {
-    match error {
-        Error::Denied(m)
-        | Error::Timeout(m)
-        | Error::Connect(m)
-        | Error::InvalidRequest(m)
-        | Error::Protocol(m)
-        | Error::Proxy(m) => m.clone(),
-        Error::TooLarge(limit) => format!("response larger than {limit} bytes"),
-        Error::TooManyRedirects(limit) => format!("more than {limit} redirects"),
-    }
 }

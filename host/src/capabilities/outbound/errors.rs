@@ -1,0 +1,44 @@
+//! What a failed request tells the guest: reqwest's errors classified into the `http`
+//! interface's error cases, and their one-line descriptions for the task's events.
+
+use url::Url;
+
+use super::proxy::Proxy;
+use super::resolver::PrivateAddress;
+use crate::capabilities::bindings::http::Error;
+
+/// Classifies a client error: a refused private address is `denied`; through a proxy, a
+/// failure to connect is the proxy's.
+pub(super) fn transport_error(url: &Url, error: &reqwest::Error, via: Option<&Proxy>) -> Error {
+    let mut message = format!("{url}: {error}");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(private) = cause.downcast_ref::<PrivateAddress>() {
+            return Error::Denied(private.to_string());
+        }
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    match via {
+        Some(proxy) if error.is_connect() => Error::Proxy(format!("through proxy {proxy}: {message}")),
+        _ if error.is_timeout() => Error::Timeout(message),
+        _ if error.is_connect() => Error::Connect(message),
+        _ if error.is_builder() => Error::InvalidRequest(message),
+        _ => Error::Protocol(message),
+    }
+}
+
+/// One line for the task's events.
+pub(super) fn describe(error: &Error) -> String {
+    match error {
+        Error::Denied(m)
+        | Error::Timeout(m)
+        | Error::Connect(m)
+        | Error::InvalidRequest(m)
+        | Error::Protocol(m)
+        | Error::Proxy(m) => m.clone(),
+        Error::TooLarge(limit) => format!("response larger than {limit} bytes"),
+        Error::TooManyRedirects(limit) => format!("more than {limit} redirects"),
+    }
+}
