@@ -58,7 +58,12 @@ fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Re
         last_seq: u64,
         done: bool,
     }
-    let cursor = Cursor { history: subscription.history.into(), live: subscription.live, last_seq: after, done: false };
+    let cursor = Cursor {
+        history: subscription.history.into(),
+        live: subscription.live,
+        last_seq: after,
+        done: subscription.seen_the_end,
+    };
     futures::stream::unfold(cursor, |mut cursor| async move {
         if cursor.done {
             return None;
@@ -68,7 +73,12 @@ fn event_stream(subscription: Subscription, after: u64) -> impl Stream<Item = Re
                 break event;
             }
             match cursor.live.recv().await {
-                Ok(event) if event.seq <= cursor.last_seq => {}
+                // Seen before; if it is the end, nothing more comes.
+                Ok(event) if event.seq <= cursor.last_seq => {
+                    if event.kind.is_final() {
+                        return None;
+                    }
+                }
                 Ok(event) => break event,
                 Err(RecvError::Lagged(missed)) => {
                     let notice = sse::Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));

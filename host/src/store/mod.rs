@@ -37,8 +37,11 @@ pub enum StoreError {
         "the store at {path} is unreadable or corrupt ({cause}); move it aside to start empty, or restore it from a backup"
     )]
     Corrupt { path: String, cause: String },
-    #[error("the store was written by a newer ignareo (schema {found}, this build reads up to {supported})")]
-    NewerSchema { found: i64, supported: i64 },
+    #[error(
+        "the store at {path} was written by a newer ignareo (schema {found}, this build reads up to {supported}); \
+         run that build, or restore the store from a backup of this build's"
+    )]
+    NewerSchema { path: String, found: i64, supported: i64 },
     /// The backend refused or failed, in its own words.
     #[error("the store failed: {0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),

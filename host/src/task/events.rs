@@ -108,6 +108,8 @@ struct History {
 pub struct Subscription {
     pub history: Vec<Arc<Event>>,
     pub live: broadcast::Receiver<Arc<Event>>,
+    /// The subscriber has seen the task's final state already: nothing more will come.
+    pub seen_the_end: bool,
 }
 
 impl EventLog {
@@ -147,9 +149,11 @@ impl EventLog {
     pub fn subscribe(&self, after_seq: u64) -> Subscription {
         let mut history = self.inner.lock();
         let live = history.live.get_or_insert_with(|| broadcast::Sender::new(LIVE_CAPACITY)).subscribe();
+        let last = history.recent.back().or(history.first.as_ref());
         Subscription {
             history: history.first.iter().chain(&history.recent).filter(|e| e.seq > after_seq).cloned().collect(),
             live,
+            seen_the_end: last.is_some_and(|e| e.kind.is_final() && e.seq <= after_seq),
         }
     }
 }
@@ -180,6 +184,16 @@ mod tests {
         let clipped = clip(long);
         assert!(clipped.len() < MAX_EVENT_TEXT + 64);
         assert!(clipped.ends_with(&format!("[truncated from {} bytes]", 2 * MAX_EVENT_TEXT)));
+    }
+
+    #[test]
+    fn a_subscriber_that_saw_the_final_state_is_told_nothing_more_comes() {
+        let events = EventLog::new(10);
+        events.push(log(1));
+        assert!(!events.subscribe(1).seen_the_end);
+        events.push(EventKind::State { state: TaskState::Succeeded, error: None });
+        assert!(!events.subscribe(1).seen_the_end, "the final state is still to be read");
+        assert!(events.subscribe(2).seen_the_end);
     }
 
     #[tokio::test]

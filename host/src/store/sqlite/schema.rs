@@ -96,7 +96,7 @@ pub(super) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Conne
     let found: i64 = writer.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(corrupt)?;
     let supported = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
     if found > supported {
-        return Err(StoreError::NewerSchema { found, supported });
+        return Err(StoreError::NewerSchema { path: shown, found, supported });
     }
     let tx = writer.transaction()?;
     for step in MIGRATIONS.iter().skip(usize::try_from(found).unwrap_or(0)) {
