@@ -1,4 +1,4 @@
-//! Hostile plugins: each way of misbehaving (`plugins/hostile`) ends with a typed error that
+//! Hostile plugins: each way of misbehaving (`plugins/fixtures/hostile`) ends with a typed error that
 //! names the limit it hit, while healthy tasks on the same host keep completing correctly.
 
 use std::time::{Duration, Instant};
