@@ -18,6 +18,11 @@ struct Output {
     steps: u64,
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    clippy::unnecessary_wraps,
+    reason = "the signature `task!` takes: the input by value, a `Result` whether or not this task can fail"
+)]
 fn run(input: Input) -> Result<Output, Error> {
     for step in 1..=input.steps {
         log::info(format!("step {step}"));

@@ -35,9 +35,10 @@ fn run(input: Input) -> Result<Output, Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let results = http::fetch_all(requests, input.concurrency);
+    let total = input.urls.len() as u64;
     let mut output = Output { fetched: 0, failed: 0, titles: Vec::with_capacity(results.len()) };
-    for (url, result) in input.urls.iter().zip(results) {
-        match result.and_then(|r| r.error_for_status()) {
+    for (url, result) in input.urls.into_iter().zip(results) {
+        match result.and_then(http::Response::error_for_status) {
             Ok(page) => {
                 output.fetched += 1;
                 output.titles.push(Some(html::title(&page.text()?).unwrap_or_default()));
@@ -49,7 +50,7 @@ fn run(input: Input) -> Result<Output, Error> {
             }
         }
     }
-    ignareo_sdk::progress(output.fetched as u64, Some(input.urls.len() as u64), None);
+    ignareo_sdk::progress(output.fetched as u64, Some(total), None);
     Ok(output)
 }
 

@@ -18,9 +18,10 @@ struct Output {
 }
 
 fn run(input: Input) -> Result<Output, Error> {
-    let request = http::get(&input.url);
-    let page = match &input.proxy {
-        Some(proxy) => request.proxy(proxy).send()?,
+    let Input { url, proxy } = input;
+    let request = http::get(&url);
+    let page = match proxy {
+        Some(proxy) => request.proxy(&proxy).send()?,
         None => request.send()?,
     };
     Ok(Output { status: page.status(), title: html::title(&page.text()?) })

@@ -3,6 +3,11 @@
 use ignareo_sdk::Error;
 use serde_json::{Value, json};
 
+#[allow(
+    clippy::needless_pass_by_value,
+    clippy::unnecessary_wraps,
+    reason = "the signature `task!` takes: the input by value, a `Result` whether or not this task can fail"
+)]
 fn run(input: Value) -> Result<Value, Error> {
     Ok(json!({ "hello": input }))
 }

@@ -33,12 +33,13 @@ struct Output {
 }
 
 fn run(input: Input) -> Result<Output, Error> {
-    let shop = input.shop.trim_end_matches('/');
+    let Input { shop, item, poll_ms } = input;
+    let shop = shop.trim_end_matches('/');
     let session = Session::new();
     session.default_header("user-agent", "ignareo-monitor-and-order/0.1");
     session.get(&format!("{shop}/")).send()?.error_for_status()?;
 
-    let item_url = format!("{shop}/api/items/{}", input.item);
+    let item_url = format!("{shop}/api/items/{item}");
     let mut polls = 0;
     loop {
         polls += 1;
@@ -47,13 +48,13 @@ fn run(input: Input) -> Result<Output, Error> {
             break;
         }
         ignareo_sdk::progress(polls, None, Some("waiting for stock"));
-        ignareo_sdk::sleep(Duration::from_millis(input.poll_ms));
+        ignareo_sdk::sleep(Duration::from_millis(poll_ms));
     }
-    log::info(format!("item {} in stock after {polls} polls; ordering", input.item));
+    log::info(format!("item {item} in stock after {polls} polls; ordering"));
 
     let order: Order = session
         .post(&format!("{shop}/api/orders"))
-        .form(&[("item", input.item.as_str()), ("quantity", "1")])
+        .form(&[("item", item.as_str()), ("quantity", "1")])
         .send()?
         .error_for_status()?
         .json()?;

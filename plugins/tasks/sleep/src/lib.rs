@@ -15,6 +15,11 @@ struct Output {
     slept_ms: u64,
 }
 
+#[allow(
+    clippy::needless_pass_by_value,
+    clippy::unnecessary_wraps,
+    reason = "the signature `task!` takes: the input by value, a `Result` whether or not this task can fail"
+)]
 fn run(input: Input) -> Result<Output, Error> {
     ignareo_sdk::sleep(Duration::from_millis(input.ms));
     Ok(Output { slept_ms: input.ms })

@@ -1,7 +1,7 @@
 //! `spawner`: `{"plugin": P, "inputs": [..]}` → spawns one task of P per input, joins them all →
 //! `{"task_id": .., "children": [ids], "outputs": [..]}` in input order.
 
-use ignareo_sdk::Error;
+use ignareo_sdk::{Child, Error};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,9 +19,10 @@ struct Output {
 }
 
 fn run(input: Input) -> Result<Output, Error> {
-    let children = input.inputs.iter().map(|i| ignareo_sdk::spawn(&input.plugin, i)).collect::<Result<Vec<_>, _>>()?;
-    let outputs = children.iter().map(|c| c.join()).collect::<Result<Vec<Value>, _>>()?;
-    Ok(Output { task_id: ignareo_sdk::task_id(), children: children.iter().map(|c| c.id()).collect(), outputs })
+    let Input { plugin, inputs } = input;
+    let children = inputs.iter().map(|i| ignareo_sdk::spawn(&plugin, i)).collect::<Result<Vec<_>, _>>()?;
+    let outputs = children.iter().map(Child::join::<Value>).collect::<Result<Vec<_>, _>>()?;
+    Ok(Output { task_id: ignareo_sdk::task_id(), children: children.iter().map(Child::id).collect(), outputs })
 }
 
 ignareo_sdk::task!(run);
