@@ -216,16 +216,16 @@ async fn redirect_to(Query(q): Query<RedirectQuery>) -> Redirect {
 /// streaming can refuse it early.
 async fn stream(Path(mib): Path<usize>) -> Response {
     const CHUNK: usize = 64 * 1024;
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
     let chunks = mib * 1024 * 1024 / CHUNK;
-    let body =
-        futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0; CHUNK]))));
+    let body = futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&ZEROS))));
     Response::new(Body::from_stream(body))
 }
 
 /// `kib` KiB of `a`, gzip-encoded: small on the wire, large once decompressed.
 async fn gzip(Path(kib): Path<usize>) -> Response {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let chunk = [b'a'; 64 * 1024];
+    let chunk = vec![b'a'; 64 * 1024];
     let mut left = kib * 1024;
     while left > 0 {
         let n = left.min(chunk.len());

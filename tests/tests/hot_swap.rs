@@ -1,6 +1,8 @@
 //! Hot swap: a new version takes every new invocation at once, in-flight tasks finish on the
 //! version they started with, and no request fails meanwhile.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

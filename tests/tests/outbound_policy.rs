@@ -3,6 +3,8 @@
 //! plugins, sessions, proxies, retries, and limits on what comes back. Plugins run against
 //! local targets and a recording proxy; every figure is observed on the target's side.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -35,17 +37,8 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-fn config_file(text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("ignareo-policy-{:016x}.toml", rand::random::<u64>()));
-    std::fs::write(&path, text).expect("write the config");
-    path
-}
-
 async fn start_with_config(text: &str) -> Host {
-    let config = config_file(text);
-    let host = Host::start_with(&["--config", config.to_str().expect("UTF-8 path")]).await;
-    std::fs::remove_file(config).expect("remove the config");
-    host
+    Host::start_with_config(text, &[]).await
 }
 
 #[tokio::test]
