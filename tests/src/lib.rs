@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
 pub mod proxy;
+pub mod sse;
 pub mod target;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -330,24 +330,13 @@ impl Host {
 
     /// Reads a task's whole event stream (it ends after the final state): (name, data) pairs.
     pub async fn events(&self, id: &str) -> Vec<(String, Value)> {
-        let response =
-            self.client.get(self.url(&format!("/v1/tasks/{id}/events"))).send().await.expect("the host answers");
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let mut text = String::new();
-        let mut body = response.bytes_stream();
-        let read = async {
-            while let Some(chunk) = body.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream reads")));
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ends after the final state");
-        text.split("\n\n")
-            .filter_map(|block| {
-                let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-                Some((name.to_owned(), serde_json::from_str(data).expect("event data is JSON")))
-            })
-            .collect()
+        let stream = self.event_stream(id, None).await;
+        stream.rest(Duration::from_secs(30)).await.into_iter().map(|event| (event.name, event.data)).collect()
+    }
+
+    /// Opens a task's event stream, resuming after `last_event_id` if given.
+    pub async fn event_stream(&self, id: &str, last_event_id: Option<&str>) -> sse::EventStream {
+        sse::EventStream::open(&self.client, &self.base, id, last_event_id).await
     }
 
     /// The host's peak resident memory so far (`VmHWM`), in bytes.
