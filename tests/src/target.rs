@@ -1,8 +1,8 @@
 //! Local target sites for plugins to fetch: numbered pages, a slow endpoint, redirects, a
 //! small shop whose item comes into stock after a few polls and that takes orders only with
 //! the session cookie it handed out, and endpoints that observe the pressure they get
-//! (arrival times and requests in flight per key), fail on purpose, set and echo cookies, and
-//! send huge or compressed bodies.
+//! (arrival times and requests in flight per key), fail on purpose, redirect in chains, set and
+//! echo cookies, and send huge or compressed bodies.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -116,6 +116,7 @@ impl Target {
             .route("/concurrent/{key}", get(concurrent))
             .route("/flaky/{key}", get(flaky).post(flaky))
             .route("/redirect-to", get(redirect_to))
+            .route("/hops/{key}/{n}", get(hops))
             .route("/stream/{mib}", get(stream))
             .route("/gzip/{kib}", get(gzip))
             .route("/set-cookie", get(set_cookie))
@@ -210,6 +211,17 @@ struct RedirectQuery {
 
 async fn redirect_to(Query(q): Query<RedirectQuery>) -> Redirect {
     Redirect::to(&q.url)
+}
+
+/// A chain of `n` redirects (to `/hops/{key}/{n - 1}`, down to 0, a page), each hop counted
+/// under `key`.
+async fn hops(State(state): State<AppState>, Path((key, n)): Path<(String, u32)>) -> Response {
+    state.pressure.arrive(&key);
+    state.pressure.leave(&key);
+    match n.checked_sub(1) {
+        Some(next) => Redirect::to(&format!("/hops/{key}/{next}")).into_response(),
+        None => Html("<title>landed</title>").into_response(),
+    }
 }
 
 /// `mib` MiB of zeros in 64 KiB chunks, without a Content-Length: only counting while

@@ -181,6 +181,28 @@ async fn every_redirect_hop_is_checked_against_the_grants() {
     assert_eq!(results[1]["url"], target.url("/page/2"));
 }
 
+#[tokio::test]
+async fn a_redirect_chain_longer_than_outbound_max_redirects_is_refused() {
+    let target = Target::start().await;
+    for (config, limit) in [("[outbound]\nmax_redirects = 3\n", 3), ("", 10)] {
+        let host = start_with_config(config).await;
+        host.upload_with("probe", "http-probe", LOCAL_MANIFEST).await;
+        let (within, beyond) = (format!("within-{limit}"), format!("beyond-{limit}"));
+        let steps = json!([
+            {"url": target.url(&format!("/hops/{within}/{limit}"))},
+            {"url": target.url(&format!("/hops/{beyond}/{}", limit + 1))},
+        ]);
+        let results = probe(&host, "probe", json!({ "steps": steps })).await;
+        assert_eq!(results[0]["status"], 200, "{limit} redirects are within the limit: {results:?}");
+        assert_eq!(results[0]["url"], target.url(&format!("/hops/{within}/0")));
+        assert_eq!(results[0]["body"], "<title>landed</title>");
+        assert_eq!(kind(&results[1]), "too_many_redirects", "{results:?}");
+        assert_eq!(message(&results[1]), format!("more than {limit} redirects"), "{results:?}");
+        assert_eq!(target.pressure.arrivals(&within).len(), limit + 1, "the first hop and {limit} redirects");
+        assert_eq!(target.pressure.arrivals(&beyond).len(), limit + 1, "the hop past the limit is never requested");
+    }
+}
+
 /// Runs a crawl in each of two plugins at once and returns both task ids.
 async fn crawl_from_two_plugins(host: &Host, urls: &[String], concurrency: u32) -> [String; 2] {
     host.upload_with("crawler-a", "crawler", LOCAL_MANIFEST).await;

@@ -77,3 +77,31 @@ async fn sigterm_lets_running_tasks_finish() {
     let task: serde_json::Value = waiter.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(task["state"], "succeeded", "the running task finished before the host exited");
 }
+
+#[tokio::test]
+async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
+    let data_dir = TempDir::new("precedence");
+    data_dir.write("config.toml", "[limits]\nmax_running_tasks = 3\nmax_queued_tasks = 30\ntask_timeout_secs = 40\n");
+    let config = data_dir.arg("config.toml");
+    let env = [("IGNAREO_MAX_RUNNING_TASKS", "5"), ("IGNAREO_MAX_QUEUED_TASKS", "50")];
+    // Each host is stopped before the next one starts on the same data directory.
+    let limits = |host: Host| async move {
+        let limits = host.get_json("/v1/config").await["limits"].clone();
+        assert!(host.terminate().await.success());
+        limits
+    };
+    let read = |l: &serde_json::Value| {
+        (l["max_running_tasks"].as_u64(), l["max_queued_tasks"].as_u64(), l["task_timeout_secs"].as_u64())
+    };
+
+    let file = limits(Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap()).await;
+    assert_eq!(read(&file), (Some(3), Some(30), Some(40)), "the file over the defaults: {file}");
+
+    let from_env = limits(Host::start_in_with_env(data_dir.path(), &["--config", &config], &env).await.unwrap()).await;
+    assert_eq!(read(&from_env), (Some(5), Some(50), Some(40)), "the environment over the file: {from_env}");
+
+    let flags = ["--config", &config, "--max-running-tasks", "7"];
+    let all = limits(Host::start_in_with_env(data_dir.path(), &flags, &env).await.unwrap()).await;
+    assert_eq!(read(&all), (Some(7), Some(50), Some(40)), "a flag over the environment: {all}");
+    assert_eq!(all["max_input_mb"], 4, "what nobody set keeps its default: {all}");
+}
