@@ -8,6 +8,7 @@
 pub mod proxy;
 pub mod sse;
 pub mod target;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -21,10 +21,14 @@ use serde_json::json;
 
 /// A target server on 127.0.0.1, stopped when dropped.
 pub struct Target {
+    /// `http://127.0.0.1:PORT`, or `https://` for a TLS target.
     pub base: String,
     pub shop: Arc<Shop>,
     pub requests: Arc<AtomicU64>,
     pub pressure: Arc<Pressure>,
+    /// TLS handshakes that did not complete (a client refused the certificate); always 0 for
+    /// a plain target.
+    pub failed_handshakes: Arc<AtomicU64>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -97,6 +101,26 @@ impl Target {
     }
 
     pub async fn start_with_stock_after(polls_until_stock: u64) -> Target {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        Self::serve(listener, base, polls_until_stock, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// The same site over HTTPS, with the server certificate `ca` signed: for 127.0.0.1 and
+    /// for [`crate::tls::TLS_NAME`].
+    pub async fn start_tls(ca: &crate::tls::TestCa) -> Target {
+        let listener = ca.listen().await;
+        let base = format!("https://{}", axum::serve::Listener::local_addr(&listener).expect("local address"));
+        let failed_handshakes = listener.failed_handshakes();
+        Self::serve(listener, base, 3, failed_handshakes)
+    }
+
+    /// Serves the site's routes on `listener`, reachable at `base`.
+    fn serve<L>(listener: L, base: String, polls_until_stock: u64, failed_handshakes: Arc<AtomicU64>) -> Target
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let shop = Arc::new(Shop {
             changing: Mutex::default(),
             polls_until_stock,
@@ -126,12 +150,10 @@ impl Target {
             .route("/api/items/{id}", get(shop_item))
             .route("/api/orders", post(shop_order))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Target { base, shop, requests, pressure, server }
+        Target { base, shop, requests, pressure, failed_handshakes, server }
     }
 
     pub fn url(&self, path: &str) -> String {
