@@ -3,15 +3,18 @@
 //! and a recording forward proxy for plugins to fetch through. Nothing here talks to anything
 //! but 127.0.0.1.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 pub mod proxy;
+pub mod sse;
 pub mod target;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -29,7 +32,54 @@ fn target_profile_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).expect("test binaries live in target/<profile>/deps").to_path_buf()
 }
 
-/// A plugin component built by `cargo build --release` in `plugins/`.
+/// A directory of its own under the system's temp directory, created empty and removed with
+/// everything in it when dropped (also when the test fails): data directories, configuration
+/// files, certificates.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// `<temp>/ignareo-<purpose>-<random>`.
+    pub fn new(purpose: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("ignareo-{purpose}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `contents` to the file `name` in this directory; its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        path
+    }
+
+    /// The path of the file `name` in this directory, as a flag's value.
+    pub fn arg(&self, name: &str) -> String {
+        self.join(name).to_str().expect("temp paths are UTF-8").to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Milliseconds since the Unix epoch, as the host reports times.
+pub fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("the clock is past 1970");
+    u64::try_from(since.as_millis()).expect("milliseconds since 1970 fit in a u64")
+}
+
 /// A client that sends the admin token with every request.
 pub fn client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -39,6 +89,7 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().default_headers(headers).build().expect("a client with default headers builds")
 }
 
+/// A plugin component built by `cargo build --release` in `plugins/`, by its package name.
 pub fn plugin_path(name: &str) -> PathBuf {
     let profile_dir = target_profile_dir();
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
@@ -61,7 +112,7 @@ pub fn binary() -> PathBuf {
 }
 
 /// Starts `command` (an `ignareo` subcommand on 127.0.0.1:0) and waits for its
-/// "... listening on http://ADDR" line: the child and its base URL.
+/// "... listening on `http://ADDR`" line: the child and its base URL.
 async fn start_listening(mut command: Command) -> anyhow::Result<(Child, String)> {
     let mut child = command
         .env("IGNAREO_LOG", "warn")
@@ -72,7 +123,7 @@ async fn start_listening(mut command: Command) -> anyhow::Result<(Child, String)
         .context("cannot start the ignareo binary")?;
     let stdout = child.stdout.take().context("no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
+    let base = tokio::time::timeout(Duration::from_mins(1), async {
         while let Some(line) = lines.next_line().await? {
             if let Some(at) = line.find(" listening on ") {
                 return Ok(line[at + " listening on ".len()..].to_owned());
@@ -118,13 +169,32 @@ impl ChaosProxy {
     }
 }
 
+/// Runs `ignareo serve --data-dir <data_dir>` with `args` and `envs`, expecting it to refuse to
+/// start: it must exit with a failure before it listens. Its stderr.
+pub async fn refused_start(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
+    let mut command = Command::new(binary());
+    command.arg("serve").arg("--data-dir").arg(data_dir).args(args).env("IGNAREO_LOG", "warn");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let output = command.stdin(Stdio::null()).kill_on_drop(true).output();
+    let output = tokio::time::timeout(Duration::from_mins(1), output)
+        .await
+        .expect("the host exits within 60 s")
+        .expect("the binary runs");
+    assert!(!output.status.success(), "the host must refuse to start with {args:?} {envs:?}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"), "it must not listen");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// A running host process, killed when dropped.
 pub struct Host {
     pub base: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
     child: Child,
-    owns_data_dir: bool,
+    /// The data directory, when this host made it: removed once the host is killed.
+    owned_dir: Option<TempDir>,
 }
 
 impl Host {
@@ -135,25 +205,31 @@ impl Host {
 
     /// A host with extra `serve` flags.
     pub async fn start_with(args: &[&str]) -> Host {
-        let data_dir = std::env::temp_dir().join(format!("ignareo-e2e-{:016x}", rand::random::<u64>()));
-        let mut host = Self::start_in(&data_dir, args).await.expect("the host starts");
-        host.owns_data_dir = true;
-        host
+        Self::start_owned(TempDir::new("e2e"), args).await
     }
 
     /// A host started with `--config` pointing at a file holding `toml`, plus extra flags.
     pub async fn start_with_config(toml: &str, args: &[&str]) -> Host {
-        let config = std::env::temp_dir().join(format!("ignareo-config-{:016x}.toml", rand::random::<u64>()));
-        std::fs::write(&config, toml).expect("the config file is written");
+        let data_dir = TempDir::new("e2e");
+        let config = data_dir.write("test-config.toml", toml);
         let mut all = vec!["--config", config.to_str().expect("a UTF-8 temp path")];
         all.extend_from_slice(args);
-        let host = Self::start_with(&all).await;
-        let _ = std::fs::remove_file(config);
+        Self::start_owned(data_dir, &all).await
+    }
+
+    async fn start_owned(data_dir: TempDir, args: &[&str]) -> Host {
+        let mut host = Self::start_in(data_dir.path(), args).await.expect("the host starts");
+        host.owned_dir = Some(data_dir);
         host
     }
 
     /// A host on an existing data directory (for restarts); it is left in place.
     pub async fn start_in(data_dir: &Path, args: &[&str]) -> anyhow::Result<Host> {
+        Self::start_in_with_env(data_dir, args, &[]).await
+    }
+
+    /// A host on an existing data directory, with extra environment variables (`IGNAREO_*`).
+    pub async fn start_in_with_env(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<Host> {
         let mut command = Command::new(binary());
         command
             .arg("serve")
@@ -161,8 +237,11 @@ impl Host {
             .arg("--data-dir")
             .arg(data_dir)
             .args(args);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
         let (child, base) = start_listening(command).await?;
-        Ok(Host { base, data_dir: data_dir.to_path_buf(), client: client(), child, owns_data_dir: false })
+        Ok(Host { base, data_dir: data_dir.to_path_buf(), client: client(), child, owned_dir: None })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -252,27 +331,16 @@ impl Host {
 
     /// Reads a task's whole event stream (it ends after the final state): (name, data) pairs.
     pub async fn events(&self, id: &str) -> Vec<(String, Value)> {
-        let response =
-            self.client.get(self.url(&format!("/v1/tasks/{id}/events"))).send().await.expect("the host answers");
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let mut text = String::new();
-        let mut body = response.bytes_stream();
-        let read = async {
-            while let Some(chunk) = body.next().await {
-                text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream reads")));
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ends after the final state");
-        text.split("\n\n")
-            .filter_map(|block| {
-                let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
-                let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-                Some((name.to_owned(), serde_json::from_str(data).expect("event data is JSON")))
-            })
-            .collect()
+        let stream = self.event_stream(id, None).await;
+        stream.rest(Duration::from_secs(30)).await.into_iter().map(|event| (event.name, event.data)).collect()
     }
 
-    /// The host's peak resident memory so far (VmHWM), in bytes.
+    /// Opens a task's event stream, resuming after `last_event_id` if given.
+    pub async fn event_stream(&self, id: &str, last_event_id: Option<&str>) -> sse::EventStream {
+        sse::EventStream::open(&self.client, &self.base, id, last_event_id).await
+    }
+
+    /// The host's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
         let pid = self.child.id().expect("the host is running");
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status is readable");
@@ -294,7 +362,7 @@ impl Host {
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("the host is running");
         let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
-        tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+        tokio::time::timeout(Duration::from_mins(1), self.child.wait())
             .await
             .expect("the host exits after SIGTERM")
             .expect("exit status")
@@ -304,8 +372,6 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        if self.owns_data_dir {
-            let _ = std::fs::remove_dir_all(&self.data_dir);
-        }
+        drop(self.owned_dir.take());
     }
 }

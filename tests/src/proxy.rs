@@ -1,18 +1,22 @@
 //! A small HTTP forward proxy for tests: it records every request it is asked to forward
-//! (the absolute URI and the `Proxy-Authorization` header), optionally demands credentials,
-//! and sends everything on to one upstream target whatever host the request names, so a
-//! plugin can fetch `http://shop.example.test/...` without any DNS.
+//! (the method, the absolute URI or the `CONNECT` authority, and the `Proxy-Authorization`
+//! header), optionally demands credentials, and sends everything on to one upstream target
+//! whatever host the request names, so a plugin can fetch `http://shop.example.test/...`
+//! without any DNS. A `CONNECT` request opens a tunnel to the upstream's address, which is how
+//! HTTPS goes through a proxy: `https://secure.example.test/...` reaches a TLS target.
 
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// One request the proxy received.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    pub method: String,
+    /// The absolute URI, or `host:port` for `CONNECT`.
     pub uri: String,
     pub proxy_authorization: Option<String>,
 }
@@ -75,15 +79,18 @@ impl TestProxy {
 async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
     let authorization =
         request.headers().get(header::PROXY_AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    state
-        .seen
-        .lock()
-        .expect("lock")
-        .push(Seen { uri: request.uri().to_string(), proxy_authorization: authorization.clone() });
+    state.seen.lock().expect("lock").push(Seen {
+        method: request.method().to_string(),
+        uri: request.uri().to_string(),
+        proxy_authorization: authorization.clone(),
+    });
     if state.required.is_some() && authorization != state.required {
         let mut response = (StatusCode::PROXY_AUTHENTICATION_REQUIRED, "proxy credentials required").into_response();
         response.headers_mut().insert(header::PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"test\""));
         return response;
+    }
+    if request.method() == Method::CONNECT {
+        return tunnel(&state.upstream, request).await;
     }
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let method = request.method().clone();
@@ -96,4 +103,23 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// Answers a `CONNECT` with 200 once the upstream's address accepts a connection, then copies
+/// bytes both ways between the client and it until either side closes.
+async fn tunnel(upstream: &str, request: Request) -> Response {
+    let address = upstream.split_once("://").map_or(upstream, |(_, rest)| rest).to_owned();
+    let destination = match tokio::net::TcpStream::connect(&address).await {
+        Ok(destination) => destination,
+        Err(e) => return (StatusCode::BAD_GATEWAY, format!("cannot reach {address}: {e}")).into_response(),
+    };
+    tokio::spawn(async move {
+        let Ok(client) = hyper::upgrade::on(request).await else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut destination = destination;
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut destination).await;
+    });
+    StatusCode::OK.into_response()
 }

@@ -1,8 +1,8 @@
 //! Local target sites for plugins to fetch: numbered pages, a slow endpoint, redirects, a
 //! small shop whose item comes into stock after a few polls and that takes orders only with
 //! the session cookie it handed out, and endpoints that observe the pressure they get
-//! (arrival times and requests in flight per key), fail on purpose, set and echo cookies, and
-//! send huge or compressed bodies.
+//! (arrival times and requests in flight per key), fail on purpose, redirect in chains, set and
+//! echo cookies, and send huge or compressed bodies.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,10 +21,14 @@ use serde_json::json;
 
 /// A target server on 127.0.0.1, stopped when dropped.
 pub struct Target {
+    /// `http://127.0.0.1:PORT`, or `https://` for a TLS target.
     pub base: String,
     pub shop: Arc<Shop>,
     pub requests: Arc<AtomicU64>,
     pub pressure: Arc<Pressure>,
+    /// TLS handshakes that did not complete (a client refused the certificate); always 0 for
+    /// a plain target.
+    pub failed_handshakes: Arc<AtomicU64>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -97,6 +101,26 @@ impl Target {
     }
 
     pub async fn start_with_stock_after(polls_until_stock: u64) -> Target {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        Self::serve(listener, base, polls_until_stock, Arc::new(AtomicU64::new(0)))
+    }
+
+    /// The same site over HTTPS, with the server certificate `ca` signed: for 127.0.0.1 and
+    /// for [`crate::tls::TLS_NAME`].
+    pub async fn start_tls(ca: &crate::tls::TestCa) -> Target {
+        let listener = ca.listen().await;
+        let base = format!("https://{}", axum::serve::Listener::local_addr(&listener).expect("local address"));
+        let failed_handshakes = listener.failed_handshakes();
+        Self::serve(listener, base, 3, failed_handshakes)
+    }
+
+    /// Serves the site's routes on `listener`, reachable at `base`.
+    fn serve<L>(listener: L, base: String, polls_until_stock: u64, failed_handshakes: Arc<AtomicU64>) -> Target
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+    {
         let shop = Arc::new(Shop {
             changing: Mutex::default(),
             polls_until_stock,
@@ -116,6 +140,7 @@ impl Target {
             .route("/concurrent/{key}", get(concurrent))
             .route("/flaky/{key}", get(flaky).post(flaky))
             .route("/redirect-to", get(redirect_to))
+            .route("/hops/{key}/{n}", get(hops))
             .route("/stream/{mib}", get(stream))
             .route("/gzip/{kib}", get(gzip))
             .route("/set-cookie", get(set_cookie))
@@ -125,12 +150,10 @@ impl Target {
             .route("/api/items/{id}", get(shop_item))
             .route("/api/orders", post(shop_order))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a local port");
-        let base = format!("http://{}", listener.local_addr().expect("local address"));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Target { base, shop, requests, pressure, server }
+        Target { base, shop, requests, pressure, failed_handshakes, server }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -212,20 +235,31 @@ async fn redirect_to(Query(q): Query<RedirectQuery>) -> Redirect {
     Redirect::to(&q.url)
 }
 
+/// A chain of `n` redirects (to `/hops/{key}/{n - 1}`, down to 0, a page), each hop counted
+/// under `key`.
+async fn hops(State(state): State<AppState>, Path((key, n)): Path<(String, u32)>) -> Response {
+    state.pressure.arrive(&key);
+    state.pressure.leave(&key);
+    match n.checked_sub(1) {
+        Some(next) => Redirect::to(&format!("/hops/{key}/{next}")).into_response(),
+        None => Html("<title>landed</title>").into_response(),
+    }
+}
+
 /// `mib` MiB of zeros in 64 KiB chunks, without a Content-Length: only counting while
 /// streaming can refuse it early.
 async fn stream(Path(mib): Path<usize>) -> Response {
     const CHUNK: usize = 64 * 1024;
+    static ZEROS: [u8; CHUNK] = [0; CHUNK];
     let chunks = mib * 1024 * 1024 / CHUNK;
-    let body =
-        futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&[0; CHUNK]))));
+    let body = futures::stream::iter((0..chunks).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from_static(&ZEROS))));
     Response::new(Body::from_stream(body))
 }
 
 /// `kib` KiB of `a`, gzip-encoded: small on the wire, large once decompressed.
 async fn gzip(Path(kib): Path<usize>) -> Response {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let chunk = [b'a'; 64 * 1024];
+    let chunk = vec![b'a'; 64 * 1024];
     let mut left = kib * 1024;
     while left > 0 {
         let n = left.min(chunk.len());

@@ -1,9 +1,11 @@
-//! The access model: every API route but `/healthz` and the OpenAPI document needs a bearer
+//! The access model: every API route but `/healthz` and `/v1/openapi.json` needs a bearer
 //! token; `admin`, `read` and `trigger` (per plugin) scopes allow what they name and get a 403
 //! naming the missing scope otherwise; tokens are stored hashed and revoked at once, through
 //! the API and the CLI.
 
-use ignareo_e2e::{Host, TOKEN, binary};
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
+use ignareo_e2e::{Host, TOKEN, TempDir, binary};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -179,8 +181,8 @@ async fn scopes_allow_what_they_name_and_refuse_the_rest_with_403() {
 
 #[tokio::test]
 async fn tokens_are_stored_hashed_survive_restarts_and_die_when_revoked() {
-    let data_dir = std::env::temp_dir().join(format!("ignareo-e2e-tokens-{:016x}", rand::random::<u64>()));
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let data_dir = TempDir::new("tokens");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("hello", "hello").await;
     let (kept_id, kept) =
         create_token(&host, json!({"name": "kept", "scopes": ["read", "trigger"], "plugins": ["hello"]})).await;
@@ -218,12 +220,10 @@ async fn tokens_are_stored_hashed_survive_restarts_and_die_when_revoked() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 
     host.terminate().await;
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     let (status, body) = call(&host, "POST", "/v1/plugins/hello/run", &kept, Some(json!({}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(call(&host, "GET", "/v1/plugins", &gone, None).await.0, StatusCode::UNAUTHORIZED);
-    drop(host);
-    std::fs::remove_dir_all(data_dir).unwrap();
 }
 
 #[tokio::test]

@@ -1,26 +1,28 @@
 //! Nothing accepted is lost: tasks answered 202 survive the process being killed, and come
 //! back after a restart as their plugin's `on_interrupt` policy says.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ignareo_e2e::Host;
+use ignareo_e2e::{Host, TOKEN, TempDir, refused_start};
 use serde_json::{Value, json};
 
 const RETRY: &str = "on_interrupt = \"retry\"\nmax_attempts = 3\n";
 
-fn fresh_data_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("ignareo-durable-{:016x}", rand::random::<u64>()))
+/// A fresh data directory holding the configuration `toml`: the directory, and the path to
+/// give `--config`.
+fn data_dir_with_config(toml: &str) -> (TempDir, String) {
+    let data_dir = TempDir::new("durable");
+    data_dir.write("test-config.toml", toml);
+    let config = data_dir.arg("test-config.toml");
+    (data_dir, config)
 }
 
-fn write_config(data_dir: &Path, toml: &str) -> String {
-    std::fs::create_dir_all(data_dir).unwrap();
-    let path = data_dir.join("test-config.toml");
-    std::fs::write(&path, toml).unwrap();
-    path.to_str().unwrap().to_owned()
-}
+/// Flags a refused start needs besides the data directory: were it not refused, it must
+/// neither bind the default port nor print a new admin token.
+const REFUSED_FLAGS: [&str; 4] = ["--listen", "127.0.0.1:0", "--token", TOKEN];
 
 /// Submits `count` tasks of `plugin` over a few connections at once; their ids.
 async fn submit_many(host: &Host, plugin: &str, input: Value, count: usize) -> Vec<String> {
@@ -47,7 +49,7 @@ async fn submit_many(host: &Host, plugin: &str, input: Value, count: usize) -> V
 
 /// Waits for every task to end; their final views by id.
 async fn final_views(host: &Host, ids: &[String]) -> HashMap<String, Value> {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + Duration::from_mins(2);
     let mut views = HashMap::new();
     for id in ids {
         loop {
@@ -69,9 +71,8 @@ fn count<'a>(views: impl IntoIterator<Item = &'a Value>, state: &str) -> usize {
 
 #[tokio::test]
 async fn a_thousand_accepted_tasks_survive_sigkill_per_their_plugins_policy() {
-    let data_dir = fresh_data_dir();
-    let config = write_config(&data_dir, "[limits]\nmax_running_tasks = 100\nmax_queued_tasks = 2000\n");
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let (data_dir, config) = data_dir_with_config("[limits]\nmax_running_tasks = 100\nmax_queued_tasks = 2000\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     host.upload("once", "sleep").await;
     host.upload_with("again", "sleep", RETRY).await;
 
@@ -87,8 +88,8 @@ async fn a_thousand_accepted_tasks_survive_sigkill_per_their_plugins_policy() {
     }
     host.kill().await;
 
-    let restarted_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let restarted_at = ignareo_e2e::now_ms();
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     assert_eq!(host.get_json("/healthz").await["compilations"], 0, "plugins come back without compiling");
     let once = final_views(&host, &once).await;
     let again = final_views(&host, &again).await;
@@ -112,16 +113,12 @@ async fn a_thousand_accepted_tasks_survive_sigkill_per_their_plugins_policy() {
     assert!(again.values().any(|v| v["attempts"] == 2), "tasks running at the kill ran a second time");
     assert!(again.values().all(|v| v["attempts"].as_u64() <= Some(2)));
     assert_eq!(again.values().next().unwrap()["output"], json!({"slept_ms": 400}));
-
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[tokio::test]
 async fn sigterm_lets_running_tasks_finish_within_the_grace_then_leaves_the_rest_to_the_policy() {
-    let data_dir = fresh_data_dir();
-    let config = write_config(&data_dir, "[limits]\nmax_running_tasks = 2\nshutdown_grace_secs = 1\n");
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let (data_dir, config) = data_dir_with_config("[limits]\nmax_running_tasks = 2\nshutdown_grace_secs = 1\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     host.upload("sleep", "sleep").await;
     let short = host.submit("sleep", &json!({"ms": 300})).await;
     let long = host.submit("sleep", &json!({"ms": 60_000})).await;
@@ -132,8 +129,8 @@ async fn sigterm_lets_running_tasks_finish_within_the_grace_then_leaves_the_rest
     assert!(host.terminate().await.success());
     assert!(started.elapsed() < Duration::from_secs(10), "the grace period bounds the shutdown");
 
-    let restarted_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let restarted_at = ignareo_e2e::now_ms();
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     let views = final_views(&host, &[short.clone(), long.clone(), queued.clone()]).await;
     assert_eq!(views[&short]["state"], "succeeded", "a task that ends within the grace period succeeds");
     assert_eq!(views[&long]["state"], "interrupted", "{}", views[&long]);
@@ -143,28 +140,12 @@ async fn sigterm_lets_running_tasks_finish_within_the_grace_then_leaves_the_rest
         "a recorded task still queued at SIGTERM does not start in the grace period; it runs once, after the restart: {}",
         views[&queued]
     );
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
-}
-
-/// Starts the binary on `data_dir` expecting it to refuse; its stderr.
-async fn refused_start(data_dir: &Path) -> String {
-    let output = tokio::process::Command::new(ignareo_e2e::binary())
-        .args(["serve", "--listen", "127.0.0.1:0", "--token", ignareo_e2e::TOKEN, "--data-dir"])
-        .arg(data_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("the host exits").unwrap();
-    assert!(!output.status.success(), "the host refused to start");
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[tokio::test]
 async fn a_corrupt_or_truncated_task_store_is_refused_with_a_clear_error() {
-    let data_dir = fresh_data_dir();
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let data_dir = TempDir::new("durable");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("sleep", "sleep").await;
     for _ in 0..200 {
         host.submit("sleep", &json!({"ms": 1})).await;
@@ -176,63 +157,76 @@ async fn a_corrupt_or_truncated_task_store_is_refused_with_a_clear_error() {
 
     let intact = std::fs::read(&store).unwrap();
     std::fs::write(&store, &intact[..intact.len() / 2]).unwrap();
-    let stderr = refused_start(&data_dir).await;
+    let stderr = refused_start(data_dir.path(), &REFUSED_FLAGS, &[]).await;
     assert!(stderr.contains("ignareo.db") && stderr.contains("corrupt"), "{stderr}");
     assert_eq!(std::fs::metadata(&store).unwrap().len(), length / 2, "the damaged file is left as it was");
 
     std::fs::write(&store, b"this is not a database, but it is somebody's file").unwrap();
-    let stderr = refused_start(&data_dir).await;
+    let stderr = refused_start(data_dir.path(), &REFUSED_FLAGS, &[]).await;
     assert!(stderr.contains("ignareo.db") && stderr.contains("corrupt"), "{stderr}");
-    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// The store's schema version (`PRAGMA user_version`), or sets it.
+fn schema_version(store: &std::path::Path, set: Option<i64>) -> i64 {
+    let connection = rusqlite::Connection::open(store).unwrap();
+    if let Some(version) = set {
+        connection.pragma_update(None, "user_version", version).unwrap();
+    }
+    connection.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap()
 }
 
 #[tokio::test]
-async fn a_batch_of_ten_thousand_tasks_is_accepted_in_one_call() {
-    let host = Host::start().await;
+async fn a_store_written_by_a_newer_build_is_refused_and_left_as_it_was() {
+    let data_dir = TempDir::new("durable");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("hello", "hello").await;
-    let batch = |count: usize| json!({"inputs": (0..count).map(|n| json!({"n": n})).collect::<Vec<_>>()});
-    let post = |body: Value| host.client.post(host.url("/v1/plugins/hello/tasks:batch")).json(&body).send();
+    let id = host.submit("hello", &json!({"kept": true})).await;
+    assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
+    assert!(host.terminate().await.success());
 
-    let response = post(batch(10_000)).await.unwrap();
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
-    assert_eq!(accepted["count"], 10_000);
-    let ids: Vec<String> =
-        accepted["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 10_000, "distinct ids");
+    let store = data_dir.join("ignareo.db");
+    let supported = schema_version(&store, None);
+    assert!(supported >= 1, "this build wrote its schema version: {supported}");
+    let newer = supported + 1;
+    schema_version(&store, Some(newer));
+    let written = std::fs::read(&store).unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while host.get_json("/healthz").await["load"]["ended"]["succeeded"].as_u64().unwrap() < 10_000 {
-        assert!(Instant::now() < deadline, "the batch ran to its end");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (i, id) in [(0, &ids[0]), (9_999, &ids[9_999])] {
-        let task = host.get_json(&format!("/v1/tasks/{id}")).await;
-        assert_eq!(task["output"], json!({"hello": {"n": i}}), "the inputs keep their order");
-    }
+    let stderr = refused_start(data_dir.path(), &REFUSED_FLAGS, &[]).await;
+    assert!(
+        stderr.contains("newer ignareo")
+            && stderr.contains(&format!("schema {newer}"))
+            && stderr.contains(&format!("reads up to {supported}")),
+        "the refusal names the cause: {stderr}"
+    );
+    assert_eq!(std::fs::read(&store).unwrap(), written, "the store is left as it was");
+    assert_eq!(schema_version(&store, None), newer);
 
-    let refusals = [
-        (json!({"inputs": []}), 400, "bad_batch"),
-        (json!([1, 2]), 400, "bad_json"),
-        (batch(10_001), 400, "too_many_inputs"),
-    ];
-    for (body, status, code) in refusals {
-        let response = post(body).await.unwrap();
-        assert_eq!(response.status().as_u16(), status);
-        assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], code);
-    }
-    let missing = host.client.post(host.url("/v1/plugins/nope/tasks:batch")).json(&batch(2)).send().await.unwrap();
-    assert_eq!(missing.status(), 404);
+    // Nothing was lost: at the version this build reads, the host starts with the task.
+    schema_version(&store, Some(supported));
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
+    let task = host.get_json(&format!("/v1/tasks/{id}")).await;
+    assert_eq!(task["output"], json!({"hello": {"kept": true}}), "{task}");
+}
+
+#[tokio::test]
+#[ignore = "host bug: the newer-schema refusal does not name the file (host/src/store, StoreError::NewerSchema)"]
+async fn the_refusal_of_a_newer_store_names_the_file() {
+    let data_dir = TempDir::new("durable");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
+    assert!(host.terminate().await.success());
+    let store = data_dir.join("ignareo.db");
+    schema_version(&store, Some(schema_version(&store, None) + 1));
+    let stderr = refused_start(data_dir.path(), &REFUSED_FLAGS, &[]).await;
+    // As the README says, and as the refusal of a damaged store does.
+    assert!(stderr.contains(&store.display().to_string()), "the refusal names the file: {stderr}");
 }
 
 #[tokio::test]
 async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pruned_with_them() {
-    let data_dir = fresh_data_dir();
-    let config = write_config(
-        &data_dir,
+    let (data_dir, config) = data_dir_with_config(
         "[limits]\nretain_finished_tasks = 3\n[store]\ninline_output_kb = 1\nprune_interval_secs = 1\n",
     );
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     host.upload("hello", "hello").await;
     let pad = "x".repeat(4096);
     let mut ids = Vec::new();
@@ -260,7 +254,7 @@ async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pru
     }
 
     assert!(host.terminate().await.success());
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     for id in &ids[7..] {
         let task = host.get_json(&format!("/v1/tasks/{id}")).await;
         assert_eq!(task["output"]["hello"]["pad"], json!(pad), "the output comes back from its file");
@@ -269,16 +263,13 @@ async fn large_outputs_are_files_and_finished_tasks_past_their_retention_are_pru
         let response = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
         assert_eq!(response.status(), 404, "a pruned task is gone");
     }
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[tokio::test]
 async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_on_disk() {
-    let data_dir = fresh_data_dir();
-    let config =
-        write_config(&data_dir, "[store]\nretain_finished_secs = 2\nprune_interval_secs = 1\ninline_output_kb = 1\n");
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let (data_dir, config) =
+        data_dir_with_config("[store]\nretain_finished_secs = 2\nprune_interval_secs = 1\ninline_output_kb = 1\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     host.upload("hello", "hello").await;
     let id = host.submit("hello", &json!({"pad": "x".repeat(4096)})).await;
     assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
@@ -304,21 +295,19 @@ async fn finished_tasks_older_than_their_retention_are_forgotten_in_memory_and_o
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(host.terminate().await.success());
-    let host = Host::start_in(&data_dir, &["--config", &config]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
     let shown = host.client.get(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap().status();
     assert_eq!(shown, 404, "nor does it come back after a restart");
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[tokio::test]
 async fn a_plugin_index_file_of_an_earlier_version_is_imported_into_the_store_once() {
-    let data_dir = fresh_data_dir();
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let data_dir = TempDir::new("durable");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     let report = host.upload("hello", "hello").await;
     assert!(host.terminate().await.success());
     // What an earlier version leaves: components and artifacts, the index as a file, no store.
-    for entry in std::fs::read_dir(&data_dir).unwrap() {
+    for entry in std::fs::read_dir(data_dir.path()).unwrap() {
         let path = entry.unwrap().path();
         if path.file_name().unwrap().to_string_lossy().starts_with("ignareo.db") {
             std::fs::remove_file(path).unwrap();
@@ -331,14 +320,12 @@ async fn a_plugin_index_file_of_an_earlier_version_is_imported_into_the_store_on
     }]}}});
     std::fs::write(data_dir.join("plugins.json"), serde_json::to_vec(&index).unwrap()).unwrap();
 
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     assert_eq!(host.get_json("/v1/plugins/hello").await["live"], version);
     assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
     assert_eq!(host.get_json("/healthz").await["compilations"], 0, "the imported plugin's artifact is reused");
     assert!(!data_dir.join("plugins.json").exists() && data_dir.join("plugins.json.imported").exists());
     assert!(host.terminate().await.success());
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     assert_eq!(host.get_json("/v1/plugins/hello").await["live"], version, "from the store now");
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

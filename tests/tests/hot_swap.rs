@@ -1,6 +1,8 @@
 //! Hot swap: a new version takes every new invocation at once, in-flight tasks finish on the
 //! version they started with, and no request fails meanwhile.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -84,4 +86,45 @@ async fn an_upload_works_while_every_task_slot_is_busy() {
     assert_eq!(host.get_json("/healthz").await["load"]["running"], 1);
     host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
     assert_eq!(host.run("sleep", &json!(1)).await.1, json!({"hello": 1, "version": 2}));
+}
+
+#[tokio::test]
+async fn deleting_a_plugin_lets_its_running_tasks_finish_and_refuses_new_ones() {
+    let host = Host::start().await;
+    let version = host.upload("doomed", "sleep").await["version"].as_str().unwrap().to_owned();
+    let input = json!({"ms": 1500});
+    let ids: Vec<String> = futures::future::join_all((0..3).map(|_| host.submit("doomed", &input))).await;
+    let synchronous = tokio::spawn(host.client.post(host.url("/v1/plugins/doomed/run")).json(&input).send());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while host.get_json("/healthz").await["load"]["running"] != 4 {
+        assert!(std::time::Instant::now() < deadline, "the four tasks never ran at once");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let deleted = host.client.delete(host.url("/v1/plugins/doomed")).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    for path in ["/v1/plugins/doomed/tasks", "/v1/plugins/doomed/run"] {
+        let refused = host.client.post(host.url(path)).json(&input).send().await.unwrap();
+        assert_eq!(refused.status(), 404, "{path} after the delete");
+        assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+    }
+    let batch = host.client.post(host.url("/v1/plugins/doomed/tasks:batch")).json(&json!({"inputs": [input]}));
+    assert_eq!(batch.send().await.unwrap().status(), 404);
+    assert_eq!(host.client.get(host.url("/v1/plugins/doomed")).send().await.unwrap().status(), 404);
+
+    // The tasks that were running finish, on the version they started with.
+    for id in &ids {
+        let task = host.wait(id, 30).await;
+        assert_eq!(task["state"], "succeeded", "{task}");
+        assert_eq!(task["output"], json!({"slept_ms": 1500}));
+        assert_eq!(task["version"], version.as_str());
+    }
+    let answer = synchronous.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!({"slept_ms": 1500}));
+    assert_eq!(host.get_json("/healthz").await["load"]["running"], 0);
+
+    // The name is free again: an upload under it makes a new plugin.
+    assert_eq!(host.upload_bytes("doomed", ignareo_e2e::plugin_bytes("hello")).await.status(), 201);
+    assert_eq!(host.run("doomed", &json!(1)).await, (200, json!({"hello": 1})));
 }

@@ -3,6 +3,8 @@
 //! its limit is refused before it is sent, and the connection limit makes extra clients wait
 //! instead of exhausting the host.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::time::{Duration, Instant};
 
 use ignareo_e2e::{Host, TOKEN};

@@ -1,6 +1,8 @@
 //! Plugins that make HTTP calls, against local target sites: one page, a crawl of 1,000 URLs
 //! with fan-out, and the monitor-and-order bot that needs its session's cookies.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::atomic::Ordering;
 
 use ignareo_e2e::target::Target;
@@ -103,14 +105,11 @@ async fn the_page_watch_example_polls_until_the_text_appears() {
 
 #[tokio::test]
 async fn responses_over_the_size_limit_are_refused_while_streaming() {
-    let config = std::env::temp_dir().join(format!("ignareo-small-responses-{:x}.toml", rand::random::<u64>()));
-    std::fs::write(&config, "[outbound]\nmax_response_mb = 1\n").unwrap();
-    let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
+    let host = Host::start_with_config("[outbound]\nmax_response_mb = 1\n", &[]).await;
     let target = Target::start().await;
     host.upload_with("fetch-title", "fetch-title", LOCAL_MANIFEST).await;
     assert_eq!(host.run("fetch-title", &json!({"url": target.url("/big/1000")})).await.1["title"], "big");
     let (status, body) = host.run("fetch-title", &json!({"url": target.url("/big/2048")})).await;
     assert_eq!(status, 422);
     assert!(body["error"]["message"].as_str().unwrap().contains("larger than 1048576 bytes"), "{body}");
-    std::fs::remove_file(config).unwrap();
 }

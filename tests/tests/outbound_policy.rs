@@ -3,6 +3,8 @@
 //! plugins, sessions, proxies, retries, and limits on what comes back. Plugins run against
 //! local targets and a recording proxy; every figure is observed on the target's side.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -35,17 +37,8 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("address").port()
 }
 
-fn config_file(text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("ignareo-policy-{:016x}.toml", rand::random::<u64>()));
-    std::fs::write(&path, text).expect("write the config");
-    path
-}
-
 async fn start_with_config(text: &str) -> Host {
-    let config = config_file(text);
-    let host = Host::start_with(&["--config", config.to_str().expect("UTF-8 path")]).await;
-    std::fs::remove_file(config).expect("remove the config");
-    host
+    Host::start_with_config(text, &[]).await
 }
 
 #[tokio::test]
@@ -186,6 +179,28 @@ async fn every_redirect_hop_is_checked_against_the_grants() {
     assert!(message(&results[0]).contains("localhost"), "the refusal names the hop's host: {results:?}");
     assert_eq!(results[1]["status"], 200);
     assert_eq!(results[1]["url"], target.url("/page/2"));
+}
+
+#[tokio::test]
+async fn a_redirect_chain_longer_than_outbound_max_redirects_is_refused() {
+    let target = Target::start().await;
+    for (config, limit) in [("[outbound]\nmax_redirects = 3\n", 3), ("", 10)] {
+        let host = start_with_config(config).await;
+        host.upload_with("probe", "http-probe", LOCAL_MANIFEST).await;
+        let (within, beyond) = (format!("within-{limit}"), format!("beyond-{limit}"));
+        let steps = json!([
+            {"url": target.url(&format!("/hops/{within}/{limit}"))},
+            {"url": target.url(&format!("/hops/{beyond}/{}", limit + 1))},
+        ]);
+        let results = probe(&host, "probe", json!({ "steps": steps })).await;
+        assert_eq!(results[0]["status"], 200, "{limit} redirects are within the limit: {results:?}");
+        assert_eq!(results[0]["url"], target.url(&format!("/hops/{within}/0")));
+        assert_eq!(results[0]["body"], "<title>landed</title>");
+        assert_eq!(kind(&results[1]), "too_many_redirects", "{results:?}");
+        assert_eq!(message(&results[1]), format!("more than {limit} redirects"), "{results:?}");
+        assert_eq!(target.pressure.arrivals(&within).len(), limit + 1, "the first hop and {limit} redirects");
+        assert_eq!(target.pressure.arrivals(&beyond).len(), limit + 1, "the hop past the limit is never requested");
+    }
 }
 
 /// Runs a crawl in each of two plugins at once and returns both task ids.

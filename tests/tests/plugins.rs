@@ -1,6 +1,8 @@
 //! Plugin management over HTTP: upload, list, show, delete, roll back, and every refusal.
 
-use ignareo_e2e::{Host, TOKEN, plugin_bytes};
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
+use ignareo_e2e::{Host, TOKEN, TempDir, plugin_bytes};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -47,9 +49,7 @@ async fn refusal(response: reqwest::Response) -> (u16, String, String) {
 
 #[tokio::test]
 async fn bad_uploads_are_refused_with_a_reason() {
-    let config = std::env::temp_dir().join(format!("ignareo-small-upload-{:x}.toml", rand::random::<u64>()));
-    std::fs::write(&config, "[limits]\nmax_component_mb = 1\n").unwrap();
-    let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
+    let host = Host::start_with_config("[limits]\nmax_component_mb = 1\n", &[]).await;
 
     let (status, code, message) = refusal(host.upload_bytes("p", Vec::new()).await).await;
     assert_eq!((status, code.as_str()), (400, "empty_body"), "{message}");
@@ -100,7 +100,6 @@ async fn bad_uploads_are_refused_with_a_reason() {
     assert_eq!(refusal(wrong).await.0, 401);
 
     assert_eq!(host.get_json("/v1/plugins").await["plugins"], json!([]), "nothing refused was registered");
-    std::fs::remove_file(config).unwrap();
 }
 
 #[tokio::test]
@@ -138,19 +137,17 @@ async fn rollback_makes_an_earlier_version_live() {
 
 #[tokio::test]
 async fn a_restart_keeps_plugins_and_does_not_recompile() {
-    let data_dir = std::env::temp_dir().join(format!("ignareo-restart-{:016x}", rand::random::<u64>()));
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let data_dir = TempDir::new("restart");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("hello", "hello").await;
     host.upload("hello", "hello-v2").await;
     assert_eq!(host.get_json("/healthz").await["compilations"], 2);
     assert!(host.terminate().await.success());
 
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     assert_eq!(host.get_json("/healthz").await["compilations"], 0, "compiled artifacts are reused");
     assert_eq!(host.get_json("/v1/plugins/hello").await["versions"].as_array().unwrap().len(), 2);
     assert_eq!(host.run("hello", &json!(1)).await.1, json!({"hello": 1, "version": 2}));
-    drop(host);
-    std::fs::remove_dir_all(data_dir).unwrap();
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! definite state, none may hang past its deadline, tasks with a retry policy must succeed,
 //! and the host must stay responsive.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,10 +40,7 @@ async fn every_task_is_accounted_for_through_a_bad_network() {
         "2026",
     ])
     .await;
-    let config = std::env::temp_dir().join(format!("ignareo-resilience-{:016x}.toml", rand::random::<u64>()));
-    std::fs::write(&config, "[outbound.politeness]\nmax_concurrent_per_host = 256\n").unwrap();
-    let host = Host::start_with(&["--config", config.to_str().unwrap()]).await;
-    std::fs::remove_file(&config).unwrap();
+    let host = Host::start_with_config("[outbound.politeness]\nmax_concurrent_per_host = 256\n", &[]).await;
 
     // Every request of these plugins goes through the chaos proxy (the manifest's pool).
     let manifest = format!("allowed_hosts = [\"http://127.0.0.1:*\"]\nproxies = [\"{}\"]\n", chaos.base);
@@ -142,7 +141,7 @@ async fn watch_health(client: reqwest::Client, base: String, slowest_us: Arc<Ato
     loop {
         let started = Instant::now();
         let answered = client.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
-        let took = if answered { started.elapsed().as_micros() as u64 } else { u64::MAX };
+        let took = if answered { u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX) } else { u64::MAX };
         slowest_us.fetch_max(took, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -2,9 +2,11 @@
 //! to their schedule; never overlapping themselves unless told; paused, resumed, deleted;
 //! kept across restarts, with a run missed while the host was down made up once.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
-use ignareo_e2e::{Host, TOKEN};
+use std::time::{Duration, Instant};
+
+use ignareo_e2e::{Host, TOKEN, TempDir, now_ms};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -26,10 +28,6 @@ async fn runs(host: &Host, schedule: &str) -> Vec<Value> {
     let mut tasks = listed["tasks"].as_array().unwrap().clone();
     tasks.sort_by_key(|t| t["submitted_at_ms"].as_u64());
     tasks
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
 }
 
 /// Polls `check` every 100 ms until it holds, for at most `limit`.
@@ -195,7 +193,7 @@ async fn schedules_pause_resume_and_delete() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{gone}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = runs(&host, "tick").await.len();
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(runs(&host, "tick").await.len(), after, "a deleted schedule does not run");
     for (method, path) in
         [("DELETE", "/v1/schedules/tick"), ("POST", "/v1/schedules/tick/pause"), ("POST", "/v1/schedules/tick/resume")]
@@ -307,8 +305,8 @@ async fn bad_definitions_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
-    let data_dir = std::env::temp_dir().join(format!("ignareo-schedules-{:016x}", rand::random::<u64>()));
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let data_dir = TempDir::new("schedules");
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("hello", "hello").await;
     let (status, defined) =
         call(&host, "PUT", "/v1/schedules/every-4s", None, Some(json!({"plugin": "hello", "interval_secs": 4}))).await;
@@ -328,7 +326,7 @@ async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
     // Down past two of its times (defined_at + 4 s and + 8 s).
     let back_at = defined_at + 8_700;
     tokio::time::sleep(Duration::from_millis(back_at.saturating_sub(now_ms()))).await;
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     assert!(
         eventually(Duration::from_secs(3), || async { host.get_json("/v1/schedules/every-4s").await["runs"] == 1 })
             .await,
@@ -351,10 +349,8 @@ async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
         runs(&host, "every-4s").await
     );
     host.terminate().await;
-    let host = Host::start_in(&data_dir, &[]).await.unwrap();
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     let after = host.get_json("/v1/schedules/every-4s").await;
     assert_eq!(after["runs"], 2, "runs are counted across restarts: {after}");
     assert_eq!(runs(&host, "every-4s").await.len(), 2, "and their tasks are kept");
-    drop(host);
-    let _ = std::fs::remove_dir_all(&data_dir);
 }

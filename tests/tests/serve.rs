@@ -1,40 +1,27 @@
 //! `ignareo serve` itself: configuration from flags, environment and file, refused before
 //! binding when invalid; the admin token generated once; graceful shutdown.
 
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
 use std::process::Stdio;
 use std::time::Duration;
 
-use ignareo_e2e::Host;
+use ignareo_e2e::{Host, TempDir, binary};
 use serde_json::json;
 use tokio::process::Command;
 
-fn binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().join("ignareo")
-}
-
+/// Starts `serve` on a fresh data directory expecting a refusal before it binds: its stderr.
 async fn refused(args: &[&str], envs: &[(&str, &str)]) -> String {
-    let data_dir = std::env::temp_dir().join(format!("ignareo-refused-{:016x}", rand::random::<u64>()));
-    let mut command = Command::new(binary());
-    command.arg("serve").arg("--data-dir").arg(&data_dir).args(args).env("IGNAREO_LOG", "warn");
-    for (k, v) in envs {
-        command.env(k, v);
-    }
-    let output =
-        tokio::time::timeout(Duration::from_secs(30), command.stdin(Stdio::null()).output()).await.unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&data_dir);
-    assert!(!output.status.success(), "the host must refuse {args:?} {envs:?}");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"), "it must not bind");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    let data_dir = TempDir::new("refused");
+    ignareo_e2e::refused_start(data_dir.path(), args, envs).await
 }
 
 #[tokio::test]
 async fn invalid_configuration_is_refused_before_binding() {
-    let config = std::env::temp_dir().join(format!("ignareo-bad-{:016x}.toml", rand::random::<u64>()));
-    std::fs::write(&config, "[limits]\nmax_runing_tasks = 3\n").unwrap();
-    let stderr = refused(&["--config", config.to_str().unwrap()], &[]).await;
+    let dir = TempDir::new("bad-config");
+    dir.write("bad.toml", "[limits]\nmax_runing_tasks = 3\n");
+    let stderr = refused(&["--config", &dir.arg("bad.toml")], &[]).await;
     assert!(stderr.contains("max_runing_tasks"), "{stderr}");
-    std::fs::remove_file(&config).unwrap();
 
     let stderr = refused(&[], &[("IGNAREO_MAX_QUEUED_TASKS", "0")]).await;
     assert!(stderr.contains("limits.max_queued_tasks"), "{stderr}");
@@ -49,11 +36,11 @@ async fn invalid_configuration_is_refused_before_binding() {
 #[tokio::test]
 async fn the_admin_token_is_generated_once_and_stored_privately() {
     use std::os::unix::fs::PermissionsExt;
-    let data_dir = std::env::temp_dir().join(format!("ignareo-token-{:016x}", rand::random::<u64>()));
+    let data_dir = TempDir::new("token");
     let start = || {
         Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
+            .arg(data_dir.path())
             .env_remove("IGNAREO_TOKEN")
             .env("IGNAREO_LOG", "warn")
             .stdout(Stdio::piped())
@@ -75,7 +62,6 @@ async fn the_admin_token_is_generated_once_and_stored_privately() {
     assert_eq!(mode & 0o777, 0o600);
     let line = first_line(start()).await;
     assert!(line.starts_with("ignareo listening on"), "the token is printed only once: {line}");
-    std::fs::remove_dir_all(&data_dir).unwrap();
 }
 
 #[tokio::test]
@@ -90,4 +76,32 @@ async fn sigterm_lets_running_tasks_finish() {
     assert!(status.success(), "a graceful shutdown exits 0: {status}");
     let task: serde_json::Value = waiter.await.unwrap().unwrap().json().await.unwrap();
     assert_eq!(task["state"], "succeeded", "the running task finished before the host exited");
+}
+
+#[tokio::test]
+async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
+    let data_dir = TempDir::new("precedence");
+    data_dir.write("config.toml", "[limits]\nmax_running_tasks = 3\nmax_queued_tasks = 30\ntask_timeout_secs = 40\n");
+    let config = data_dir.arg("config.toml");
+    let env = [("IGNAREO_MAX_RUNNING_TASKS", "5"), ("IGNAREO_MAX_QUEUED_TASKS", "50")];
+    // Each host is stopped before the next one starts on the same data directory.
+    let limits = |host: Host| async move {
+        let limits = host.get_json("/v1/config").await["limits"].clone();
+        assert!(host.terminate().await.success());
+        limits
+    };
+    let read = |l: &serde_json::Value| {
+        (l["max_running_tasks"].as_u64(), l["max_queued_tasks"].as_u64(), l["task_timeout_secs"].as_u64())
+    };
+
+    let file = limits(Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap()).await;
+    assert_eq!(read(&file), (Some(3), Some(30), Some(40)), "the file over the defaults: {file}");
+
+    let from_env = limits(Host::start_in_with_env(data_dir.path(), &["--config", &config], &env).await.unwrap()).await;
+    assert_eq!(read(&from_env), (Some(5), Some(50), Some(40)), "the environment over the file: {from_env}");
+
+    let flags = ["--config", &config, "--max-running-tasks", "7"];
+    let all = limits(Host::start_in_with_env(data_dir.path(), &flags, &env).await.unwrap()).await;
+    assert_eq!(read(&all), (Some(7), Some(50), Some(40)), "a flag over the environment: {all}");
+    assert_eq!(all["max_input_mb"], 4, "what nobody set keeps its default: {all}");
 }

@@ -1,5 +1,7 @@
-//! Running tasks: sync and async, long-polling, events, cancellation, traps, deadlines,
-//! back-pressure, child tasks, and the refusals of the task endpoints.
+//! Running tasks: sync and async, long-polling, cancellation, traps, deadlines, back-pressure,
+//! child tasks, and the refusals of the task endpoints.
+
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
 use std::time::{Duration, Instant};
 
@@ -66,47 +68,6 @@ async fn async_tasks_are_accepted_and_long_polled() {
 }
 
 #[tokio::test]
-async fn events_stream_logs_and_progress_in_order_then_the_final_state() {
-    let host = Host::start().await;
-    host.upload("chatter", "chatter").await;
-    let id = host.submit("chatter", &json!({"steps": 4, "ms": 100})).await;
-    let events = host.events(&id).await;
-
-    let seqs: Vec<u64> = events.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "events are in order: {seqs:?}");
-    let expected: Vec<(&str, Value)> = vec![
-        ("state", json!("queued")),
-        ("state", json!("running")),
-        ("log", json!("step 1")),
-        ("progress", json!(1)),
-        ("log", json!("step 2")),
-        ("progress", json!(2)),
-        ("log", json!("step 3")),
-        ("progress", json!(3)),
-        ("log", json!("step 4")),
-        ("progress", json!(4)),
-        ("state", json!("succeeded")),
-    ];
-    let observed: Vec<(&str, Value)> = events
-        .iter()
-        .map(|(name, data)| {
-            let key = match name.as_str() {
-                "state" => data["state"].clone(),
-                "log" => data["message"].clone(),
-                "progress" => data["done"].clone(),
-                other => panic!("unexpected event {other}: {data}"),
-            };
-            (name.as_str(), key)
-        })
-        .collect();
-    assert_eq!(observed, expected);
-    assert_eq!(events[3].1["total"], 4);
-
-    // A late subscriber gets the same history and the stream still ends.
-    assert_eq!(host.events(&id).await.len(), expected.len());
-}
-
-#[tokio::test]
 async fn guest_output_becomes_log_events_and_explains_traps() {
     let host = Host::start().await;
     host.upload("trap", "trap").await;
@@ -149,7 +110,7 @@ async fn a_guest_that_outgrows_its_memory_limit_fails_naming_the_limit() {
 async fn most_running_at_once(host: &Host, plugin: &str, count: usize, ms: u64) -> usize {
     let input = json!({ "ms": ms });
     let ids: Vec<String> = futures::future::join_all((0..count).map(|_| host.submit(plugin, &input))).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_mins(1);
     let mut most = 0;
     loop {
         let running =

@@ -94,6 +94,7 @@ impl Retry {
     }
 
     /// The first wait, doubled after each try up to `max`.
+    #[must_use]
     pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.0.initial_backoff_ms = millis(initial);
         self.0.max_backoff_ms = millis(max);
@@ -101,18 +102,21 @@ impl Retry {
     }
 
     /// The statuses to retry instead of 429, 502, 503 and 504.
+    #[must_use]
     pub fn statuses(mut self, statuses: &[u16]) -> Self {
         self.0.statuses = Some(statuses.to_vec());
         self
     }
 
     /// Whether connection errors and timeouts are retried (they are by default).
+    #[must_use]
     pub fn on_errors(mut self, retry: bool) -> Self {
         self.0.retry_errors = retry;
         self
     }
 
     /// Retries POST and PATCH too: only if the server tolerates a request arriving twice.
+    #[must_use]
     pub fn any_method(mut self) -> Self {
         self.0.any_method = true;
         self
@@ -323,7 +327,8 @@ impl Session {
 
     /// Retries this session's requests by `policy`, or not at all with `None`.
     pub fn retry(&self, policy: Option<Retry>) -> Result<&Self, HttpError> {
-        self.inner.set_retry(policy.as_ref().map(|p| &p.0))?;
+        let policy = policy.map(|p| p.0);
+        self.inner.set_retry(policy.as_ref())?;
         Ok(self)
     }
 

@@ -28,6 +28,7 @@ pub use task::{Child, JoinError, emit, plugin_name, progress, sleep, spawn, task
 
 /// The bindings generated from the `ignareo:task` WIT package.
 #[doc(hidden)]
+#[allow(clippy::same_length_and_capacity, reason = "wit-bindgen's generated code, not ours to change")]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
