@@ -209,7 +209,6 @@ async fn a_store_written_by_a_newer_build_is_refused_and_left_as_it_was() {
 }
 
 #[tokio::test]
-#[ignore = "host bug: the newer-schema refusal does not name the file (host/src/store, StoreError::NewerSchema)"]
 async fn the_refusal_of_a_newer_store_names_the_file() {
     let data_dir = TempDir::new("durable");
     let host = Host::start_in(data_dir.path(), &[]).await.unwrap();

@@ -148,7 +148,6 @@ async fn unreadable_or_empty_authority_files_are_refused_at_start() {
 }
 
 #[tokio::test]
-#[ignore = "host bug: a certificate refused through a tunnel is reported as the proxy's failure (outbound/mod.rs, transport_error)"]
 async fn a_certificate_refused_through_a_tunnel_is_the_destinations_error_not_the_proxys() {
     let target = Target::start_tls(&TestCa::new()).await;
     let proxy = TestProxy::start(&target.base, None).await;
