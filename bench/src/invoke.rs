@@ -15,22 +15,13 @@ use ignareo::task::{Origin, Outcome, Task};
 use crate::Paths;
 use crate::report::percentile;
 
-const WARMUP: usize = 1_000;
+pub const WARMUP: usize = 1_000;
 
 pub struct InvokeResult {
     pub iterations: usize,
     pub p50_us: f64,
     pub p99_us: f64,
     pub mean_us: f64,
-}
-
-impl InvokeResult {
-    pub fn markdown(&self) -> String {
-        format!(
-            "p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs over {} invocations",
-            self.p50_us, self.p99_us, self.mean_us, self.iterations
-        )
-    }
 }
 
 /// `hello` has no imports to serve; a spawner that refuses is all it needs.
@@ -42,6 +33,7 @@ impl Spawner for NoSpawn {
     }
 }
 
+#[expect(clippy::cast_possible_truncation, reason = "left as it is until it moves to the new host API")]
 pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResult> {
     let config = Config::default();
     let runtime = Runtime::new(&config.limits)?;
