@@ -54,7 +54,12 @@ impl Report {
         }
         if let Some(h) = &self.hostile {
             load_problems("hostile", h.alone.iter().chain(&h.beside_hostile), &mut problems);
-            load_problems("hostile", h.per_kind.iter().map(|(_, run)| run), &mut problems);
+            for (kind, run) in h.per_kind.iter().filter(|(_, run)| run.errors + run.socket_errors > 0) {
+                problems.push(format!(
+                    "hostile: beside {kind} only: {} non-2xx answers, {} socket errors",
+                    run.errors, run.socket_errors
+                ));
+            }
             if h.hostile_tasks == 0 {
                 problems.push("hostile: no hostile task ran beside the load".to_owned());
             }
