@@ -25,18 +25,16 @@ impl Report {
             Self::machine(),
             self.command
         );
-        let items = [
-            self.invoke_headline(),
-            self.trigger_headline(),
-            self.accept_headline(),
-            self.restart_headline(),
-            self.crawl_headline(),
+        let mut items =
+            vec![self.invoke_headline(), self.trigger_headline(), self.accept_headline(), self.restart_headline()];
+        items.extend(self.crawl_headline().into_iter().map(Some));
+        items.extend([
             self.hotswap_headline(),
             self.sleepers_headline(),
             self.outbound_headline(),
             self.chaos_headline(),
             self.hostile_headline(),
-        ];
+        ]);
         for item in items.into_iter().flatten() {
             let _ = writeln!(out, "- {item}");
         }
@@ -76,7 +74,7 @@ impl Report {
             medians.iter().map(|(label, rps)| format!("{label}: {} requests/s", number(*rps, 0))).collect();
         Some(format!(
             "`POST /v1/plugins/hello/tasks`, answered 202 once the task is committed to the store, next to `run`, which records nothing: {};",
-            each.join(", ")
+            each.join("; ")
         ))
     }
 
@@ -92,15 +90,29 @@ impl Report {
         ))
     }
 
-    fn crawl_headline(&self) -> Option<String> {
-        let mut parts = Vec::new();
+    /// One item per concurrency; the first says how the crawl is measured.
+    fn crawl_headline(&self) -> Vec<String> {
+        let mut items = Vec::new();
         for concurrency in crawl::CONCURRENCIES {
-            let Some(r) = self.crawl_ratios(crawl::FETCH_ALL, concurrency) else { continue };
-            let (ours, raw) =
-                (self.crawl_medians(crawl::FETCH_ALL, concurrency)?, self.crawl_medians(crawl::RAW, concurrency)?);
-            let mut part = format!(
-                "at concurrency {} one `crawler` task's `fetch-all` does **{:.2}×** raw tokio + reqwest's fetches/s, **{:.2}×** its CPU per fetch, **{:.1}×** gevent + requests, **{:.1}×** asyncio + aiohttp, with {} MiB peak RSS against raw reqwest's {} MiB",
-                number(concurrency as f64, 0),
+            let (Some(r), Some(ours), Some(raw)) = (
+                self.crawl_ratios(crawl::FETCH_ALL, concurrency),
+                self.crawl_medians(crawl::FETCH_ALL, concurrency),
+                self.crawl_medians(crawl::RAW, concurrency),
+            ) else {
+                continue;
+            };
+            let mut item = format!(
+                "fan-out crawl of {} pages ({} ms each) at concurrency {}",
+                number(crate::scale::count(crawl::PAGES) as f64, 0),
+                crawl::DELAY.as_millis(),
+                number(concurrency as f64, 0)
+            );
+            if items.is_empty() {
+                item += ", every client a process started for the run, its CPU counted from its spawn (start-up, and for ignareo the plugin's upload and compilation, included)";
+            }
+            let _ = write!(
+                item,
+                ": one `crawler` task's `fetch-all` does **{:.2}×** raw tokio + reqwest's fetches/s, **{:.2}×** its CPU per fetch, **{:.1}×** gevent + requests, **{:.1}×** asyncio + aiohttp, with {} MiB peak RSS against raw reqwest's {} MiB",
                 r.vs_raw,
                 r.cpu_vs_raw,
                 r.vs_gevent,
@@ -114,26 +126,18 @@ impl Report {
                     .into_iter()
                     .map(|(target, verdict)| format!("{target}: {verdict}"))
                     .collect();
-                let _ = write!(part, " (targets: {})", verdicts.join("; "));
+                let _ = write!(item, " (targets: {})", verdicts.join("; "));
             }
             if let Some(tasks) = self.crawl_ratios(crawl::TASK_PER_CONNECTION, concurrency) {
                 let _ = write!(
-                    part,
-                    "; one task per connection {:.2}× raw reqwest's fetches/s at {:.2}× its CPU per fetch",
+                    item,
+                    "; one task per connection: {:.2}× raw reqwest's fetches/s at {:.2}× its CPU per fetch",
                     tasks.vs_raw, tasks.cpu_vs_raw
                 );
             }
-            parts.push(part);
+            items.push(item + ";");
         }
-        if parts.is_empty() {
-            return None;
-        }
-        Some(format!(
-            "fan-out crawl of {} pages ({} ms each), every client a process started for the run, its CPU counted from its spawn (start-up, and for ignareo the plugin's upload and compilation, included): {};",
-            number(crate::scale::count(crawl::PAGES) as f64, 0),
-            crawl::DELAY.as_millis(),
-            parts.join("; ")
-        ))
+        items
     }
 
     fn hotswap_headline(&self) -> Option<String> {
@@ -245,6 +249,59 @@ pub fn rewrite_readme(path: &Path, block: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{END, START, rewrite_readme};
+    use crate::report::fixture::clean;
+
+    /// Every number in `text`: digits with their thousands commas and decimal point.
+    fn numbers(text: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut current = String::new();
+        for c in text.chars().chain([' ']) {
+            if c.is_ascii_digit() || (!current.is_empty() && (c == ',' || c == '.')) {
+                current.push(c);
+            } else if !current.is_empty() {
+                found.push(current.trim_end_matches([',', '.']).to_owned());
+                current.clear();
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn a_full_run_heads_the_readme_with_every_scenario_and_its_verdicts() {
+        let headline = clean(true).headline();
+        for item in [
+            "instantiate + run of `hello`",
+            "`POST /v1/plugins/hello/run`",
+            "`POST /v1/plugins/hello/tasks`",
+            "restart with 50 plugins",
+            "fan-out crawl",
+            "a new version of `hello`",
+            "tasks each sleeping",
+            "outbound HTTP",
+            "chaos-proxy",
+            "healthy `hello`",
+        ] {
+            assert!(headline.contains(&format!("- {item}")), "no {item:?} in:\n{headline}");
+        }
+        assert!(headline.contains("at concurrency 100,") && headline.contains("at concurrency 1,000:"), "{headline}");
+        assert!(headline.contains(": met") && headline.contains("**missed**"), "{headline}");
+        assert!(!headline.contains("not judged"), "{headline}");
+    }
+
+    #[test]
+    fn every_number_of_the_headline_is_in_the_report_of_the_same_run() {
+        let report = clean(true);
+        let (headline, results) = (report.headline(), report.markdown());
+        for number in numbers(&headline) {
+            assert!(results.contains(&number), "{number} is in the headline but not in RESULTS.md:\n{headline}");
+        }
+    }
+
+    #[test]
+    fn a_smoke_run_puts_no_figure_in_the_readme() {
+        let headline = clean(false).headline();
+        assert!(!headline.chars().any(|c| c.is_ascii_digit()), "{headline}");
+    }
 
     #[test]
     fn the_block_between_the_markers_is_replaced_and_nothing_else() {

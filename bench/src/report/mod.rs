@@ -5,6 +5,8 @@
 use std::fmt::Write as _;
 
 mod crawl;
+#[cfg(test)]
+mod fixture;
 mod headline;
 mod load;
 mod smoke;

@@ -82,91 +82,12 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::Report;
-    use crate::chaos::ChaosResult;
-    use crate::crawl::{CrawlResult, CrawlRun};
-    use crate::hostile::HostileResult;
-    use crate::hotswap::HotSwapResult;
-    use crate::restart::RestartResult;
-    use crate::sleepers::SleepersResult;
-    use crate::trigger::TriggerResult;
-
-    fn load(server: &'static str, errors: u64, socket_errors: u64) -> TriggerResult {
-        TriggerResult { server, requests_per_sec: 1000.0, p50_ms: 1.0, p99_ms: 2.0, errors, socket_errors }
-    }
-
-    fn sleepers(count: usize, succeeded: usize) -> SleepersResult {
-        SleepersResult {
-            count,
-            sleep_ms: 1000,
-            idle_rss_mib: 50.0,
-            peak_rss_mib: 100.0,
-            most_running: count,
-            all_started_secs: 0.5,
-            peak_page_tables_mib: 1.0,
-            pss_all_started_mib: None,
-            accept_secs: 0.1,
-            finish_secs: 1.5,
-            succeeded,
-            map_count_note: String::new(),
-        }
-    }
-
-    fn crawl(failed: usize) -> CrawlResult {
-        let run = CrawlRun {
-            client: crate::crawl::RAW,
-            concurrency: 100,
-            fetched: 2000 - failed,
-            failed,
-            elapsed_s: 1.0,
-            cpu_s: 0.1,
-            startup_cpu_s: 0.01,
-            peak_rss_mib: 20.0,
-            settings: String::new(),
-        };
-        CrawlResult { runs: vec![run], host_settings: Vec::new(), page_bytes: 2000 }
-    }
-
-    fn hostile(unanswered: u64, statuses: &[(u16, u64)], healthy_errors: u64) -> HostileResult {
-        HostileResult {
-            alone: vec![load("alone", 0, 0)],
-            beside_hostile: vec![load("beside the hostile set", healthy_errors, 0)],
-            hostile_tasks: 40,
-            hostile_statuses: statuses.iter().copied().collect::<BTreeMap<_, _>>(),
-            hostile_unanswered: unanswered,
-            per_kind: vec![("memory-bomb", load("beside the hostile set", 0, 0))],
-        }
-    }
-
-    /// A report of every scenario, with nothing failed.
-    fn clean() -> Report {
-        let mut report = Report::new("test", false);
-        report.trigger = vec![load("ignareo", 0, 0), load("plain axum", 0, 0)];
-        report.accept = vec![load("tasks", 0, 0)];
-        report.restart =
-            Some(RestartResult { plugins: 50, component_bytes: 1, ready_secs: vec![0.1], compilations: vec![0] });
-        report.crawl = Some(crawl(0));
-        report.hotswap = Some(HotSwapResult {
-            steady: vec![load("steady", 0, 0)],
-            swapping: vec![load("swapping", 0, 0)],
-            upload_ms: vec![5.0],
-            failed_uploads: 0,
-        });
-        report.sleepers = vec![sleepers(1000, 1000)];
-        report.chaos = Some(ChaosResult {
-            direct: vec![load("direct", 0, 0)],
-            through: vec![load("through chaos-proxy", 0, 0)],
-            speed: vec![(1_000_000, 999_000.0)],
-        });
-        report.hostile = Some(hostile(0, &[(502, 20), (504, 20)], 0));
-        report
-    }
+    use crate::report::fixture::{clean, crawl, hostile, sleepers};
 
     /// The problems of a clean report changed by `change`: each must name its scenario.
     fn problems_after(change: impl FnOnce(&mut Report)) -> Vec<String> {
-        let mut report = clean();
+        let mut report = clean(false);
         change(&mut report);
         report.smoke_problems()
     }
@@ -179,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_clean_run_has_no_problem() {
-        assert_eq!(clean().smoke_problems(), Vec::<String>::new());
+        assert_eq!(clean(false).smoke_problems(), Vec::<String>::new());
     }
 
     #[test]
