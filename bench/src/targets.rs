@@ -23,6 +23,14 @@ pub const RESTART_READY_S: f64 = 2.0;
 /// Healthy `hello` requests/s beside the hostile set over alone (a drop under 20%).
 pub const HOSTILE_VS_ALONE: f64 = 0.8;
 
+/// Every target in a sentence, for the README while no full run has judged them.
+pub fn summary() -> String {
+    format!(
+        "instantiate + run of `hello` p50 ≤ {INVOKE_P50_US} µs and p99 ≤ {INVOKE_P99_US} µs; `POST .../run` ≥ {TRIGGER_VS_PLAIN}× a plain axum handler's requests/s; at crawl concurrency {CRAWL_CONCURRENCY}, one `crawler` task's `fetch-all` ≥ {CRAWL_VS_RAW}× raw tokio + reqwest's fetches/s at ≤ {CRAWL_CPU_VS_RAW}× its CPU per fetch, ≥ {CRAWL_VS_GEVENT}× gevent + requests and ≥ {CRAWL_VS_AIOHTTP}× asyncio + aiohttp; {SLEEPERS_COUNT} sleeping tasks in ≤ {SLEEPERS_PEAK_RSS_MIB} MiB peak RSS; no failed request during hot swaps; a restart with {} plugins ready in < {RESTART_READY_S} s without compiling; healthy throughput beside hostile plugins ≥ {HOSTILE_VS_ALONE}× alone",
+        crate::restart::PLUGINS
+    )
+}
+
 /// What to say of a target: met or missed in a full run; a smoke run's figures judge nothing.
 pub fn verdict(full: bool, met: bool) -> &'static str {
     match (full, met) {
