@@ -153,12 +153,18 @@ fn title(page: &str) -> String {
 }
 
 pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<CrawlResult> {
-    let target = start_target().await?;
-    let python = python_venv()?.join("bin/python");
     let config = std::env::temp_dir().join(format!("ignareo-bench-crawl-{}.toml", std::process::id()));
     std::fs::write(&config, HOST_CONFIG)?;
-    let config = config.to_str().context("a UTF-8 temp path")?.to_owned();
-    let host_settings = host_settings(paths, &config).await?;
+    let result = run_with(paths, repetitions, config.to_str().context("a UTF-8 temp path")?).await;
+    let _ = std::fs::remove_file(&config);
+    result
+}
+
+/// Every client at every concurrency, `repetitions` times, the hosts started with `config`.
+async fn run_with(paths: &Paths, repetitions: usize, config: &str) -> anyhow::Result<CrawlResult> {
+    let target = start_target().await?;
+    let python = python_venv()?.join("bin/python");
+    let host_settings = host_settings(paths, config).await?;
     let repetitions = crate::scale::repetitions(repetitions);
     let mut runs = Vec::new();
     for concurrency in CONCURRENCIES {
@@ -166,7 +172,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<CrawlResul
             eprintln!("   concurrency {concurrency} ({repetition}/{repetitions})");
             for client in CLIENTS {
                 let run = match client {
-                    FETCH_ALL | TASK_PER_CONNECTION => ignareo(paths, &config, client, &target.base, concurrency).await,
+                    FETCH_ALL | TASK_PER_CONNECTION => ignareo(paths, config, client, &target.base, concurrency).await,
                     RAW => {
                         let mut command = std::process::Command::new(std::env::current_exe()?);
                         command.arg("raw-crawl");

@@ -182,7 +182,10 @@ async fn policy_parallel(policy: &TaskOutbound, urls: &[String]) -> anyhow::Resu
 async fn host_with(paths: &Paths, config: &str) -> anyhow::Result<Process> {
     let file = std::env::temp_dir().join(format!("ignareo-bench-outbound-{}.toml", std::process::id()));
     std::fs::write(&file, config)?;
-    let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await?;
+    let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await;
+    // The host has read it at start.
+    let _ = std::fs::remove_file(&file);
+    let host = host?;
     host.upload_with_manifest(&crate::process::client(), "crawler", paths.plugin("crawler")?, GRANT).await?;
     Ok(host)
 }
