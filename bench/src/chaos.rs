@@ -15,8 +15,8 @@ use crate::process::Process;
 use crate::trigger::{self, TriggerResult};
 
 const SPEEDS: [u64; 2] = [1_000_000, 4_000_000];
-const DOWNLOADS: usize = 4;
-const DOWNLOAD_BYTES: usize = 2 * 1024 * 1024;
+pub const DOWNLOADS: usize = 4;
+pub const DOWNLOAD_BYTES: usize = 2 * 1024 * 1024;
 
 pub struct ChaosResult {
     pub direct: Vec<TriggerResult>,

@@ -15,22 +15,13 @@ use ignareo::task::{Origin, Outcome, Task};
 use crate::Paths;
 use crate::report::percentile;
 
-const WARMUP: usize = 1_000;
+pub const WARMUP: usize = 1_000;
 
 pub struct InvokeResult {
     pub iterations: usize,
     pub p50_us: f64,
     pub p99_us: f64,
     pub mean_us: f64,
-}
-
-impl InvokeResult {
-    pub fn markdown(&self) -> String {
-        format!(
-            "p50 {:.1} µs, p99 {:.1} µs, mean {:.1} µs over {} invocations",
-            self.p50_us, self.p99_us, self.mean_us, self.iterations
-        )
-    }
 }
 
 /// The in-process scenarios run plugins that spawn nothing; a spawner that refuses is all they need.

@@ -1,19 +1,23 @@
 //! ignareo's benchmarks. `bench/run` builds everything in release mode and runs `all`, which
-//! writes `bench/RESULTS.md`; `smoke` runs every scenario at a tenth of its size or less, for the
-//! test command, and writes nothing. Every scenario is bounded in count and time and talks only to
-//! 127.0.0.1.
+//! writes `bench/RESULTS.md` and the README's headline block from the same run; `smoke` runs
+//! every scenario at a tenth of its size or less, for the test command, fails on any failure a
+//! scenario counts, and writes nothing. Every scenario is bounded in count and time and talks
+//! only to 127.0.0.1.
 //!
 //! - `invoke`: instantiate + run of `hello` in-process, one invocation at a time (µs).
 //! - `trigger`: `POST /v1/plugins/hello/run` at 64 keep-alive connections (wrk), next to a plain
 //!   axum handler answering the same bytes.
+//! - `accept`: `POST /v1/plugins/hello/tasks`, each task committed to the store before its 202.
+//! - `restart`: a host with 50 plugins stopped and started again: time to listen, compilations.
+//! - `crawl`: 20,000 pages fetched by ignareo, raw tokio + reqwest, gevent and aiohttp, each run
+//!   a fresh process, the clients interleaved.
+//! - `hotswap`: the trigger load while a new version goes live every second.
 //! - `sleepers`: 10,000, 50,000 and 100,000 tasks each sleeping 10 s at once: time to accept,
 //!   time to finish, peak RSS.
 //! - `outbound`: the policy layer next to a bare reqwest call, and `fetch-all` from one task
 //!   through the host with and without per-host caps.
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
 //! - `hostile`: healthy `hello` throughput alone and beside the hostile plugin set.
-//! - `crawl`: 20,000 pages fetched by ignareo, raw tokio + reqwest, gevent and aiohttp.
-//! - `hotswap`: the trigger load while a new version goes live every second.
 
 mod accept;
 mod chaos;
@@ -27,9 +31,10 @@ mod report;
 mod restart;
 mod scale;
 mod sleepers;
+mod targets;
 mod trigger;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
@@ -69,11 +74,17 @@ const SMOKE_SLEEPERS: usize = 1_000;
 const SMOKE_SLEEP_MS: u64 = 1_000;
 /// Invocations per repetition of the in-process scenario.
 const INVOCATIONS: usize = 20_000;
+/// Repetitions of every scenario in a full run.
+const REPETITIONS: usize = 3;
+
+/// Every scenario, in the order a run takes them and the report shows them.
+pub const SCENARIOS: [&str; 10] =
+    ["invoke", "trigger", "accept", "restart", "crawl", "hotswap", "sleepers", "outbound", "chaos", "hostile"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("all");
+    let command = args.first().map_or("all", String::as_str);
     match command {
         "plain-server" => trigger::plain_server(args.get(1).map_or("127.0.0.1:0", String::as_str)).await,
         "crawl-target" => crawl::target_server(args.get(1).map_or("127.0.0.1:0", String::as_str)).await,
@@ -83,135 +94,108 @@ async fn main() -> anyhow::Result<()> {
             };
             crawl::raw_client(base, count.parse()?, concurrency.parse()?).await
         }
-        "trigger" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run trigger");
-            report.trigger = trigger::run(&paths, 3).await?;
-            println!("{}", report.trigger_markdown());
-            Ok(())
-        }
-        "hotswap" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run hotswap");
-            report.hotswap = Some(hotswap::run(&paths, 3).await?);
-            println!("{}", report.hotswap_markdown());
-            Ok(())
-        }
-        "crawl" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run crawl");
-            report.crawl = crawl::run(&paths, 3).await?;
-            println!("{}", report.crawl_markdown());
-            Ok(())
-        }
-        "sleepers" => {
-            let paths = Paths::discover()?;
-            let counts = match &args[1..] {
-                [] => SLEEPER_COUNTS.to_vec(),
-                given => {
-                    given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?
-                }
-            };
-            let mut report = report::Report::new("bench/run sleepers");
-            report.sleepers = sleepers::run_all(&paths, &counts, SLEEP_MS, 3).await?;
-            println!("{}", report.sleepers_markdown());
-            Ok(())
-        }
-        "invoke" => {
-            let paths = Paths::discover()?;
-            println!("{}", invoke::run(&paths, INVOCATIONS).await?.markdown());
-            Ok(())
-        }
-        "outbound" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run outbound");
-            report.outbound = Some(outbound::run(&paths, 3).await?);
-            println!("{}", report.outbound_markdown());
-            Ok(())
-        }
-        "chaos" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run chaos");
-            report.chaos = Some(chaos::run(&paths, 3).await?);
-            println!("{}", report.chaos_markdown());
-            Ok(())
-        }
-        "accept" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run accept");
-            report.accept = accept::run(&paths, 3).await?;
-            println!("{}", report.accept_markdown());
-            Ok(())
-        }
-        "restart" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run restart");
-            report.restart = Some(restart::run(&paths, 3).await?);
-            println!("{}", report.restart_markdown());
-            Ok(())
-        }
-        "hostile" => {
-            let paths = Paths::discover()?;
-            let mut report = report::Report::new("bench/run hostile");
-            report.hostile = Some(hostile::run(&paths, 3).await?);
-            println!("{}", report.hostile_markdown());
-            Ok(())
-        }
         "all" => {
             let paths = Paths::discover()?;
             let command_line = std::env::var("BENCH_COMMAND").unwrap_or_else(|_| "bench/run".to_owned());
-            let report = every_scenario(&paths, &command_line, &SLEEPER_COUNTS, SLEEP_MS).await?;
-            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("RESULTS.md");
-            std::fs::write(&path, report.markdown())?;
-            eprintln!("wrote {}", path.display());
-            Ok(())
+            let mut report = report::Report::new(&command_line, true);
+            for scenario in SCENARIOS {
+                run_scenario(&paths, scenario, &mut report, &SLEEPER_COUNTS, SLEEP_MS).await?;
+            }
+            write(&report)
         }
         "smoke" => {
             scale::set_smoke();
+            let write_report = args.iter().any(|a| a == "--write");
+            let chosen: Vec<&str> = args[1..].iter().map(String::as_str).filter(|a| *a != "--write").collect();
+            if let Some(unknown) = chosen.iter().find(|c| !SCENARIOS.contains(c)) {
+                bail!("unknown scenario {unknown:?}: use {}", SCENARIOS.join(", "));
+            }
+            if write_report && !chosen.is_empty() {
+                bail!("smoke --write runs every scenario: name none");
+            }
             let paths = Paths::discover()?;
-            let report = every_scenario(&paths, "bench/run smoke", &[SMOKE_SLEEPERS], SMOKE_SLEEP_MS).await?;
+            let mut line = vec!["bench/run", "smoke"];
+            line.extend(args[1..].iter().map(String::as_str));
+            let mut report = report::Report::new(&line.join(" "), false);
+            for scenario in SCENARIOS.into_iter().filter(|s| chosen.is_empty() || chosen.contains(s)) {
+                run_scenario(&paths, scenario, &mut report, &[SMOKE_SLEEPERS], SMOKE_SLEEP_MS).await?;
+            }
             let problems = report.smoke_problems();
             if !problems.is_empty() {
                 bail!("the smoke run completed with failures:\n{}", problems.join("\n"));
             }
-            eprintln!("every scenario ran without a failure (smoke run: small counts, nothing written)");
+            eprintln!("every scenario ran without a failure (smoke run: small counts, speed not judged)");
+            // Scenarios named on the command line show their sections, to see the layout.
+            for scenario in &chosen {
+                println!("{}", report.section(scenario));
+            }
+            if write_report { write(&report) } else { Ok(()) }
+        }
+        scenario if SCENARIOS.contains(&scenario) => {
+            let paths = Paths::discover()?;
+            let counts = match (scenario, &args[1..]) {
+                ("sleepers", given) if !given.is_empty() => {
+                    given.iter().map(|c| c.parse()).collect::<Result<_, _>>().context("usage: sleepers [COUNT ...]")?
+                }
+                _ => SLEEPER_COUNTS.to_vec(),
+            };
+            let mut report = report::Report::new(&format!("bench/run {}", args.join(" ")), true);
+            run_scenario(&paths, scenario, &mut report, &counts, SLEEP_MS).await?;
+            println!("{}", report.section(scenario));
             Ok(())
         }
         other => bail!(
-            "unknown command {other:?}: use all, smoke, invoke, trigger, accept, restart, crawl, hotswap, sleepers, outbound, chaos, hostile, plain-server, crawl-target or raw-crawl"
+            "unknown command {other:?}: use all, smoke [--write] [SCENARIO ...], one of {}, plain-server, crawl-target or raw-crawl",
+            SCENARIOS.join(", ")
         ),
     }
 }
 
-/// Runs every scenario in turn, each bounded in count and time.
-async fn every_scenario(
+/// Writes RESULTS.md and the README's headline block, both from `report`.
+fn write(report: &report::Report) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let results = root.join("RESULTS.md");
+    std::fs::write(&results, report.markdown())?;
+    eprintln!("wrote {}", results.display());
+    let readme = root.join("../README.md");
+    report::rewrite_readme(&readme, &report.headline())?;
+    eprintln!("wrote the headline block of {}", readme.display());
+    Ok(())
+}
+
+/// Runs one scenario, each bounded in count and time, into `report`; an error names it.
+async fn run_scenario(
     paths: &Paths,
-    command_line: &str,
+    scenario: &str,
+    report: &mut report::Report,
     sleeper_counts: &[usize],
     sleep_ms: u64,
-) -> anyhow::Result<report::Report> {
-    let mut report = report::Report::new(command_line);
-    eprintln!("== invoke");
-    for _ in 0..scale::repetitions(3) {
-        report.invoke.push(invoke::run(paths, scale::count(INVOCATIONS)).await?);
+) -> anyhow::Result<()> {
+    eprintln!("== {scenario}");
+    let repetitions = REPETITIONS;
+    let ran: anyhow::Result<()> = async {
+        match scenario {
+            "invoke" => {
+                for _ in 0..scale::repetitions(repetitions) {
+                    report.invoke.push(invoke::run(paths, scale::count(INVOCATIONS)).await?);
+                }
+            }
+            "trigger" => report.trigger = trigger::run(paths, repetitions).await?,
+            "accept" => report.accept = accept::run(paths, repetitions).await?,
+            "restart" => report.restart = Some(restart::run(paths, repetitions).await?),
+            "crawl" => report.crawl = Some(crawl::run(paths, repetitions).await?),
+            "hotswap" => report.hotswap = Some(hotswap::run(paths, repetitions).await?),
+            "sleepers" => {
+                report.sleepers =
+                    sleepers::run_all(paths, sleeper_counts, sleep_ms, scale::repetitions(repetitions)).await?;
+            }
+            "outbound" => report.outbound = Some(outbound::run(paths, repetitions).await?),
+            "chaos" => report.chaos = Some(chaos::run(paths, repetitions).await?),
+            "hostile" => report.hostile = Some(hostile::run(paths, repetitions).await?),
+            other => bail!("no scenario {other:?}"),
+        }
+        Ok(())
     }
-    eprintln!("== trigger");
-    report.trigger = trigger::run(paths, 3).await?;
-    eprintln!("== accept");
-    report.accept = accept::run(paths, 3).await?;
-    eprintln!("== restart");
-    report.restart = Some(restart::run(paths, 3).await?);
-    eprintln!("== crawl");
-    report.crawl = crawl::run(paths, 3).await?;
-    eprintln!("== hotswap");
-    report.hotswap = Some(hotswap::run(paths, 3).await?);
-    eprintln!("== sleepers");
-    report.sleepers = sleepers::run_all(paths, sleeper_counts, sleep_ms, scale::repetitions(3)).await?;
-    eprintln!("== outbound");
-    report.outbound = Some(outbound::run(paths, 3).await?);
-    eprintln!("== chaos");
-    report.chaos = Some(chaos::run(paths, 3).await?);
-    eprintln!("== hostile");
-    report.hostile = Some(hostile::run(paths, 3).await?);
-    Ok(report)
+    .await;
+    ran.with_context(|| format!("scenario {scenario}"))
 }

@@ -5,6 +5,7 @@
 //! The target is an axum server in this process answering a ~2 KB page at once, so the
 //! figures are about the client side.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,17 +30,21 @@ use crate::process::Process;
 const GRANT: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\n";
 /// Requests per parallel run, and the concurrency of every parallel run.
 const PARALLEL_REQUESTS: usize = 20_000;
-const CONCURRENCY: u32 = 64;
+pub const CONCURRENCY: u32 = 64;
 const SEQUENTIAL_REQUESTS: usize = 2_000;
 /// The rate-capped run: this many requests at this cap.
 const PACED_REQUESTS: usize = 1_000;
 const PACED_RATE: f64 = 500.0;
+/// A per-host cap high enough never to bind.
+const UNCAPPED: u32 = 100_000;
 
 pub struct OutboundResult {
     /// (what, mean µs per request) for one request at a time.
     pub sequential: Vec<(&'static str, f64)>,
-    /// (what, requests/s) for each repetition of each parallel run.
-    pub parallel: Vec<(&'static str, f64)>,
+    /// (what, requests, requests/s) for each repetition of each parallel run.
+    pub parallel: Vec<(String, usize, f64)>,
+    /// The page every request fetches.
+    pub page_bytes: usize,
 }
 
 pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundResult> {
@@ -48,45 +53,48 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundRe
     let bare = reqwest::Client::builder().no_proxy().build()?;
     let policy = policy_layer()?;
 
-    let mut result = OutboundResult { sequential: Vec::new(), parallel: Vec::new() };
+    let mut result =
+        OutboundResult { sequential: Vec::new(), parallel: Vec::new(), page_bytes: crate::crawl::page(0).len() };
+    let count = urls.len();
     for _ in 0..crate::scale::repetitions(repetitions) {
         result.sequential.push(("bare reqwest", sequential(|url| bare_get(&bare, url), &urls).await?));
         result.sequential.push(("policy layer", sequential(|url| policy_get(&policy, url), &urls).await?));
-        result.parallel.push(("bare reqwest, in-process", bare_parallel(&bare, &urls).await?));
-        result.parallel.push(("policy layer fetch-all, in-process, no cap", policy_parallel(&policy, &urls).await?));
+        result.parallel.push(("bare reqwest, in-process".into(), count, bare_parallel(&bare, &urls).await?));
+        result.parallel.push((
+            "policy layer fetch-all, in-process, cap lifted".into(),
+            count,
+            policy_parallel(&policy, &urls).await?,
+        ));
     }
 
-    let uncapped = "[outbound.politeness]\nmax_concurrent_per_host = 100000\n";
-    let paced =
-        format!("[outbound.politeness]\nmax_concurrent_per_host = 100000\nrequests_per_second = {PACED_RATE}\n");
-    for (label, config, count) in [
-        ("host: crawler task fetch-all, no cap", uncapped.to_owned(), crate::scale::count(PARALLEL_REQUESTS)),
-        (
-            "host: crawler task fetch-all, default cap (8 per host)",
-            String::new(),
-            crate::scale::count(PARALLEL_REQUESTS),
-        ),
-        ("host: crawler task fetch-all, 500 requests/s cap", paced, crate::scale::count(PACED_REQUESTS)),
+    let uncapped = format!("[outbound.politeness]\nmax_concurrent_per_host = {UNCAPPED}\n");
+    let paced = format!("{uncapped}requests_per_second = {PACED_RATE}\n");
+    for (what, config, count) in [
+        ("cap lifted", uncapped.clone(), count),
+        ("default cap", String::new(), count),
+        ("cap lifted, rate capped", paced, crate::scale::count(PACED_REQUESTS)),
     ] {
         let host = host_with(paths, &config).await?;
+        // The caps as the host reports them, so that the label says what was in effect.
+        let politeness = &host.config().await?["outbound"]["politeness"];
+        let mut label = format!(
+            "host: crawler task fetch-all, {what} ({} per host",
+            politeness["max_concurrent_per_host"].as_u64().context("no max_concurrent_per_host in /v1/config")?
+        );
+        if let Some(rate) = politeness["requests_per_second"].as_f64() {
+            let _ = write!(label, ", {rate} requests/s");
+        }
+        label += ")";
         for _ in 0..crate::scale::repetitions(repetitions) {
-            result.parallel.push((label, crawl(&host, &urls[..count]).await?));
+            result.parallel.push((label.clone(), count, crawl(&host, &urls[..count]).await?));
         }
     }
     Ok(result)
 }
 
+/// The crawl's page, answered at once.
 async fn start_target() -> anyhow::Result<String> {
-    let filler = "<p>lorem ipsum dolor sit amet, consectetur adipiscing elit</p>\n".repeat(30);
-    let app = Router::new().route(
-        "/page/{n}",
-        get(move |Path(n): Path<u64>| {
-            let filler = filler.clone();
-            async move {
-                Html(format!("<!doctype html><html><head><title>Page {n}</title></head><body>{filler}</body></html>"))
-            }
-        }),
-    );
+    let app = Router::new().route("/page/{n}", get(|Path(n): Path<u64>| async move { Html(crate::crawl::page(n)) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
@@ -104,7 +112,7 @@ fn policy_layer() -> anyhow::Result<Arc<TaskOutbound>> {
     let manifest = Manifest::parse(GRANT, &ceilings)?;
     let capabilities = Capabilities::new(&config.outbound)?;
     let task =
-        Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_secs(600), 16, 1_000));
+        Arc::new(Task::new("bench".into(), "bench".into(), Origin::Caller(None), Duration::from_mins(10), 16, 1_000));
     Ok(capabilities.prepare(&manifest.capabilities("bench", &ceilings), task, Arc::new(NoSpawn)).outbound)
 }
 
@@ -175,7 +183,10 @@ async fn policy_parallel(policy: &TaskOutbound, urls: &[String]) -> anyhow::Resu
 async fn host_with(paths: &Paths, config: &str) -> anyhow::Result<Process> {
     let file = std::env::temp_dir().join(format!("ignareo-bench-outbound-{}.toml", std::process::id()));
     std::fs::write(&file, config)?;
-    let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await?;
+    let host = Process::host(&paths.host, &["--config", file.to_str().context("UTF-8 temp path")?]).await;
+    // The host has read it at start.
+    let _ = std::fs::remove_file(&file);
+    let host = host?;
     host.upload_with_manifest(&crate::process::client(), "crawler", paths.plugin("crawler")?, GRANT).await?;
     Ok(host)
 }
@@ -185,7 +196,12 @@ async fn crawl(host: &Process, urls: &[String]) -> anyhow::Result<f64> {
     let client = crate::process::client();
     let input = json!({"urls": urls, "concurrency": CONCURRENCY});
     let started = Instant::now();
-    let response = client.post(format!("{}/v1/plugins/crawler/run", host.base)).json(&input).send().await?;
+    let response = client
+        .post(format!("{}/v1/plugins/crawler/run", host.base))
+        .timeout(Duration::from_mins(10))
+        .json(&input)
+        .send()
+        .await?;
     let elapsed = started.elapsed();
     let body: serde_json::Value = response.json().await?;
     if body["fetched"] != urls.len() {

@@ -10,7 +10,7 @@ use crate::process::Process;
 
 pub const PLUGINS: usize = 50;
 /// The plugins the 50 are made from, each copy made distinct (see [`distinct`]).
-const SOURCES: [&str; 6] = ["hello", "crawler", "fetch_title", "sleep", "spawner", "chatter"];
+pub const SOURCES: [&str; 6] = ["hello", "crawler", "fetch_title", "sleep", "spawner", "chatter"];
 
 pub struct RestartResult {
     pub plugins: usize,

@@ -1,6 +1,6 @@
 //! How big a run is: full size for RESULTS.md, or a smoke run (seconds per scenario) that the
-//! test command runs so that no scenario rots; a smoke run checks that every scenario completes
-//! and reports nothing.
+//! test command runs so that no scenario rots; a smoke run fails on any failure a scenario
+//! counts, judges no speed, and writes nothing unless asked (`smoke --write`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

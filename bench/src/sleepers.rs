@@ -13,7 +13,7 @@ use crate::process::Process;
 
 /// Each live instance holds about six mappings; Linux's default cap is 65,530.
 const WANTED_MAP_COUNT: u64 = 1_048_576;
-const FINISH_LIMIT: Duration = Duration::from_secs(300);
+const FINISH_LIMIT: Duration = Duration::from_mins(5);
 /// Inputs per `tasks:batch` request, and requests in flight at once.
 pub const BATCH: usize = 1_000;
 pub const BATCHES_IN_FLIGHT: usize = 8;
@@ -94,7 +94,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
         peak_page_tables_mib = peak_page_tables_mib.max(host.memory_mib("VmPTE")?);
         let health: Value = client.get(format!("{}/healthz", host.base)).send().await?.json().await?;
         let load = &health["load"];
-        let running = load["running"].as_u64().unwrap_or(0) as usize;
+        let running = usize::try_from(load["running"].as_u64().unwrap_or(0))?;
         most_running = most_running.max(running);
         if all_started_secs.is_none() && load["queued"] == 0 && running + ended_count(&load["ended"]) >= count {
             all_started_secs = Some(started.elapsed().as_secs_f64());
@@ -112,7 +112,7 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
     };
     let finish_secs = started.elapsed().as_secs_f64();
     let peak_rss_mib = host.memory_mib("VmHWM")?;
-    let succeeded = ended["succeeded"].as_u64().unwrap_or(0) as usize;
+    let succeeded = usize::try_from(ended["succeeded"].as_u64().unwrap_or(0))?;
     Ok(SleepersResult {
         count,
         sleep_ms,
@@ -130,7 +130,9 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
 }
 
 fn ended_count(ended: &Value) -> usize {
-    ended.as_object().map_or(0, |states| states.values().filter_map(Value::as_u64).sum::<u64>() as usize)
+    ended.as_object().map_or(0, |states| {
+        usize::try_from(states.values().filter_map(Value::as_u64).sum::<u64>()).unwrap_or(usize::MAX)
+    })
 }
 
 /// `count` split into requests of at most `BATCH` inputs.

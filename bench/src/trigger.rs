@@ -20,6 +20,10 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {TOKEN}"
 "#;
 
+/// wrk's threads and keep-alive connections in every load of the benchmark.
+const WRK_THREADS: u32 = 2;
+pub const CONNECTIONS: u32 = 64;
+
 pub struct TriggerResult {
     pub server: &'static str,
     pub requests_per_sec: f64,
@@ -81,9 +85,25 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<Vec<Trigge
     Ok(results)
 }
 
+/// wrk's arguments before the script and the URL.
+fn wrk_args() -> [String; 4] {
+    [
+        format!("-t{WRK_THREADS}"),
+        format!("-c{CONNECTIONS}"),
+        crate::scale::wrk_duration().to_owned(),
+        "--latency".into(),
+    ]
+}
+
+/// The wrk command line of every load, as the report quotes it.
+pub fn wrk_command() -> String {
+    format!("wrk {}", wrk_args().join(" "))
+}
+
 pub async fn wrk(server: &'static str, url: &str, script: &std::path::Path) -> anyhow::Result<TriggerResult> {
     let output = Command::new("wrk")
-        .args(["-t2", "-c64", crate::scale::wrk_duration(), "--latency", "-s"])
+        .args(wrk_args())
+        .arg("-s")
         .arg(script)
         .arg(url)
         .output()

@@ -42,7 +42,7 @@ fn is_tls_error(cause: &(dyn std::error::Error + 'static)) -> bool {
         || cause
             .downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
-            .is_some_and(|inner| inner.is::<rustls::Error>())
+            .is_some_and(<dyn std::error::Error + Send + Sync>::is::<rustls::Error>)
 }
 
 /// One line for the task's events.
