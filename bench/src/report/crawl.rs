@@ -57,7 +57,14 @@ impl Report {
     }
 
     /// The crawl targets, each with its verdict, for fetch-all's ratios at the targets' concurrency.
-    pub(super) fn crawl_verdicts(&self, r: &Ratios) -> [(String, &'static str); 4] {
+    /// Each crawl target with its verdict, as one line: "target: verdict; ...".
+    pub(super) fn crawl_verdict_line(&self, r: &Ratios) -> String {
+        let verdicts: Vec<String> =
+            self.crawl_verdicts(r).into_iter().map(|(target, verdict)| format!("{target}: {verdict}")).collect();
+        verdicts.join("; ")
+    }
+
+    fn crawl_verdicts(&self, r: &Ratios) -> [(String, &'static str); 4] {
         let full = self.full;
         [
             (
@@ -154,12 +161,7 @@ impl Report {
                 r.vs_raw, r.cpu_vs_raw, r.rss_vs_raw, r.vs_gevent, r.vs_aiohttp
             );
             if concurrency == targets::CRAWL_CONCURRENCY {
-                let verdicts: Vec<String> = self
-                    .crawl_verdicts(&r)
-                    .into_iter()
-                    .map(|(target, verdict)| format!("{target}: {verdict}"))
-                    .collect();
-                let _ = writeln!(out, "Targets at this concurrency: {}.", verdicts.join("; "));
+                let _ = writeln!(out, "Targets at this concurrency: {}.", self.crawl_verdict_line(&r));
             }
         }
         if let Some(r) = self.crawl_ratios(crawl::TASK_PER_CONNECTION, concurrency) {

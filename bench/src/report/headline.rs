@@ -124,12 +124,7 @@ impl Report {
                 number(raw.peak_rss_mib, 0)
             );
             if concurrency == targets::CRAWL_CONCURRENCY {
-                let verdicts: Vec<String> = self
-                    .crawl_verdicts(&r)
-                    .into_iter()
-                    .map(|(target, verdict)| format!("{target}: {verdict}"))
-                    .collect();
-                let _ = write!(item, " (targets: {})", verdicts.join("; "));
+                let _ = write!(item, " (targets: {})", self.crawl_verdict_line(&r));
             }
             if let Some(tasks) = self.crawl_ratios(crawl::TASK_PER_CONNECTION, concurrency) {
                 let _ = write!(
