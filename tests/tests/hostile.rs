@@ -234,10 +234,22 @@ async fn free_running_slots_go_round_the_plugins_that_wait() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let mut naps = Vec::new();
-    for _ in 0..20 {
-        naps.push(host.submit("nap", &json!({"ms": 300})).await);
-    }
+    // The backlog arrives in one batch (one commit): submitted one by one, each waiting for
+    // its own commit to disk, the first naps could end before the last one is in line.
+    let batch = json!({"inputs": vec![json!({"ms": 300}); 20]});
+    let accepted: Value = host
+        .client
+        .post(host.url("/v1/plugins/nap/tasks:batch"))
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let naps: Vec<String> =
+        accepted["ids"].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned()).collect();
+    assert_eq!(naps.len(), 20, "{accepted}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
     let tasks = host.get_json("/v1/tasks?plugin=nap&limit=1000").await;
