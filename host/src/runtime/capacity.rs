@@ -65,9 +65,10 @@ impl MemorySlots {
 /// Turns transparent huge pages off for this process, for every mapping made before or after.
 ///
 /// mimalloc asks for huge pages on its heap. As thousands of tasks start, each 2 MiB of heap
-/// touched anew (and again after mimalloc gave it back) is a whole huge page zeroed at once:
-/// starting 50,000 sleeping tasks took 14 CPU-seconds with them and 6 without, and triggers
-/// cost more CPU too. Linear memories and fiber stacks touch a few small pages each anyway.
+/// touched anew (and again after mimalloc gave it back) is a whole huge page zeroed at once,
+/// which made starting many sleeping tasks, and triggers, cost markedly more CPU (compare
+/// `bench/run sleepers 50000` with and without this call). Linear memories and fiber stacks
+/// touch a few small pages each anyway.
 pub fn small_pages_only() {
     // SAFETY: PR_SET_THP_DISABLE only sets a flag on this process; it takes no pointers.
     let refused = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) } != 0;
