@@ -58,3 +58,5 @@ pub mod schedules;
 pub mod server;
 pub mod store;
 pub mod task;
+#[cfg(test)]
+mod testing;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ignareo::capabilities::Capabilities;
 use ignareo::config::{Config, Limits};
 use ignareo::manifest::Ceilings;
-use ignareo::registry::Registry;
+use ignareo::registry::{Registry, UploadError};
 use ignareo::runtime::Runtime;
 use ignareo::scheduler::{Scheduler, SubmitError};
 use ignareo::store::{SqliteStore, Store};
@@ -129,6 +129,8 @@ fn small_limits() -> Limits {
 #[tokio::test]
 async fn the_registry_makes_uploads_live_rolls_back_and_deletes() {
     let core = Core::start(small_limits()).await;
+    let refused = core.registry.upload("../hello", &component("hello"), None).await;
+    assert!(matches!(refused, Err(UploadError::InvalidName(name)) if name == "../hello"));
     let first = core.upload("hello", "hello", None).await;
     assert_eq!(output(&core.run("hello", &json!(1)).await), json!({"hello": 1}));
     let second = core.upload("hello", "hello_v2", None).await;

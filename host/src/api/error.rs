@@ -152,6 +152,7 @@ impl From<TokenError> for ApiError {
 impl From<UploadError> for ApiError {
     fn from(error: UploadError) -> Self {
         let (status, code) = match &error {
+            UploadError::InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
             UploadError::Empty => (StatusCode::BAD_REQUEST, "empty_body"),
             UploadError::NotWasm => (StatusCode::BAD_REQUEST, "not_wasm"),
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),

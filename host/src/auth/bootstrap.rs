@@ -68,17 +68,16 @@ fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TempDir;
 
     #[test]
     fn generated_once_then_reused() {
-        let dir = std::env::temp_dir().join(format!("ignareo-auth-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (first, source) = AdminToken::resolve(None, &dir).unwrap();
+        let dir = TempDir::new();
+        let (first, source) = AdminToken::resolve(None, dir.path()).unwrap();
         let TokenSource::Generated(token) = source else { panic!("expected a generated token") };
-        let (second, source) = AdminToken::resolve(None, &dir).unwrap();
+        let (second, source) = AdminToken::resolve(None, dir.path()).unwrap();
         assert!(matches!(source, TokenSource::Stored));
         assert!(first.verify(&token) && second.verify(&token));
         assert!(!second.verify("wrong"));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -178,16 +178,9 @@ fn validate(scopes: Vec<Scope>, plugins: Vec<String>) -> Result<(BTreeSet<Scope>
 mod tests {
     use super::*;
 
-    use std::path::PathBuf;
-
     use crate::config::StoreConfig;
     use crate::store::SqliteStore;
-
-    fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ignareo-tokens-{}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::testing::TempDir;
 
     async fn open(dir: &Path) -> TokenStore {
         let store = SqliteStore::open(&dir.join("ignareo.db"), &StoreConfig::default(), 10).unwrap();
@@ -204,8 +197,9 @@ mod tests {
 
     #[tokio::test]
     async fn created_tokens_verify_survive_a_reopen_and_die_when_revoked() {
-        let dir = temp_dir();
-        let tokens = open(&dir).await;
+        let temp = TempDir::new();
+        let dir = temp.path();
+        let tokens = open(dir).await;
         let (record, token) = tokens.create(new(&[Scope::Trigger], &["hello"])).await.unwrap();
         assert_eq!(tokens.verify(&token).unwrap().id, record.id);
         assert!(tokens.verify(&format!("{token}0")).is_none());
@@ -214,36 +208,36 @@ mod tests {
         let stored = std::fs::read(dir.join("ignareo.db")).unwrap();
         let secret = token.rsplit('_').next().unwrap();
         assert!(!stored.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is never written");
-        let reopened = open(&dir).await;
+        let reopened = open(dir).await;
         assert!(reopened.verify(&token).is_some());
         reopened.revoke(&record.id).await.unwrap();
         assert!(reopened.verify(&token).is_none());
         drop(reopened);
-        assert!(open(&dir).await.verify(&token).is_none());
-        std::fs::remove_dir_all(dir).unwrap();
+        assert!(open(dir).await.verify(&token).is_none());
     }
 
     #[tokio::test]
     async fn tokens_of_an_earlier_tokens_file_are_imported_once() {
-        let dir = temp_dir();
-        let tokens = open(&dir).await;
+        let temp = TempDir::new();
+        let dir = temp.path();
+        let tokens = open(dir).await;
         let (record, token) = tokens.create(new(&[Scope::Read], &[])).await.unwrap();
         drop(tokens);
         std::fs::remove_file(dir.join("ignareo.db")).unwrap();
         std::fs::write(dir.join(TOKENS_FILE), serde_json::to_vec(&[&record]).unwrap()).unwrap();
-        let imported = open(&dir).await;
+        let imported = open(dir).await;
         assert_eq!(imported.verify(&token).unwrap().id, record.id);
         assert!(!dir.join(TOKENS_FILE).exists() && dir.join("tokens.json.imported").exists());
         imported.revoke(&record.id).await.unwrap();
         drop(imported);
-        assert!(open(&dir).await.verify(&token).is_none(), "a revoked token does not come back from the old file");
-        std::fs::remove_dir_all(dir).unwrap();
+        assert!(open(dir).await.verify(&token).is_none(), "a revoked token does not come back from the old file");
     }
 
     #[tokio::test]
     async fn bad_requests_and_the_cap_are_refused() {
-        let dir = temp_dir();
-        let tokens = open(&dir).await;
+        let temp = TempDir::new();
+        let dir = temp.path();
+        let tokens = open(dir).await;
         assert!(matches!(tokens.create(new(&[], &[])).await, Err(TokenError::Invalid(_))));
         assert!(matches!(tokens.create(new(&[Scope::Trigger], &[])).await, Err(TokenError::Invalid(_))));
         assert!(matches!(tokens.create(new(&[Scope::Read], &["hello"])).await, Err(TokenError::Invalid(_))));
@@ -253,6 +247,5 @@ mod tests {
         }
         assert!(matches!(tokens.create(new(&[Scope::Read], &[])).await, Err(TokenError::TooMany(3))));
         assert!(matches!(tokens.revoke("nope").await, Err(TokenError::NotFound(_))));
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

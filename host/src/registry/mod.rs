@@ -26,7 +26,7 @@ use crate::capabilities::PluginCapabilities;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
 use crate::runtime::{LinkError, Linked, Runtime};
 use crate::store::{PluginRecord, Store, VersionInfo};
-use crate::task::{epoch_ms, millis};
+use crate::task::{NAME_RULE, epoch_ms, is_valid_name, millis};
 
 /// A plugin version compiled, linked and ready to instantiate, with what its manifest grants.
 pub struct LoadedVersion {
@@ -46,6 +46,8 @@ struct Plugin {
 /// Why an upload was refused; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
+    #[error("invalid plugin name {0:?}: use {NAME_RULE}")]
+    InvalidName(String),
     #[error("the body is empty: send the component's bytes (e.g. curl --data-binary @plugin.wasm)")]
     Empty,
     #[error("the body is not WebAssembly (no \\0asm header): send a .wasm component built for wasm32-wasip2")]
@@ -179,6 +181,9 @@ impl Registry {
     /// Validates the manifest, compiles and links `bytes`, then makes them the live version
     /// of `name`.
     pub async fn upload(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> Result<UploadReport, UploadError> {
+        if !is_valid_name(name) {
+            return Err(UploadError::InvalidName(name.to_owned()));
+        }
         check_binary(bytes)?;
         let parsed = Manifest::parse(manifest.unwrap_or_default(), &self.ceilings)?;
         let component = hex::encode(Sha256::digest(bytes));

@@ -243,13 +243,13 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::TempDir;
     use schema::MIGRATIONS;
 
     #[test]
     fn a_store_of_the_first_schema_is_migrated_and_keeps_its_tasks() {
-        let dir = std::env::temp_dir().join(format!("ignareo-migrate-{:016x}", rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("ignareo.db");
+        let dir = TempDir::new();
+        let path = dir.path().join("ignareo.db");
         {
             let old = Connection::open(&path).unwrap();
             old.execute_batch(MIGRATIONS[0]).unwrap();
@@ -274,6 +274,5 @@ mod tests {
         let version: i64 =
             Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
         assert_eq!(usize::try_from(version).unwrap(), MIGRATIONS.len());
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
