@@ -50,7 +50,7 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<HostileRes
     let client = crate::process::client();
     let host = Process::host(&paths.host, &[]).await?;
     host.upload(&client, "hello", paths.plugin("hello")?).await?;
-    host.upload(&client, "hostile", paths.plugin("hostile")?).await?;
+    host.upload_with_manifest(&client, "hostile", paths.plugin("hostile")?, "spawn = [\"hostile\"]\n").await?;
     let url = format!("{}/v1/plugins/hello/run", host.base);
 
     let mut result = HostileResult {

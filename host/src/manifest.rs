@@ -10,6 +10,7 @@
 //! proxies = ["http://user:pass@10.0.0.2:3128"]   # sessions take them in turn
 //! on_interrupt = "retry"        # or "fail" (default): a task the host's stop interrupted
 //! max_attempts = 3              # runs in all, with "retry"
+//! spawn = ["fetch-title"]       # plugins its tasks may spawn (default: none)
 //!
 //! [politeness]                  # on top of the host's own rules
 //! requests_per_second = 2.0
@@ -18,15 +19,18 @@
 //! ```
 //!
 //! A manifest narrows the host's limits; it never widens them. No manifest means no grants.
+//! Every number is range-checked here, at upload: a rate, duration or size a task could
+//! not run under is refused with the key named, rather than met by the task.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::PluginCapabilities;
 use crate::capabilities::outbound::{HostGrant, PluginOutbound, PluginRules, Proxy, ProxyPool};
+use crate::capabilities::{PluginCapabilities, SpawnGrant};
 use crate::config::{Config, Politeness};
+use crate::task::{NAME_RULE, is_valid_name};
 
 /// The host's limits, which manifests may only narrow.
 #[derive(Clone, Debug)]
@@ -65,6 +69,8 @@ struct Raw {
     politeness: Option<Politeness>,
     on_interrupt: Option<OnInterrupt>,
     max_attempts: Option<u32>,
+    #[serde(default)]
+    spawn: Vec<String>,
 }
 
 /// What becomes of a task that was running when the host stopped (killed, or past its
@@ -82,11 +88,13 @@ pub enum OnInterrupt {
 /// Runs a `retry` task gets when the manifest does not say.
 const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 
-/// A number, or a string with a unit ("30s", "64MiB").
+/// A number, or a string with a unit ("30s", "64MiB"); a fraction or a negative number is
+/// read only to be refused with the key named.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Amount {
-    Number(u64),
+    Whole(u64),
+    Number(f64),
     Text(String),
 }
 
@@ -107,6 +115,8 @@ pub struct Manifest {
     pub politeness: Option<Politeness>,
     pub on_interrupt: OnInterrupt,
     pub max_attempts: Option<u32>,
+    /// Plugins this plugin's tasks may spawn; none unless listed.
+    pub spawn: Vec<String>,
 }
 
 /// Limits a plugin version's tasks run under: the manifest's, or the host's.
@@ -171,6 +181,9 @@ impl Manifest {
                 ceilings.max_task_attempts
             )));
         }
+        if let Some((i, bad)) = raw.spawn.iter().enumerate().find(|(_, name)| !is_valid_name(name)) {
+            return Err(fail(format!("spawn[{i}]: {bad:?} is not a plugin name ({NAME_RULE})")));
+        }
         let on_interrupt = raw.on_interrupt.unwrap_or_default();
         if raw.max_attempts.is_some() && on_interrupt == OnInterrupt::Fail {
             return Err(fail("max_attempts applies only with on_interrupt = \"retry\"".to_owned()));
@@ -185,6 +198,7 @@ impl Manifest {
             politeness: raw.politeness.filter(|p| !p.is_empty()),
             on_interrupt,
             max_attempts: raw.max_attempts,
+            spawn: raw.spawn,
         })
     }
 
@@ -209,14 +223,23 @@ impl Manifest {
             proxies: ProxyPool::new(self.proxies.clone()),
             politeness: self.politeness.clone().map(|rules| PluginRules { version: Arc::from(version), rules }),
         };
-        PluginCapabilities { outbound: Arc::new(outbound), memory_bytes: self.task_limits(ceilings).memory_bytes }
+        PluginCapabilities {
+            outbound: Arc::new(outbound),
+            memory_bytes: self.task_limits(ceilings).memory_bytes,
+            spawn: Arc::new(SpawnGrant::new(self.spawn.iter().cloned())),
+        }
     }
 }
 
 /// A duration in (0, `ceiling`]: seconds, or text such as "90s".
 fn duration(key: &str, amount: Amount, ceiling: Duration) -> Result<Duration, ManifestError> {
     let value = match amount {
-        Amount::Number(secs) => Duration::from_secs(secs),
+        Amount::Whole(secs) => Duration::from_secs(secs),
+        Amount::Number(secs) => Duration::try_from_secs_f64(secs).map_err(|_| {
+            ManifestError(format!(
+                "{key}: {secs} is not a duration; write a positive number of seconds or e.g. \"90s\""
+            ))
+        })?,
         Amount::Text(text) => humantime::parse_duration(&text).map_err(|e| {
             ManifestError(format!("{key}: {text:?} is not a duration ({e}); write seconds or e.g. \"90s\", \"5m\""))
         })?,
@@ -234,7 +257,12 @@ fn duration(key: &str, amount: Amount, ceiling: Duration) -> Result<Duration, Ma
 /// A size in (0, `ceiling`] bytes: bytes, or text such as "64MiB".
 fn size(key: &str, amount: Amount, ceiling: u64, ceiling_key: &str) -> Result<u64, ManifestError> {
     let value = match amount {
-        Amount::Number(bytes) => bytes,
+        Amount::Whole(bytes) => bytes,
+        Amount::Number(bytes) => {
+            return Err(ManifestError(format!(
+                "{key}: {bytes} is not a size; write a whole number of bytes or e.g. \"64MiB\""
+            )));
+        }
         Amount::Text(text) => text.parse::<bytesize::ByteSize>().map(|s| s.as_u64()).map_err(|e| {
             ManifestError(format!("{key}: {text:?} is not a size ({e}); write bytes or e.g. \"64MiB\", \"500KB\""))
         })?,
@@ -319,6 +347,7 @@ mod tests {
             memory_limit = "64MiB"
             max_response_bytes = 1000000
             proxies = ["http://u:p@10.0.0.2:3128"]
+            spawn = ["hello"]
             [politeness]
             requests_per_second = 2.5
         "#;
@@ -330,6 +359,9 @@ mod tests {
             (5, Duration::from_secs(90), 64 << 20)
         );
         assert_eq!(m.max_response_bytes, Some(1_000_000));
+        assert_eq!(m.spawn, ["hello"]);
+        let fractional = Manifest::parse("timeout = 1.5", &ceilings()).unwrap();
+        assert_eq!(fractional.timeout, Some(Duration::from_millis(1500)));
         let view = serde_json::to_value(&m).unwrap();
         assert_eq!(view["proxies"][0], "http://u:***@10.0.0.2:3128");
         assert_eq!(view["timeout_secs"], 90.0);
@@ -361,6 +393,13 @@ mod tests {
             ("max_response_bytes = \"32MiB\"", "max_response_bytes"),
             ("proxies = [\"socks5://x:1\"]", "proxies[0]"),
             ("[politeness]\nrequests_per_second = -1.0", "politeness.requests_per_second"),
+            ("[politeness]\nrequests_per_second = 1e-300", "politeness.requests_per_second"),
+            ("[politeness]\nburst = 4000000000", "politeness.burst"),
+            ("timeout = -5", "timeout"),
+            ("timeout = nan", "timeout"),
+            ("timeout = 1e300", "timeout"),
+            ("memory_limit = 1.5", "memory_limit"),
+            ("spawn = [\"hello\", \"Not A Name\"]", "spawn[1]"),
         ] {
             let err = Manifest::parse(text, &ceilings()).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -61,6 +61,7 @@ impl Server {
         let (auth, source) =
             Auth::open(config.token.as_deref(), &config.data_dir, store.clone(), config.limits.max_tokens as usize)
                 .await?;
+        let auth = Arc::new(auth);
         if let TokenSource::Generated(token) = source {
             println!("admin token (shown once; stored in {}): {token}", config.data_dir.join("admin-token").display());
         }
@@ -83,6 +84,7 @@ impl Server {
             store.clone(),
             runtime,
             capabilities,
+            auth.clone(),
             config.limits.clone(),
             keep_finished_for,
         )?;
@@ -100,14 +102,7 @@ impl Server {
         let listener = bind(config.listen, config.limits.listen_backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let openapi = api::openapi_document(&config.limits);
-        let state = AppState {
-            registry,
-            scheduler,
-            schedules,
-            auth: Arc::new(auth),
-            config: Arc::new(config.clone()),
-            openapi,
-        };
+        let state = AppState { registry, scheduler, schedules, auth, config: Arc::new(config.clone()), openapi };
         Ok(Self { listener, state, store, grace: Duration::from_secs(config.limits.shutdown_grace_secs) })
     }
 

@@ -14,7 +14,7 @@ use ignareo::registry::{Registry, UploadError};
 use ignareo::runtime::Runtime;
 use ignareo::scheduler::{Scheduler, SubmitError};
 use ignareo::store::{SqliteStore, Store};
-use ignareo::task::{FailureKind, Outcome, Status, Task, TaskState};
+use ignareo::task::{FailureKind, Outcome, OwnerRefusal, Owners, Status, Task, TaskState};
 use serde_json::{Value, json};
 
 /// A data directory of its own, removed when the test ends.
@@ -42,6 +42,17 @@ fn component(name: &str) -> Vec<u8> {
     })
 }
 
+/// Stands in for the tokens: every task may start every plugin, except that asking about
+/// plugin `explodes` panics, as a host call that breaks would.
+struct AnyOwner;
+
+impl Owners for AnyOwner {
+    fn may_start(&self, _: Option<&str>, plugin: &str) -> Result<(), OwnerRefusal> {
+        assert_ne!(plugin, "explodes", "the token check broke");
+        Ok(())
+    }
+}
+
 /// The core as the server wires it, on a data directory of its own.
 struct Core {
     registry: Arc<Registry>,
@@ -66,6 +77,7 @@ impl Core {
             store.clone(),
             runtime.clone(),
             capabilities,
+            Arc::new(AnyOwner),
             config.limits.clone(),
             config.store.retain_finished(),
         )
@@ -235,4 +247,19 @@ async fn an_invocation_ends_on_its_limits_with_the_failure_that_names_them() {
     let spun = core.run("spin", &json!(null)).await.outcome.expect("the task ended");
     assert_eq!(spun.state(), TaskState::TimedOut, "a guest that never yields is stopped at its deadline");
     assert_eq!(spun.describe(), "exceeded its deadline of 1000 ms");
+}
+
+/// A host call that panics (here the token check of a spawn) ends its task as a host error
+/// with the panic's message, and frees its running slot: with one slot in all, the next task
+/// runs.
+#[tokio::test]
+async fn a_host_call_that_panics_fails_its_task_and_frees_its_slot() {
+    let core = Core::start(Limits { max_running_tasks: 1, ..small_limits() }).await;
+    core.upload("spawner", "spawner", Some("spawn = [\"explodes\"]\n")).await;
+    core.upload("hello", "hello", None).await;
+    let (kind, message) = failure(&core.run("spawner", &json!({"plugin": "explodes", "inputs": [1]})).await);
+    assert_eq!(kind, FailureKind::HostError);
+    assert!(message.contains("the token check broke"), "{message}");
+    assert_eq!(core.scheduler.load().running, 0);
+    assert_eq!(output(&core.run("hello", &json!(1)).await), json!({"hello": 1}), "the one running slot is free");
 }

@@ -351,3 +351,55 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
     assert_eq!(timeout["schema"]["maximum"], 300);
     assert_eq!(doc["components"]["schemas"]["Batch"]["properties"]["inputs"]["maxItems"], 10_000);
 }
+
+/// A scoped token reaches past its scope through a task: it may trigger `spawner`, whose
+/// manifest lets it spawn `chatter`, which the token may not trigger. The spawn is refused
+/// with a typed error naming the token's scope, and `chatter` never runs; a plugin whose
+/// manifest has no `spawn` list spawns nothing, whoever triggers it.
+#[tokio::test]
+async fn a_task_spawns_only_what_its_manifest_and_its_token_allow() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    host.upload("chatter", "chatter").await;
+    host.upload_with("spawner", "spawner", "spawn = [\"hello\", \"chatter\"]\n").await;
+    host.upload("bare", "spawner").await;
+    let (_, token) =
+        create_token(&host, json!({"name": "bot", "scopes": ["trigger"], "plugins": ["spawner", "bare", "hello"]}))
+            .await;
+    let run = |plugin: &'static str, child: &'static str, token: String| {
+        let host = &host;
+        async move {
+            let input = json!({"plugin": child, "inputs": [{"steps": 1, "ms": 0}]});
+            call(host, "POST", &format!("/v1/plugins/{plugin}/run"), &token, Some(input)).await
+        }
+    };
+
+    let (status, body) = run("spawner", "hello", token.clone()).await;
+    assert_eq!(
+        (status, body["outputs"].clone()),
+        (StatusCode::OK, json!([{"hello": {"steps": 1, "ms": 0}}])),
+        "{body}"
+    );
+
+    let (status, body) = run("spawner", "chatter", token.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("task_failed")));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("spawn rejected") && message.contains("may not trigger plugin \"chatter\""), "{body}");
+    let chatter = host.get_json("/v1/tasks?plugin=chatter").await;
+    assert_eq!(chatter["tasks"], json!([]), "the refused child never ran");
+
+    for token in [token, TOKEN.to_owned()] {
+        let (status, body) = run("bare", "hello", token).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("plugin \"bare\" may not spawn \"hello\"") && message.contains("spawn = [..]"),
+            "{body}"
+        );
+    }
+
+    // The admin token may trigger every plugin, so its spawner reaches what its manifest lists.
+    let (status, body) = run("spawner", "chatter", TOKEN.to_owned()).await;
+    assert_eq!((status, body["outputs"].clone()), (StatusCode::OK, json!([{"steps": 1}])), "{body}");
+    assert_eq!(host.get_json("/v1/tasks?plugin=chatter").await["tasks"].as_array().unwrap().len(), 1);
+}

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use ignareo_e2e::Host;
 use serde_json::{Value, json};
 
+/// The hostile plugin's manifest: its spawn bomb spawns copies of itself.
+const SPAWNS_ITSELF: &str = "spawn = [\"hostile\"]\n";
+
 async fn hostile_host() -> Host {
     let host = Host::start_with_config("[limits]\nmax_log_lines = 10000\nmax_tasks_per_tree = 200\n", &[]).await;
-    host.upload("hostile", "hostile").await;
+    host.upload_with("hostile", "hostile", SPAWNS_ITSELF).await;
     host.upload("hello", "hello").await;
     host
 }
@@ -168,7 +171,7 @@ async fn a_spawned_tree_ends_by_its_first_tasks_deadline() {
     // Trees larger than the running slots: the parents hold slots while they join children
     // that queue behind them, until the first task's deadline ends the whole tree.
     let host = Host::start_with_config("[limits]\nmax_running_tasks = 16\nmax_tasks_per_tree = 200\n", &[]).await;
-    host.upload("hostile", "hostile").await;
+    host.upload_with("hostile", "hostile", SPAWNS_ITSELF).await;
     host.upload("hello", "hello").await;
     let started = Instant::now();
     let roots: Vec<Value> =

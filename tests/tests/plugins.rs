@@ -237,3 +237,37 @@ async fn bad_manifests_and_forms_are_refused_naming_the_problem() {
 
     assert_eq!(host.get_json("/v1/plugins").await["plugins"], json!([]), "nothing refused was registered");
 }
+
+/// Numbers no task could run under, slipped into a manifest: each is refused at upload with a
+/// 400 naming its key, instead of reaching a task (a rate of 1e-300 requests per second made
+/// a task's first request panic inside its host call, leaving the task running for ever).
+#[tokio::test]
+async fn manifest_numbers_out_of_range_are_refused_at_upload() {
+    let host = Host::start().await;
+    let cases = [
+        ("[politeness]\nrequests_per_second = 1e-300", "politeness.requests_per_second"),
+        ("[politeness]\nrequests_per_second = nan", "politeness.requests_per_second"),
+        ("[politeness]\nrequests_per_second = inf", "politeness.requests_per_second"),
+        (
+            "[politeness.hosts.\"a.example\"]\nrequests_per_second = 1e300",
+            "politeness.hosts.\"a.example\".requests_per_second",
+        ),
+        ("[politeness]\nburst = 4000000000", "politeness.burst"),
+        ("timeout = nan", "timeout"),
+        ("timeout = -5", "timeout"),
+        ("timeout = 1e300", "timeout"),
+        ("timeout = \"200000000000000000000s\"", "timeout"),
+        ("memory_limit = -1", "memory_limit"),
+        ("max_response_bytes = 1.5", "max_response_bytes"),
+        ("spawn = [\"../etc\"]", "spawn[0]"),
+    ];
+    for (manifest, named) in cases {
+        let (status, code, message) = refusal(host.upload_form("p", plugin_bytes("hello"), Some(manifest)).await).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_manifest"), "{manifest}: {message}");
+        assert!(message.contains(named), "{manifest}: {message}");
+    }
+    assert_eq!(host.get_json("/v1/plugins").await["plugins"], json!([]), "nothing refused was registered");
+    let fine = "timeout = 1.5\n[politeness]\nrequests_per_second = 0.5\nburst = 3\n";
+    assert_eq!(host.upload_form("p", plugin_bytes("hello"), Some(fine)).await.status(), 201);
+    assert_eq!(host.get_json("/healthz").await["status"], "ok");
+}

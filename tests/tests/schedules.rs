@@ -354,3 +354,69 @@ async fn schedules_survive_a_restart_and_a_missed_run_runs_once() {
     assert_eq!(after["runs"], 2, "runs are counted across restarts: {after}");
     assert_eq!(runs(&host, "every-4s").await.len(), 2, "and their tasks are kept");
 }
+
+/// Creates a trigger token for `plugins`: (id, token).
+async fn trigger_token(host: &Host, name: &str, plugins: &[&str]) -> (String, String) {
+    let request = json!({"name": name, "scopes": ["trigger"], "plugins": plugins});
+    let (status, created) = call(host, "POST", "/v1/tokens", None, Some(request)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned())
+}
+
+/// A token is revoked while its schedule runs every second: the schedule starts no more
+/// runs, reads paused, and its `last_error` says the token was revoked.
+#[tokio::test]
+async fn a_revoked_tokens_schedules_stop_and_say_why() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    let (id, token) = trigger_token(&host, "cron", &["hello"]).await;
+    let definition = json!({"plugin": "hello", "interval_secs": 1});
+    assert_eq!(call(&host, "PUT", "/v1/schedules/tick", Some(&token), Some(definition)).await.0, StatusCode::CREATED);
+    assert!(eventually(Duration::from_secs(10), || async { !runs(&host, "tick").await.is_empty() }).await);
+
+    assert_eq!(call(&host, "DELETE", &format!("/v1/tokens/{id}"), None, None).await.0, StatusCode::NO_CONTENT);
+    let (_, stopped) = call(&host, "GET", "/v1/schedules/tick", None, None).await;
+    assert_eq!((stopped["paused"].as_bool(), stopped["next_run_at_ms"].as_u64()), (Some(true), None), "{stopped}");
+    let reason = stopped["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains(&format!("token {id} was revoked")), "{stopped}");
+    // A run accepted just before the revocation may still appear; none after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = runs(&host, "tick").await.len();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(runs(&host, "tick").await.len(), before, "a revoked token's schedule runs no more");
+
+    // Resumed by an admin, it is still the revoked token's: its next run is refused at once.
+    assert_eq!(call(&host, "POST", "/v1/schedules/tick/resume", None, None).await.0, StatusCode::OK);
+    let paused_again = eventually(Duration::from_secs(5), || async {
+        call(&host, "GET", "/v1/schedules/tick", None, None).await.1["paused"] == json!(true)
+    })
+    .await;
+    assert!(paused_again, "a scheduled run checks its token when it runs");
+    assert_eq!(runs(&host, "tick").await.len(), before);
+}
+
+/// Two tokens race to define the same schedule names: each name ends up defined by exactly
+/// one of them, and the other is refused (the owner check and the change are one step).
+#[tokio::test]
+async fn two_tokens_racing_for_a_schedule_cannot_both_own_it() {
+    let host = Host::start().await;
+    host.upload("hello", "hello").await;
+    let (_, first) = trigger_token(&host, "first", &["hello"]).await;
+    let (_, second) = trigger_token(&host, "second", &["hello"]).await;
+    let definition = json!({"plugin": "hello", "interval_secs": 3600, "paused": true});
+    let put = |name: String, token: &str| {
+        let (host, token, definition) = (&host, token.to_owned(), definition.clone());
+        async move { call(host, "PUT", &format!("/v1/schedules/{name}"), Some(&token), Some(definition)).await.0 }
+    };
+    for i in 0..20 {
+        let name = format!("race-{i}");
+        let (a, b) = tokio::join!(put(name.clone(), &first), put(name.clone(), &second));
+        let mut statuses = [a, b];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::FORBIDDEN],
+            "{name}: one defines it, the other is refused"
+        );
+    }
+}

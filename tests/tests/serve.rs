@@ -31,6 +31,20 @@ async fn invalid_configuration_is_refused_before_binding() {
     assert!(stderr.contains("limits.task_memory_mb"), "{stderr}");
     let stderr = refused(&[], &[("IGNAREO_TOKEN", "short")]).await;
     assert!(stderr.contains("token"), "{stderr}");
+
+    // Rates, durations and sizes out of range: refused with the key named, not met later.
+    for (config, key) in [
+        ("[outbound.politeness]\nrequests_per_second = 1e-300\n", "outbound.politeness.requests_per_second"),
+        ("[outbound.politeness]\nrequests_per_second = nan\n", "outbound.politeness.requests_per_second"),
+        ("[limits]\ntask_timeout_secs = 9223372036854775807\n", "limits.task_timeout_secs"),
+        ("[limits]\nbackground_secs = 9223372036854775807\n", "limits.background_secs"),
+        ("[store]\nretain_finished_secs = 9223372036854775807\n", "store.retain_finished_secs"),
+        ("[outbound]\nmax_response_mb = 9223372036854775807\n", "outbound.max_response_mb"),
+    ] {
+        dir.write("range.toml", config);
+        let stderr = refused(&["--config", &dir.arg("range.toml")], &[]).await;
+        assert!(stderr.contains(key), "{config}: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -245,7 +245,7 @@ async fn a_full_queue_answers_429_with_retry_after() {
 async fn tasks_spawn_and_join_children() {
     let host = Host::start().await;
     host.upload("hello", "hello").await;
-    host.upload("spawner", "spawner").await;
+    host.upload_with("spawner", "spawner", "spawn = [\"hello\", \"spawner\", \"missing\"]\n").await;
     let (status, body) = host.run("spawner", &json!({"plugin": "hello", "inputs": [1, "two", {"three": 3}]})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outputs"], json!([{"hello": 1}, {"hello": "two"}, {"hello": {"three": 3}}]));

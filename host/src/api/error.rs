@@ -128,6 +128,7 @@ impl From<ScheduleError> for ApiError {
     fn from(error: ScheduleError) -> Self {
         match error {
             ScheduleError::NotFound(_) => Self::not_found(error.to_string()),
+            ScheduleError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", error.to_string()),
             ScheduleError::TooMany(_) => Self::new(StatusCode::CONFLICT, "too_many_schedules", error.to_string()),
             ScheduleError::Store(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string())
@@ -193,6 +194,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::QueueFull(_) | SubmitError::NoRoom { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             SubmitError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            SubmitError::Owner(_) => (StatusCode::FORBIDDEN, "forbidden"),
         };
         Self::new(status, code, error.to_string())
     }

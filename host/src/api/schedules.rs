@@ -143,17 +143,11 @@ pub async fn put(
         )
     })?;
     caller.require_trigger(&request.plugin)?;
-    if let Some(existing) = state.schedules.get(&name)
-        && !caller.can_change_schedule_of(existing.record.owner.as_deref())
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("schedule {name:?} was defined with another token; only it or an admin may change it"),
-        ));
-    }
     let definition = definition(&state, request)?;
-    let (snapshot, created) = state.schedules.put(&name, definition, caller.token_id.clone()).await?;
+    let (snapshot, created) = state
+        .schedules
+        .put(&name, definition, caller.token_id.clone(), |owner| caller.can_change_schedule_of(owner))
+        .await?;
     tracing::info!(schedule = %name, plugin = %snapshot.record.plugin, created, "schedule defined");
     let view = axum::Json(ScheduleView::of(snapshot));
     Ok(if created {
@@ -268,8 +262,8 @@ pub async fn delete(
     State(state): State<AppState>,
     ScheduleName(name): ScheduleName,
 ) -> Result<StatusCode, ApiError> {
-    changeable(&state, &caller, &name)?;
-    state.schedules.delete(&name).await?;
+    find(&state, &caller, &name)?;
+    state.schedules.delete(&name, |owner| caller.can_change_schedule_of(owner)).await?;
     tracing::info!(schedule = %name, "schedule deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -314,8 +308,8 @@ async fn set_paused(
     name: &str,
     paused: bool,
 ) -> Result<axum::Json<ScheduleView>, ApiError> {
-    changeable(state, caller, name)?;
-    let snapshot = state.schedules.set_paused(name, paused).await?;
+    find(state, caller, name)?;
+    let snapshot = state.schedules.set_paused(name, paused, |owner| caller.can_change_schedule_of(owner)).await?;
     tracing::info!(schedule = %name, paused, "schedule {}", if paused { "paused" } else { "resumed" });
     Ok(axum::Json(ScheduleView::of(snapshot)))
 }
@@ -327,17 +321,4 @@ fn find(state: &AppState, caller: &Caller, name: &str) -> Result<Snapshot, ApiEr
         .get(name)
         .filter(|s| caller.can_see_task_of(s.record.owner.as_deref()))
         .ok_or_else(|| ApiError::not_found(format!("no schedule named {name:?}")))
-}
-
-/// Checks that this caller may change the schedule.
-fn changeable(state: &AppState, caller: &Caller, name: &str) -> Result<(), ApiError> {
-    let snapshot = find(state, caller, name)?;
-    if caller.can_change_schedule_of(snapshot.record.owner.as_deref()) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        format!("schedule {name:?} was defined with another token; only it or an admin may change it"),
-    ))
 }

@@ -25,6 +25,9 @@ pub(super) fn outcome_error(outcome: &Outcome) -> ApiError {
         Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, .. }) => {
             (StatusCode::BAD_GATEWAY, "resource_limit")
         }
+        Outcome::Failed(Failure { kind: FailureKind::HostError, .. }) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "host_error")
+        }
         Outcome::TimedOut { .. } => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
         Outcome::Cancelled => (StatusCode::CONFLICT, "cancelled"),
         Outcome::Interrupted(_) => (StatusCode::SERVICE_UNAVAILABLE, "interrupted"),

@@ -40,6 +40,7 @@ pub struct SubmitQuery {
         (status = 409, description = "Cancelled while running", body = ErrorBody),
         (status = 422, description = "The plugin refused its input or returned an error", body = ErrorBody),
         (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
+        (status = 500, description = "The host failed while running the task (a host call panicked)", body = ErrorBody),
         (status = 502, description = "The plugin trapped or hit a limit", body = ErrorBody),
         (status = 503, description = "Cannot instantiate now, or shutting down (Retry-After)", body = ErrorBody),
         (status = 504, description = "The task ran past its deadline", body = ErrorBody),

@@ -11,6 +11,7 @@ use super::extract::{Admin, Body, TokenIdParam};
 use super::{ApiError, AppState};
 use crate::auth::NewToken;
 use crate::store::TokenRecord;
+use crate::task::OwnerRefusal;
 
 /// A created token: its record and, this once, the token itself.
 #[derive(Serialize, ToSchema)]
@@ -58,7 +59,8 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> impl IntoResponse 
     axum::Json(TokenList { tokens: state.auth.tokens.list() })
 }
 
-/// Revoke a token: the next request carrying it gets 401 (admin only).
+/// Revoke a token: the next request carrying it gets 401, its tasks spawn nothing more, and
+/// its schedules are paused (admin only).
 #[utoipa::path(delete, path = "/v1/tokens/{id}", operation_id = "revoke_token", tag = "tokens", params(TokenIdParam), responses(
     (status = 204, description = "Revoked"),
     (status = 404, description = "No such token", body = ErrorBody),
@@ -70,6 +72,7 @@ pub async fn revoke(
     TokenIdParam(id): TokenIdParam,
 ) -> Result<StatusCode, ApiError> {
     let record = state.auth.tokens.revoke(&id).await?;
+    state.schedules.stop_runs_of(&record.id, &OwnerRefusal::Revoked(record.id.clone())).await;
     tracing::info!(token_id = %record.id, name = %record.name, by = caller.token_id.as_deref().unwrap_or("admin-token"), "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,8 @@
 //!   of those plugins, and read, change, pause and delete the schedules it defined.
 //!
 //! A missing or unknown token is a 401; a known token without the scope a request needs is
-//! a 403 that names the scope.
+//! a 403 that names the scope. What a token's tasks start on their own (children they spawn,
+//! runs of its schedules) is checked against the token as it is when they start ([`Owners`]).
 
 mod bootstrap;
 mod tokens;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use crate::store::Scope;
 use crate::store::{Store, TokenRecord};
+use crate::task::{OwnerRefusal, Owners};
 pub use bootstrap::{AdminToken, TokenSource};
 pub use tokens::{NewToken, TokenError, TokenStore};
 
@@ -42,6 +44,25 @@ impl Scopes {
 
     fn admin() -> Self {
         Self { admin: true, ..Self::default() }
+    }
+
+    fn may_trigger(&self, plugin: &str) -> bool {
+        self.admin || self.trigger.contains("*") || self.trigger.contains(plugin)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.admin {
+            parts.push("admin".to_owned());
+        }
+        if self.read {
+            parts.push("read".to_owned());
+        }
+        if !self.trigger.is_empty() {
+            let plugins: Vec<&str> = self.trigger.iter().map(String::as_str).collect();
+            parts.push(format!("trigger for {}", plugins.join(", ")));
+        }
+        parts.join(" + ")
     }
 }
 
@@ -88,7 +109,7 @@ impl Caller {
     }
 
     pub fn require_trigger(&self, plugin: &str) -> Result<(), Forbidden> {
-        if self.scopes.admin || self.scopes.trigger.contains("*") || self.scopes.trigger.contains(plugin) {
+        if self.scopes.may_trigger(plugin) {
             return Ok(());
         }
         Err(Forbidden(format!(
@@ -117,18 +138,7 @@ impl Caller {
     }
 
     fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if self.scopes.admin {
-            parts.push("admin".to_owned());
-        }
-        if self.scopes.read {
-            parts.push("read".to_owned());
-        }
-        if !self.scopes.trigger.is_empty() {
-            let plugins: Vec<&str> = self.scopes.trigger.iter().map(String::as_str).collect();
-            parts.push(format!("trigger for {}", plugins.join(", ")));
-        }
-        parts.join(" + ")
+        self.scopes.describe()
     }
 }
 
@@ -160,5 +170,22 @@ impl Auth {
             return Some(Caller { token_id: None, scopes: Scopes::admin() });
         }
         record.map(|r| Caller { scopes: Scopes::of(&r), token_id: Some(r.id.into()) })
+    }
+}
+
+/// Tasks run for a token (spawned by its tasks, or runs of its schedules) start only what the
+/// token may trigger now: a revoked token starts nothing more.
+impl Owners for Auth {
+    fn may_start(&self, owner: Option<&str>, plugin: &str) -> Result<(), OwnerRefusal> {
+        // The bootstrap admin token is not in the store and cannot be revoked.
+        let Some(id) = owner else {
+            return Ok(());
+        };
+        let record = self.tokens.get(id).ok_or_else(|| OwnerRefusal::Revoked(id.to_owned()))?;
+        let scopes = Scopes::of(&record);
+        if scopes.may_trigger(plugin) {
+            return Ok(());
+        }
+        Err(OwnerRefusal::NotGranted { token: id.to_owned(), plugin: plugin.to_owned(), scope: scopes.describe() })
     }
 }

@@ -107,6 +107,11 @@ impl TokenStore {
         Ok((record, token))
     }
 
+    /// The record of a live token, by id.
+    pub fn get(&self, id: &str) -> Option<TokenRecord> {
+        self.records.read().get(id).cloned()
+    }
+
     pub fn list(&self) -> Vec<TokenRecord> {
         let records = self.records.read();
         let mut list: Vec<TokenRecord> = records.values().cloned().collect();

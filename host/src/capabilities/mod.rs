@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use wasmtime::component::{HasSelf, Linker};
 
 pub use bindings::WORLD;
-pub use context::Spawner;
+pub use context::{SpawnGrant, Spawner};
 pub use limits::{LimitExceeded, MemoryLimitExceeded, TableLimitExceeded};
 pub use state::{HostState, Invocation};
 
@@ -44,6 +44,8 @@ pub struct PluginCapabilities {
     pub outbound: Arc<PluginOutbound>,
     /// Linear memory one task may use; it also bounds what one `fetch-all` buffers for it.
     pub memory_bytes: u64,
+    /// Plugins its tasks may spawn.
+    pub spawn: Arc<SpawnGrant>,
 }
 
 impl Capabilities {
@@ -58,7 +60,7 @@ impl Capabilities {
         let outbound =
             TaskOutbound::new(self.outbound.clone(), plugin.outbound.clone(), task.clone(), plugin.memory_bytes);
         let memory_bytes = usize::try_from(plugin.memory_bytes).unwrap_or(usize::MAX);
-        Invocation { task, outbound: Arc::new(outbound), spawner, memory_bytes }
+        Invocation { task, outbound: Arc::new(outbound), spawner, spawn: plugin.spawn.clone(), memory_bytes }
     }
 }
 

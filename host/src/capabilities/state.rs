@@ -7,7 +7,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::context::Spawner;
+use super::context::{SpawnGrant, Spawner};
 use super::limits::TaskLimiter;
 use super::outbound::TaskOutbound;
 use super::stdio::GuestOutput;
@@ -20,6 +20,8 @@ pub struct Invocation {
     pub task: Arc<Task>,
     pub outbound: Arc<TaskOutbound>,
     pub spawner: Arc<dyn Spawner>,
+    /// Plugins the task may spawn, from its plugin version's manifest.
+    pub spawn: Arc<SpawnGrant>,
     /// Linear memory the task may use.
     pub memory_bytes: usize,
 }

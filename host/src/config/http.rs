@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
+use super::within;
+
 /// How the API treats its clients' connections: what a slow or oversized request meets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,6 +69,9 @@ impl HttpConfig {
         if self.max_connections == 0 || self.max_control_body_kb == 0 {
             bail!("http.max_connections and http.max_control_body_kb must be at least 1");
         }
+        within("http.header_timeout_secs", self.header_timeout_secs, 1..=3600)?;
+        within("http.body_idle_timeout_secs", self.body_idle_timeout_secs, 1..=3600)?;
+        within("http.max_control_body_kb", self.max_control_body_kb, 1..=64 * 1024)?;
         Ok(())
     }
 }

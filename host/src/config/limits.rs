@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_LISTEN_BACKLOG, MIB, positive};
+use super::{DAY_SECS, DEFAULT_LISTEN_BACKLOG, MAX_MIB, MIB, positive, within};
 
 /// Most tasks one host may run at once: the instance pool is sized for all of them at start
 /// (a million slots already reserve terabytes of address space).
@@ -169,21 +169,28 @@ impl Limits {
         }
         for (key, value) in [
             ("limits.max_queued_tasks", self.max_queued_tasks.into()),
-            ("limits.task_timeout_secs", self.task_timeout_secs),
-            ("limits.max_component_mb", self.max_component_mb),
-            ("limits.max_input_mb", self.max_input_mb),
             ("limits.max_batch_tasks", self.max_batch_tasks.into()),
-            ("limits.max_batch_mb", self.max_batch_mb),
             ("limits.max_tokens", self.max_tokens.into()),
             ("limits.max_task_attempts", self.max_task_attempts.into()),
             ("limits.max_schedules", self.max_schedules.into()),
             ("limits.events_per_task", self.events_per_task.into()),
             ("limits.versions_per_plugin", self.versions_per_plugin.into()),
             ("limits.listen_backlog", self.listen_backlog.into()),
-            ("limits.max_output_mb", self.max_output_mb),
             ("limits.max_tasks_per_tree", self.max_tasks_per_tree.into()),
         ] {
             positive(key, value)?;
+        }
+        for (key, value, range) in [
+            ("limits.task_timeout_secs", self.task_timeout_secs, 1..=30 * DAY_SECS),
+            ("limits.max_wait_secs", self.max_wait_secs, 0..=3600),
+            ("limits.shutdown_grace_secs", self.shutdown_grace_secs, 0..=DAY_SECS),
+            ("limits.background_secs", self.background_secs, 0..=DAY_SECS),
+            ("limits.max_component_mb", self.max_component_mb, 1..=MAX_MIB),
+            ("limits.max_input_mb", self.max_input_mb, 1..=MAX_MIB),
+            ("limits.max_batch_mb", self.max_batch_mb, 1..=MAX_MIB),
+            ("limits.max_output_mb", self.max_output_mb, 1..=MAX_MIB),
+        ] {
+            within(key, value, range)?;
         }
         if !(64..=16_384).contains(&self.task_stack_kb) {
             bail!("limits.task_stack_kb must be between 64 and 16384 (got {})", self.task_stack_kb);

@@ -9,6 +9,7 @@ mod politeness;
 mod store;
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -25,6 +26,12 @@ pub const DEFAULT_DATA_DIR: &str = "./ignareo-data";
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
 const MIB: u64 = 1024 * 1024;
+
+/// Seconds in a day: the unit of the longest durations the host accepts.
+const DAY_SECS: u64 = 24 * 3600;
+
+/// The largest size in MiB any size limit may be: past it, a limit protects nothing.
+const MAX_MIB: u64 = 4096;
 
 /// Everything `ignareo serve` needs. Field names are the TOML keys.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +92,15 @@ fn positive(key: &str, value: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a value outside `range`: a duration or size past its range would overflow the
+/// clock arithmetic it feeds, or bound nothing.
+fn within(key: &str, value: u64, range: RangeInclusive<u64>) -> anyhow::Result<()> {
+    if !range.contains(&value) {
+        bail!("{key} must be between {} and {} (got {value})", range.start(), range.end());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +151,27 @@ mod tests {
                 .to_string()
                 .contains("limits.max_running_tasks must be between 1 and 1000000")
         );
+    }
+
+    #[test]
+    fn durations_sizes_and_rates_out_of_range_name_the_key() {
+        for (text, key) in [
+            ("[limits]\ntask_timeout_secs = 9223372036854775807", "limits.task_timeout_secs"),
+            ("[limits]\nmax_wait_secs = 86400", "limits.max_wait_secs"),
+            ("[limits]\nbackground_secs = 9223372036854775807", "limits.background_secs"),
+            ("[limits]\nmax_input_mb = 1000000", "limits.max_input_mb"),
+            ("[http]\nheader_timeout_secs = 100000", "http.header_timeout_secs"),
+            ("[outbound]\nrequest_timeout_ms = 9223372036854775807", "outbound.request_timeout_ms"),
+            ("[store]\nretain_finished_secs = 9223372036854775807", "store.retain_finished_secs"),
+            ("[outbound.politeness]\nrequests_per_second = 1e-300", "outbound.politeness.requests_per_second"),
+            ("[outbound.politeness]\nrequests_per_second = nan", "outbound.politeness.requests_per_second"),
+            ("[outbound.politeness]\nrequests_per_second = 1e300", "outbound.politeness.requests_per_second"),
+            ("[outbound.politeness]\nburst = 4000000000", "outbound.politeness.burst"),
+        ] {
+            let config: Config = toml::from_str(text).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

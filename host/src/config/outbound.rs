@@ -7,7 +7,7 @@ use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
 use super::politeness::Politeness;
-use super::{MIB, positive};
+use super::{DAY_SECS, MAX_MIB, MIB, positive, within};
 
 /// Outbound HTTP made on behalf of plugins.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,8 +68,8 @@ impl OutboundConfig {
     }
 
     pub(super) fn validate(&self) -> anyhow::Result<()> {
-        positive("outbound.request_timeout_ms", self.request_timeout_ms)?;
-        positive("outbound.max_response_mb", self.max_response_mb)?;
+        within("outbound.request_timeout_ms", self.request_timeout_ms, 1..=DAY_SECS * 1000)?;
+        within("outbound.max_response_mb", self.max_response_mb, 1..=MAX_MIB)?;
         positive("outbound.fetch_all_concurrency", self.fetch_all_concurrency.into())?;
         if self.fetch_all_concurrency > self.max_fetch_all_concurrency {
             bail!(

@@ -77,6 +77,14 @@ impl fmt::Display for Rate {
 /// Requests in flight to one destination host unless the operator says otherwise.
 pub const DEFAULT_MAX_CONCURRENT_PER_HOST: u32 = 8;
 
+/// The slowest rate a rule may set: one request a day. Slower, the time between two requests
+/// (and a burst's worth of them) leaves what the clock can count.
+const MIN_REQUESTS_PER_SECOND: f64 = 1.0 / 86_400.0;
+/// The fastest rate a rule may set; faster is no cap at all (leave the key out for that).
+const MAX_REQUESTS_PER_SECOND: f64 = 1_000_000.0;
+/// The largest burst a rule may set.
+const MAX_BURST: u32 = 100_000;
+
 impl Politeness {
     /// The host's defaults: 8 requests at once per destination, no rate cap.
     pub fn host_default() -> Self {
@@ -105,7 +113,8 @@ impl Politeness {
             && self.hosts.values().all(|h| h.max_concurrent_per_host.is_none() && h.requests_per_second.is_none())
     }
 
-    /// Refuses zero or non-finite limits, naming the key under `prefix`.
+    /// Refuses limits out of range (zero, negative, not finite, too slow or too large),
+    /// naming the key under `prefix`.
     pub fn validate(&self, prefix: &str) -> anyhow::Result<()> {
         let rules =
             std::iter::once((String::new(), self.max_concurrent_per_host, self.requests_per_second, self.burst)).chain(
@@ -118,14 +127,16 @@ impl Politeness {
                 bail!("{prefix}{scope}max_concurrent_per_host must be at least 1");
             }
             if let Some(rate) = rate
-                && !(rate.is_finite() && rate > 0.0)
+                && !(MIN_REQUESTS_PER_SECOND..=MAX_REQUESTS_PER_SECOND).contains(&rate)
             {
                 bail!(
-                    "{prefix}{scope}requests_per_second must be a positive number (got {rate}); leave it out for no rate cap"
+                    "{prefix}{scope}requests_per_second must be between {MIN_REQUESTS_PER_SECOND:.8} (one a day) and {MAX_REQUESTS_PER_SECOND} (got {rate}); leave it out for no rate cap"
                 );
             }
-            if burst == Some(0) {
-                bail!("{prefix}{scope}burst must be at least 1");
+            if let Some(burst) = burst
+                && !(1..=MAX_BURST).contains(&burst)
+            {
+                bail!("{prefix}{scope}burst must be between 1 and {MAX_BURST} (got {burst})");
             }
         }
         for host in self.hosts.keys() {

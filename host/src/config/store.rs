@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::positive;
+use super::{DAY_SECS, within};
 
 /// The embedded store (`<data_dir>/ignareo.db`: tasks, schedules, plugins, tokens; large outputs in `<data_dir>/ignareo.outputs/`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,8 +38,9 @@ impl StoreConfig {
     }
 
     pub(super) fn validate(&self) -> anyhow::Result<()> {
-        positive("store.retain_finished_secs", self.retain_finished_secs)?;
-        positive("store.prune_interval_secs", self.prune_interval_secs)?;
+        within("store.retain_finished_secs", self.retain_finished_secs, 1..=3650 * DAY_SECS)?;
+        within("store.prune_interval_secs", self.prune_interval_secs, 1..=DAY_SECS)?;
+        within("store.inline_output_kb", self.inline_output_kb, 0..=1024 * 1024)?;
         Ok(())
     }
 }

@@ -1,14 +1,16 @@
 //! A task's life once accepted: launched on its lane, waiting for its slots (or its end while
-//! queued), run, and ended exactly once, with its start and end recorded for durable tasks.
+//! queued), run, and ended exactly once, with its start and end recorded for durable tasks;
+//! a panic while it runs ends it `failed` too (see `unwind`).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
 use super::Scheduler;
 use super::lanes::Lane;
+use super::unwind;
 use crate::registry::LoadedVersion;
 use crate::store::TaskEnd;
 use crate::task::{Outcome, Task, TaskState};
@@ -22,7 +24,25 @@ impl Scheduler {
         self.tasks.insert(task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
         let lane = self.lanes.for_plugin(&task.plugin);
-        self.tracker.spawn_on(this.drive(task, version, input, lane), self.lanes.handle(lane));
+        self.tracker.spawn_on(this.drive_to_an_end(task, version, input, lane), self.lanes.handle(lane));
+    }
+
+    /// Drives a task; should the driver itself panic, the task still ends (`failed`, and so
+    /// recorded) instead of reading `running` forever. Its slots and queue place are given
+    /// back as the panic drops them.
+    async fn drive_to_an_end(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
+        let Err(panic) = unwind::caught(self.clone().drive(task.clone(), version, input, lane)).await else {
+            return;
+        };
+        tracing::error!(task = %task.id, plugin = %task.plugin, panic = %panic, "a task's driver panicked; the task ends failed");
+        if !task.state().is_final() {
+            let outcome = unwind::host_failure(&panic);
+            if task.durable {
+                self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome));
+            }
+            task.finish(outcome);
+            self.retire(&task);
+        }
     }
 
     async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
@@ -33,12 +53,13 @@ impl Scheduler {
                 None => std::future::pending().await,
             }
         };
+        let place = QueuePlace(&self.queued);
         let permits = tokio::select! {
             () = task.cancellation().cancelled() => Err(Outcome::Cancelled),
             () = inherited_deadline => Err(Outcome::TimedOut { ran: Duration::ZERO, inherited: true }),
             permits = self.slots.acquire(&task.plugin, version.limits.max_concurrency, lane) => Ok(permits),
         };
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        drop(place);
         let outcome = match &permits {
             // A recorded task not yet started when the host began to shut down stays queued
             // in the store for the next start, rather than starting in the grace period.
@@ -83,7 +104,7 @@ impl Scheduler {
         let invocation = self.capabilities.prepare(&version.capabilities, task.clone(), self.clone());
         let outcome = tokio::select! {
             () = task.cancellation().cancelled() => Outcome::Cancelled,
-            outcome = self.runtime.invoke(&version.linked, invocation, input, budget) => {
+            outcome = invoked(task, self.runtime.invoke(&version.linked, invocation, input, budget)) => {
                 self.lanes.record(&task.plugin, &outcome, task.exceeded_log_lines());
                 outcome
             }
@@ -116,5 +137,54 @@ impl Scheduler {
             }
         }
         self.tasks.keep_finished(task.id);
+    }
+}
+
+/// A task's place in the queue, given back when it leaves the queue (or its driver unwinds).
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The outcome of a task's invocation; a panic in it (a host call's, the runtime's) ends the
+/// task as a host error instead of unwinding through its driver.
+async fn invoked(task: &Task, invocation: impl Future<Output = Outcome>) -> Outcome {
+    unwind::caught(invocation).await.unwrap_or_else(|panic| {
+        tracing::error!(task = %task.id, plugin = %task.plugin, panic = %panic, "a host call panicked; the task ends failed");
+        unwind::host_failure(&panic)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{FailureKind, Origin};
+
+    #[tokio::test]
+    async fn an_invocation_that_panics_ends_its_task_as_a_host_error() {
+        let task = Task::new("p".into(), "v1".into(), Origin::Caller(None), Duration::from_secs(1), 16, 100);
+        let outcome = invoked(&task, async {
+            tokio::task::yield_now().await;
+            panic!("index out of bounds in a host call")
+        })
+        .await;
+        let Outcome::Failed(failure) = outcome else { panic!("a failure, got {}", outcome.describe()) };
+        assert_eq!(failure.kind, FailureKind::HostError);
+        assert!(failure.message.contains("index out of bounds in a host call"), "{}", failure.message);
+        assert!(matches!(invoked(&task, async { Outcome::Cancelled }).await, Outcome::Cancelled));
+    }
+
+    #[test]
+    fn a_queue_place_is_given_back_even_when_its_driver_unwinds() {
+        let queued = AtomicUsize::new(2);
+        let unwound = std::panic::catch_unwind(|| {
+            let _place = QueuePlace(&queued);
+            panic!("the driver broke");
+        });
+        assert!(unwound.is_err());
+        assert_eq!(queued.load(Ordering::Relaxed), 1);
     }
 }

@@ -23,6 +23,7 @@ mod lifecycle;
 mod recovery;
 mod slots;
 mod table;
+mod unwind;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -39,7 +40,7 @@ use crate::config::Limits;
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
-use crate::task::{Origin, Task, TaskId};
+use crate::task::{Origin, OwnerRefusal, Owners, Task, TaskId};
 use lanes::Lanes;
 pub use recovery::Recovered;
 use slots::Slots;
@@ -61,6 +62,9 @@ pub enum SubmitError {
     TimeoutTooLong { plugin: String, asked: u64, limit: u64 },
     #[error("{0}; the task was not accepted, retry later")]
     Store(#[from] StoreError),
+    /// The token the task would run for may not start it (now).
+    #[error("{0}")]
+    Owner(#[from] OwnerRefusal),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +104,8 @@ pub struct Scheduler {
     store: Arc<dyn Store>,
     runtime: Arc<Runtime>,
     capabilities: Capabilities,
+    /// What the token a task runs for may start: asked at every spawn and scheduled run.
+    owners: Arc<dyn Owners>,
     limits: Limits,
     tasks: TaskTable,
     slots: Slots,
@@ -116,6 +122,7 @@ impl Scheduler {
         store: Arc<dyn Store>,
         runtime: Arc<Runtime>,
         capabilities: Capabilities,
+        owners: Arc<dyn Owners>,
         limits: Limits,
         keep_finished_for: Duration,
     ) -> anyhow::Result<Arc<Self>> {
@@ -127,6 +134,7 @@ impl Scheduler {
             store,
             runtime,
             capabilities,
+            owners,
             tasks: TaskTable::new(limits.retain_finished_tasks as usize, keep_finished_for),
             slots: Slots::new(limits.max_running_tasks, limits.background_max_running()),
             limits,
@@ -162,8 +170,9 @@ impl Scheduler {
         tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
     }
 
-    /// Accepts a run of `schedule` like [`Scheduler::accept`]; the schedule's record of its
-    /// runs is committed with the task.
+    /// Accepts a run of `schedule` like [`Scheduler::accept`], if the token that defined it
+    /// may still trigger its plugin; the schedule's record of its runs is committed with the
+    /// task.
     pub async fn accept_run(
         &self,
         schedule: Arc<str>,
@@ -172,6 +181,7 @@ impl Scheduler {
         timeout: Option<Duration>,
         owner: Option<Arc<str>>,
     ) -> Result<Arc<Task>, SubmitError> {
+        self.may_start(owner.as_deref(), plugin)?;
         let tasks = self.commit_and_launch(plugin, vec![input], timeout, owner, Some(schedule)).await?;
         tasks.into_iter().next().ok_or_else(|| SubmitError::Store(StoreError::Write("no task was made".to_owned())))
     }
@@ -186,6 +196,11 @@ impl Scheduler {
         owner: Option<Arc<str>>,
     ) -> Result<Vec<Arc<Task>>, SubmitError> {
         self.commit_and_launch(plugin, inputs, timeout, owner, None).await
+    }
+
+    /// Whether tasks run for token `owner` may start tasks of `plugin` now.
+    pub fn may_start(&self, owner: Option<&str>, plugin: &str) -> Result<(), OwnerRefusal> {
+        self.owners.may_start(owner, plugin)
     }
 
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
@@ -242,7 +257,10 @@ impl Scheduler {
 }
 
 impl Spawner for Scheduler {
+    /// Starts a child only of a plugin the token of the parent's tree may trigger now, within
+    /// the tree's depth and size limits.
     fn spawn(&self, parent: &Task, plugin: &str, input: Bytes) -> Result<Arc<Task>, SpawnError> {
+        self.may_start(parent.owner.as_deref(), plugin).map_err(|e| SpawnError::Rejected(e.to_string()))?;
         if parent.depth >= self.limits.max_spawn_depth {
             self.lanes.mark_heavy(&parent.plugin);
             return Err(SpawnError::Rejected(format!(

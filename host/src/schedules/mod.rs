@@ -10,6 +10,11 @@
 //!   interval counts from the resume).
 //! - A run that cannot be accepted (plugin deleted, queue full, store failing) is not
 //!   retried: the schedule shows why in `last_error` and runs again at its next time.
+//! - A schedule runs for the token that defined it, checked at every run: once that token is
+//!   revoked (or may not trigger the plugin), the schedule is paused and `last_error` says
+//!   why; an admin may define it anew to run it under another token.
+//! - Who may change a schedule is checked under the same lock as the change itself, so a
+//!   schedule cannot change hands between the check and the change.
 //! - A run and its task are committed together (see the store's contract), so a crash can
 //!   neither lose a run that started a task nor run it twice.
 
@@ -26,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use timing::{MAX_INTERVAL, Timing};
 
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Scheduler, SubmitError};
 use crate::store::{ScheduleRecord, Store, StoreError};
+use crate::task::OwnerRefusal;
 
 /// The longest the loop sleeps before looking at the clock again, so that a jump of the
 /// wall clock is noticed.
@@ -39,6 +45,8 @@ pub enum ScheduleError {
     NotFound(String),
     #[error("{0} schedules exist already (limits.max_schedules): delete some first")]
     TooMany(usize),
+    #[error("schedule {0:?} was defined with another token; only it or an admin may change it")]
+    Forbidden(String),
     #[error("{0}; the schedule was not changed, retry later")]
     Store(#[from] StoreError),
 }
@@ -92,6 +100,23 @@ impl Entry {
     fn snapshot(&self) -> Snapshot {
         Snapshot { record: self.record.clone(), next_run_at: self.due, last_error: self.last_error.clone() }
     }
+
+    /// Pauses a schedule whose token may start no more runs, saying why.
+    fn stop(&mut self, refusal: &OwnerRefusal, now: SystemTime) {
+        self.record.paused = true;
+        self.plan(now);
+        self.last_error = Some(format!(
+            "{refusal}; the schedule is paused: an admin may define it anew to run it under another token"
+        ));
+    }
+
+    /// Refuses the change unless `may_change` allows it for this schedule's token.
+    fn check_owner(&self, may_change: impl Fn(Option<&str>) -> bool) -> Result<(), ScheduleError> {
+        if may_change(self.record.owner.as_deref()) {
+            return Ok(());
+        }
+        Err(ScheduleError::Forbidden(self.record.name.clone()))
+    }
 }
 
 /// A run that came due.
@@ -132,8 +157,12 @@ impl Schedules {
                     (None, Some(e))
                 }
             };
+            let refusal = scheduler.may_start(record.owner.as_deref(), &record.plugin).err();
             let mut entry = Entry::new(record, timing, now);
             entry.last_error = error;
+            if let Some(refusal) = refusal {
+                entry.stop(&refusal, now);
+            }
             entries.insert(entry.record.name.clone(), entry);
         }
         Ok(Arc::new(Self {
@@ -154,19 +183,23 @@ impl Schedules {
         self.entries.lock().get(name).map(Entry::snapshot)
     }
 
-    /// Defines a schedule, or defines an existing one anew (its counts kept; its runs are
-    /// then `owner`'s). Answers the schedule and whether it is new.
+    /// Defines a schedule, or defines an existing one anew if `may_change` allows it for its
+    /// token (its counts kept; its runs are then `owner`'s). Answers the schedule and whether
+    /// it is new.
     pub async fn put(
         &self,
         name: &str,
         definition: Definition,
         owner: Option<Arc<str>>,
+        may_change: impl Fn(Option<&str>) -> bool,
     ) -> Result<(Snapshot, bool), ScheduleError> {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
         let (existing, count) = {
             let entries = self.entries.lock();
-            (entries.get(name).map(|e| e.record.clone()), entries.len())
+            let existing =
+                entries.get(name).map(|e| e.check_owner(&may_change).map(|()| e.record.clone())).transpose()?;
+            (existing, entries.len())
         };
         if existing.is_none() && count >= self.max {
             return Err(ScheduleError::TooMany(count));
@@ -206,16 +239,22 @@ impl Schedules {
         Ok((snapshot, existing.is_none()))
     }
 
-    /// Pauses or resumes a schedule; a resumed one runs at its next time after now.
-    pub async fn set_paused(&self, name: &str, paused: bool) -> Result<Snapshot, ScheduleError> {
+    /// Pauses or resumes a schedule if `may_change` allows it for its token; a resumed one
+    /// runs at its next time after now.
+    pub async fn set_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        may_change: impl Fn(Option<&str>) -> bool,
+    ) -> Result<Snapshot, ScheduleError> {
         let _edit = self.edits.lock().await;
         let now = SystemTime::now();
         let mut record = self
             .entries
             .lock()
             .get(name)
-            .map(|e| e.record.clone())
-            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))?;
+            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))
+            .and_then(|e| e.check_owner(may_change).map(|()| e.record.clone()))?;
         if record.paused == paused {
             return self.get(name).ok_or_else(|| ScheduleError::NotFound(name.to_owned()));
         }
@@ -236,16 +275,48 @@ impl Schedules {
         Ok(snapshot)
     }
 
-    /// Deletes a schedule; a run already started goes on as an ordinary task.
-    pub async fn delete(&self, name: &str) -> Result<(), ScheduleError> {
+    /// Deletes a schedule if `may_change` allows it for its token; a run already started goes
+    /// on as an ordinary task.
+    pub async fn delete(&self, name: &str, may_change: impl Fn(Option<&str>) -> bool) -> Result<(), ScheduleError> {
         let _edit = self.edits.lock().await;
-        if !self.entries.lock().contains_key(name) {
-            return Err(ScheduleError::NotFound(name.to_owned()));
-        }
+        self.entries
+            .lock()
+            .get(name)
+            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))
+            .and_then(|e| e.check_owner(may_change))?;
         self.store.delete_schedule(name.to_owned()).await?;
         self.entries.lock().remove(name);
         self.changed.notify_one();
         Ok(())
+    }
+
+    /// Pauses the schedules defined with token `owner`, which may start no more runs (it was
+    /// revoked), saying why in their `last_error`.
+    pub async fn stop_runs_of(&self, owner: &str, refusal: &OwnerRefusal) {
+        let _edit = self.edits.lock().await;
+        let now = SystemTime::now();
+        let stopped: Vec<ScheduleRecord> = self
+            .entries
+            .lock()
+            .values_mut()
+            .filter(|e| e.record.owner.as_deref() == Some(owner))
+            .map(|entry| {
+                entry.stop(refusal, now);
+                entry.record.clone()
+            })
+            .collect();
+        self.record_stopped(stopped).await;
+    }
+
+    /// Records schedules paused by [`Entry::stop`]. They stay paused in memory if the store
+    /// fails: a restart stops them again, since their token is checked when they are loaded.
+    async fn record_stopped(&self, stopped: Vec<ScheduleRecord>) {
+        for record in stopped {
+            let name = record.name.clone();
+            if let Err(e) = self.store.put_schedule(record).await {
+                tracing::warn!(schedule = %name, error = %e, "a stopped schedule's pause could not be recorded");
+            }
+        }
     }
 
     /// Starts the runs that come due, until `stop`.
@@ -296,8 +367,13 @@ impl Schedules {
     }
 
     async fn start(self: Arc<Self>, run: Run) {
+        let owner = run.owner.clone();
         let result =
             self.scheduler.accept_run(run.schedule.clone(), &run.plugin, run.input, run.timeout, run.owner).await;
+        if let Err(SubmitError::Owner(refusal)) = &result {
+            self.stop_refused(&run.schedule, owner.as_deref(), refusal).await;
+            return;
+        }
         let mut entries = self.entries.lock();
         let Some(entry) = entries.get_mut(&*run.schedule) else {
             return;
@@ -316,5 +392,25 @@ impl Schedules {
                 entry.last_error = Some(e.to_string());
             }
         }
+    }
+
+    /// Pauses a schedule whose run its token may not start, unless it was defined anew (for
+    /// another token) meanwhile.
+    async fn stop_refused(&self, name: &str, owner: Option<&str>, refusal: &OwnerRefusal) {
+        tracing::warn!(schedule = %name, error = %refusal, "a scheduled run was refused for its token; the schedule is paused");
+        let _edit = self.edits.lock().await;
+        let stopped = {
+            let mut entries = self.entries.lock();
+            let Some(entry) = entries.get_mut(name) else {
+                return;
+            };
+            entry.starting = false;
+            if entry.record.owner.as_deref() != owner {
+                return;
+            }
+            entry.stop(refusal, SystemTime::now());
+            entry.record.clone()
+        };
+        self.record_stopped(vec![stopped]).await;
     }
 }

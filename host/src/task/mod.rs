@@ -7,6 +7,7 @@
 mod clock;
 pub mod events;
 mod name;
+mod owner;
 mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use clock::{epoch_ms, from_epoch_ms, millis};
 use events::{EventKind, EventLog, Level};
 pub use name::{NAME_RULE, is_valid_name};
+pub use owner::{OwnerRefusal, Owners};
 pub use state::{Failure, FailureKind, Outcome, Status, TaskId, TaskState};
 
 /// Where a task comes from: an API caller (by token id) or a task that spawned it.

@@ -101,11 +101,21 @@ pub enum FailureKind {
     /// The task hit a per-task limit other than memory (call stack, output size, sessions);
     /// the message names it.
     ResourceLimit,
+    /// The host itself failed while running the task (a panic in a host call): a bug of the
+    /// host's, not the plugin's; the message says what failed.
+    HostError,
 }
 
 impl FailureKind {
-    const ALL: [Self; 6] =
-        [Self::InvalidInput, Self::TaskError, Self::Trap, Self::MemoryLimit, Self::Instantiate, Self::ResourceLimit];
+    const ALL: [Self; 7] = [
+        Self::InvalidInput,
+        Self::TaskError,
+        Self::Trap,
+        Self::MemoryLimit,
+        Self::Instantiate,
+        Self::ResourceLimit,
+        Self::HostError,
+    ];
 
     /// The name the API and the store use.
     pub fn as_str(self) -> &'static str {
@@ -116,6 +126,7 @@ impl FailureKind {
             Self::MemoryLimit => "memory-limit",
             Self::Instantiate => "instantiate",
             Self::ResourceLimit => "resource-limit",
+            Self::HostError => "host-error",
         }
     }
 }
