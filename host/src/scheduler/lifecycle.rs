@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-
 use super::Scheduler;
 use super::lanes::Lane;
+use super::payloads::Input;
 use crate::registry::LoadedVersion;
 use crate::store::TaskEnd;
 use crate::task::{Outcome, Task, TaskState};
@@ -18,14 +17,14 @@ const SHUT_DOWN: &str = "the host shut down before this task ended; the next sta
                          or applies the plugin's on_interrupt policy if it had";
 
 impl Scheduler {
-    pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
+    pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input) {
         self.tasks.insert(task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
         let lane = self.lanes.for_plugin(&task.plugin);
         self.tracker.spawn_on(this.drive(task, version, input, lane), self.lanes.handle(lane));
     }
 
-    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
+    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input, lane: Lane) {
         // A spawned task may reach its parent's deadline while still queued.
         let inherited_deadline = async {
             match task.inherited_deadline {
@@ -39,6 +38,8 @@ impl Scheduler {
             permits = self.slots.acquire(&task.plugin, version.limits.max_concurrency, lane) => Ok(permits),
         };
         self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.unqueue_input(&input);
+        self.refill_backlog();
         let outcome = match &permits {
             // A recorded task not yet started when the host began to shut down stays queued
             // in the store for the next start, rather than starting in the grace period.
@@ -50,7 +51,10 @@ impl Scheduler {
                 if task.durable {
                     self.store.started(task.id, task.attempts(), SystemTime::now());
                 }
-                self.run(&task, &version, &input).await
+                match self.take_input(&task, input).await {
+                    Ok(input) => self.run(&task, &version, &input).await,
+                    Err(outcome) => outcome,
+                }
             }
             Ok(_) => Outcome::Cancelled,
             Err(outcome) => outcome.clone(),
