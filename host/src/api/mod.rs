@@ -1,11 +1,13 @@
 //! The HTTP API under `/v1`, plus `/healthz`. Handlers translate HTTP to calls on the
 //! registry, the scheduler and the schedules and back; every refusal is an [`ApiError`].
 
+mod batch;
 mod body_limit;
 mod error;
 mod events;
 mod extract;
 mod openapi;
+mod pages;
 mod plugins;
 mod schedules;
 mod task_view;
@@ -47,7 +49,7 @@ pub fn router(state: AppState) -> Router {
     let limits = state.scheduler.limits();
     let upload = BodyLimit::new(limits.max_component_bytes(), "limits.max_component_mb");
     let input = BodyLimit::new(limits.max_input_bytes(), "limits.max_input_mb");
-    let batch = BodyLimit::new(limits.max_batch_bytes(), "limits.max_batch_mb");
+    let batch_body = BodyLimit::new(limits.max_batch_bytes(), "limits.max_batch_mb");
     let control = BodyLimit::new(state.config.http.max_control_body_bytes(), "http.max_control_body_kb");
     Router::new()
         .route("/healthz", get(health))
@@ -57,7 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", control.on(post(plugins::rollback)))
         .route("/v1/plugins/{name}/run", input.on(post(tasks::run)))
         .route("/v1/plugins/{name}/tasks", input.on(post(tasks::submit)))
-        .route("/v1/plugins/{name}/tasks:batch", batch.on(post(tasks::submit_batch)))
+        .route("/v1/plugins/{name}/tasks:batch", batch_body.on(post(batch::submit_batch)))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
         .route("/v1/tasks/{id}/events", get(events::events))

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{AppState, events, plugins, schedules, tasks, tokens};
+use super::{AppState, batch, events, plugins, schedules, tasks, tokens};
 use crate::config::Limits;
 
 /// The bearer scheme, required by every operation that does not opt out.
@@ -37,7 +37,7 @@ impl Modify for BearerAuth {
         plugins::rollback,
         tasks::run,
         tasks::submit,
-        tasks::submit_batch,
+        batch::submit_batch,
         tasks::list,
         tasks::show,
         tasks::cancel,
@@ -87,7 +87,11 @@ fn bound_parameters(doc: &mut Value, limits: &Limits) {
             let types: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
             parameter["schema"]["type"] = if types.len() == 1 { types[0].clone() } else { Value::Array(types) };
         }
-        for (name, maximum) in [("timeout", limits.task_timeout_secs), ("wait", limits.max_wait_secs)] {
+        for (name, maximum) in [
+            ("timeout", limits.task_timeout_secs),
+            ("wait", limits.max_wait_secs),
+            ("limit", limits.max_list_page.into()),
+        ] {
             if parameter["name"] == name && parameter["in"] == "query" {
                 parameter["schema"]["maximum"] = json!(maximum);
             }

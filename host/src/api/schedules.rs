@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ErrorBody, Refusals};
-use super::extract::{Body, ScheduleName};
-use super::{ApiError, AppState};
+use super::extract::{Body, Query, ScheduleName};
+use super::{ApiError, AppState, pages};
 use crate::auth::Caller;
 use crate::schedules::{Definition, MAX_INTERVAL, Snapshot, Timing};
 use crate::task::{NAME_RULE, epoch_ms, is_valid_name};
@@ -54,15 +55,17 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: 
     T::deserialize(deserializer).map(Some)
 }
 
-/// A schedule as the API shows it.
+/// A schedule as the API shows it; its input is passed through as it was defined, not parsed
+/// into a tree.
 #[derive(Serialize, ToSchema)]
-pub struct ScheduleView {
-    name: String,
-    plugin: String,
+pub struct ScheduleView<'a> {
+    name: &'a str,
+    plugin: &'a str,
     /// The input of every run.
-    input: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    input: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cron: Option<String>,
+    cron: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     interval_secs: Option<u64>,
     timeout_secs: Option<u64>,
@@ -83,15 +86,15 @@ pub struct ScheduleView {
     /// Runs skipped because the previous one had not ended.
     skipped: u64,
     /// Why its last run could not start, if it could not.
-    last_error: Option<String>,
+    last_error: Option<&'a str>,
 }
 
-impl ScheduleView {
-    fn of(snapshot: Snapshot) -> Self {
+impl<'a> ScheduleView<'a> {
+    fn of(snapshot: &'a Snapshot) -> Self {
         let Snapshot { record, next_run_at, last_error } = snapshot;
         Self {
-            input: (!record.input.is_empty()).then(|| serde_json::from_slice(&record.input).ok()).flatten(),
-            cron: record.cron,
+            input: serde_json::from_slice(&record.input).ok(),
+            cron: record.cron.as_deref(),
             interval_secs: record.interval.map(|i| i.as_secs()),
             timeout_secs: record.timeout.map(|t| t.as_secs()),
             overlap: record.overlap,
@@ -103,16 +106,33 @@ impl ScheduleView {
             last_task: record.last_task,
             runs: record.runs,
             skipped: record.skipped,
-            last_error,
-            name: record.name,
-            plugin: record.plugin,
+            last_error: last_error.as_deref(),
+            name: &record.name,
+            plugin: &record.plugin,
         }
+    }
+
+    fn json(snapshot: &Snapshot) -> axum::Json<ScheduleView<'_>> {
+        axum::Json(ScheduleView::of(snapshot))
     }
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ScheduleList {
-    schedules: Vec<ScheduleView>,
+pub struct ScheduleList<'a> {
+    schedules: Vec<ScheduleView<'a>>,
+    /// The cursor of the next page (`after=`), or null on the last page.
+    next: Option<String>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// At most this many, by name (default and maximum `limits.max_list_page`).
+    #[param(minimum = 1)]
+    limit: Option<usize>,
+    /// The page after the one whose `next` this is (a schedule's name).
+    after: Option<String>,
 }
 
 /// Define a schedule (or define it anew): its runs are tasks of its plugin.
@@ -149,7 +169,7 @@ pub async fn put(
         .put(&name, definition, caller.token_id.clone(), |owner| caller.can_change_schedule_of(owner))
         .await?;
     tracing::info!(schedule = %name, plugin = %snapshot.record.plugin, created, "schedule defined");
-    let view = axum::Json(ScheduleView::of(snapshot));
+    let view = ScheduleView::json(&snapshot);
     Ok(if created {
         (StatusCode::CREATED, [(header::LOCATION, format!("/v1/schedules/{name}"))], view).into_response()
     } else {
@@ -216,19 +236,31 @@ fn definition(state: &AppState, request: ScheduleRequest) -> Result<Definition, 
 }
 
 /// The schedules: all of them for `read` and `admin` tokens; a `trigger` token sees those it defined.
-#[utoipa::path(get, path = "/v1/schedules", operation_id = "list_schedules", tag = "schedules", responses(
-    (status = 200, description = "The schedules, by name", body = ScheduleList),
+#[utoipa::path(get, path = "/v1/schedules", operation_id = "list_schedules", tag = "schedules", params(ListQuery), responses(
+    (status = 200, description = "The schedules, by name, one page", body = ScheduleList),
     Refusals,
 ))]
-pub async fn list(caller: Caller, State(state): State<AppState>) -> axum::Json<ScheduleList> {
-    let schedules = state
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let max = state.scheduler.limits().max_list_page;
+    let limit = pages::limit(query.limit, max as usize, max)?;
+    let mut schedules: Vec<Snapshot> = state
         .schedules
         .list()
         .into_iter()
+        .filter(|s| query.after.as_deref().is_none_or(|after| s.record.name.as_str() > after))
         .filter(|s| caller.can_see_task_of(s.record.owner.as_deref()))
-        .map(ScheduleView::of)
+        .take(limit + 1)
         .collect();
-    axum::Json(ScheduleList { schedules })
+    let next = (schedules.len() > limit)
+        .then(|| schedules.truncate(limit))
+        .and_then(|()| schedules.last().map(|s| s.record.name.clone()));
+    Ok(pages::json_page("schedules", schedules, next.as_deref(), |snapshot| async move {
+        Ok::<_, pages::RenderError>(serde_json::to_vec(&ScheduleView::of(&snapshot))?)
+    }))
 }
 
 /// A schedule: its definition, next and last run, counts.
@@ -243,9 +275,9 @@ pub async fn show(
     caller: Caller,
     State(state): State<AppState>,
     ScheduleName(name): ScheduleName,
-) -> Result<axum::Json<ScheduleView>, ApiError> {
+) -> Result<Response, ApiError> {
     let snapshot = find(&state, &caller, &name)?;
-    Ok(axum::Json(ScheduleView::of(snapshot)))
+    Ok(ScheduleView::json(&snapshot).into_response())
 }
 
 /// Delete a schedule; a run already started goes on as an ordinary task.
@@ -281,7 +313,7 @@ pub async fn pause(
     caller: Caller,
     State(state): State<AppState>,
     ScheduleName(name): ScheduleName,
-) -> Result<axum::Json<ScheduleView>, ApiError> {
+) -> Result<Response, ApiError> {
     set_paused(&state, &caller, &name, true).await
 }
 
@@ -298,20 +330,15 @@ pub async fn resume(
     caller: Caller,
     State(state): State<AppState>,
     ScheduleName(name): ScheduleName,
-) -> Result<axum::Json<ScheduleView>, ApiError> {
+) -> Result<Response, ApiError> {
     set_paused(&state, &caller, &name, false).await
 }
 
-async fn set_paused(
-    state: &AppState,
-    caller: &Caller,
-    name: &str,
-    paused: bool,
-) -> Result<axum::Json<ScheduleView>, ApiError> {
+async fn set_paused(state: &AppState, caller: &Caller, name: &str, paused: bool) -> Result<Response, ApiError> {
     find(state, caller, name)?;
     let snapshot = state.schedules.set_paused(name, paused, |owner| caller.can_change_schedule_of(owner)).await?;
     tracing::info!(schedule = %name, paused, "schedule {}", if paused { "paused" } else { "resumed" });
-    Ok(axum::Json(ScheduleView::of(snapshot)))
+    Ok(ScheduleView::json(&snapshot).into_response())
 }
 
 /// The schedule, if this caller may see it.

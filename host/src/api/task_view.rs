@@ -3,6 +3,7 @@
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::ApiError;
@@ -42,9 +43,10 @@ struct ErrorView {
     message: String,
 }
 
-/// A task as the API shows it.
+/// A task as the API shows it; its output is passed through as the task returned it, not
+/// parsed into a tree.
 #[derive(Serialize, ToSchema)]
-pub struct TaskView {
+pub struct TaskView<'a> {
     #[schema(value_type = String, format = Uuid)]
     id: TaskId,
     plugin: String,
@@ -66,7 +68,8 @@ pub struct TaskView {
     attempts: u32,
     /// Output that is JSON.
     #[serde(skip_serializing_if = "Option::is_none")]
-    output: Option<serde_json::Value>,
+    #[schema(value_type = Option<serde_json::Value>)]
+    output: Option<&'a RawValue>,
     /// Output that is not JSON, base64-encoded.
     #[serde(skip_serializing_if = "Option::is_none")]
     output_base64: Option<String>,
@@ -74,15 +77,21 @@ pub struct TaskView {
     error: Option<ErrorView>,
 }
 
-impl TaskView {
-    pub(super) fn of(task: &Task) -> Self {
+impl<'a> TaskView<'a> {
+    /// The view of `task`, with `output` if it succeeded (see [`Scheduler::output`]).
+    ///
+    /// [`Scheduler::output`]: crate::scheduler::Scheduler::output
+    pub(super) fn of(task: &Task, output: Option<&'a [u8]>) -> Self {
         let Status { state, started_at, finished_at, outcome } = task.status();
-        let (mut output, mut output_base64, mut error) = (None, None, None);
+        let (mut json, mut output_base64, mut error) = (None, None, None);
         match &outcome {
-            Some(Outcome::Succeeded(bytes)) => match serde_json::from_slice(bytes) {
-                Ok(value) => output = Some(value),
-                Err(_) => output_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-            },
+            Some(Outcome::Succeeded(_)) => {
+                let bytes = output.unwrap_or_default();
+                match serde_json::from_slice::<&RawValue>(bytes) {
+                    Ok(raw) => json = Some(raw),
+                    Err(_) => output_base64 = Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                }
+            }
             Some(other) => error = Some(ErrorView { kind: error_kind(other), message: other.describe() }),
             None => {}
         }
@@ -99,7 +108,7 @@ impl TaskView {
             duration_ms: started_at.zip(finished_at).map(|(s, f)| f.duration_since(s).map_or(0, millis)),
             timeout_ms: millis(task.timeout),
             attempts: task.attempts(),
-            output,
+            output: json,
             output_base64,
             error,
         }

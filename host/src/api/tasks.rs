@@ -1,8 +1,9 @@
-//! Tasks: run synchronously, submit asynchronously (one or a batch), look up (with
-//! long-polling), list, cancel. Their events stream from [`super::events`].
+//! Tasks: run synchronously, submit asynchronously (one; many at once in [`super::batch`]),
+//! look up (with long-polling), list (a page at a time, see [`super::pages`]), cancel. Their
+//! events stream from [`super::events`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,14 +14,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ErrorBody, Refusals};
 use super::extract::{Body, PluginName, Query, TaskIdParam};
 use super::task_view::{TaskView, outcome_error};
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, pages};
 use crate::auth::{Caller, Forbidden};
 use crate::task::{Outcome, Task, TaskId, TaskState};
 
 /// How long `DELETE /v1/tasks/{id}` waits for the task to stop before answering.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 const DEFAULT_LIST_LIMIT: usize = 100;
-const MAX_LIST_LIMIT: usize = 1_000;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +28,7 @@ const MAX_LIST_LIMIT: usize = 1_000;
 pub struct SubmitQuery {
     /// Seconds this task may run, at most the plugin's limit; that limit if absent.
     #[param(minimum = 1)]
-    timeout: Option<u64>,
+    pub(super) timeout: Option<u64>,
 }
 
 /// Run a task and answer its output.
@@ -95,104 +95,14 @@ pub async fn submit(
     let timeout = task_timeout(&state, &query)?;
     let task = state.scheduler.accept(&name, input, timeout, caller.token_id).await?;
     let location = format!("/v1/tasks/{}", task.id);
-    let mut response =
-        (StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(TaskView::of(&task))).into_response();
+    // Not read from the store: a task that ended already almost surely holds its output still
+    // (the finished tasks' budget lets go of the oldest first), and an accepted task's answer
+    // must not fail on a read.
+    let output = task.output();
+    let view = axum::Json(TaskView::of(&task, output.as_deref()));
+    let mut response = (StatusCode::ACCEPTED, [(header::LOCATION, location)], view).into_response();
     identify(&mut response, &task);
     Ok(response)
-}
-
-/// Many tasks of one plugin, submitted together.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Batch {
-    /// One task per input, each given to the plugin as JSON.
-    #[schema(min_items = 1)]
-    inputs: Vec<serde_json::Value>,
-}
-
-/// The tasks of a batch, all committed.
-#[derive(Serialize, ToSchema)]
-pub struct BatchAccepted {
-    plugin: String,
-    version: String,
-    count: usize,
-    /// The tasks' ids, in the order of the inputs.
-    #[schema(value_type = Vec<String>)]
-    ids: Vec<TaskId>,
-}
-
-/// Accept many tasks in one request, committed together (all or none).
-#[utoipa::path(post, path = "/v1/plugins/{name}/tasks:batch", operation_id = "submit_batch", tag = "tasks", params(PluginName, SubmitQuery), request_body = Batch,
-    responses(
-        (status = 202, description = "Accepted: every task is recorded and waits for a running slot", body = BatchAccepted),
-        (status = 400, description = "Not a batch, an empty one, or more inputs than limits.max_batch_tasks", body = ErrorBody),
-        (status = 404, description = "No such plugin", body = ErrorBody),
-        (status = 413, description = "An input over limits.max_input_mb, or a body over limits.max_batch_mb", body = ErrorBody),
-        (status = 429, description = "No room in the queue for the whole batch (Retry-After)", body = ErrorBody),
-        (status = 503, description = "Shutting down, or the tasks could not be recorded (Retry-After)", body = ErrorBody),
-        Refusals,
-    ))]
-pub async fn submit_batch(
-    caller: Caller,
-    State(state): State<AppState>,
-    PluginName(name): PluginName,
-    Query(query): Query<SubmitQuery>,
-    Body(body): Body,
-) -> Result<Response, ApiError> {
-    caller.require_trigger(&name)?;
-    let timeout = task_timeout(&state, &query)?;
-    let batch: Batch = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!("invalid batch ({e}); send {{\"inputs\": [{{\"url\": \"...\"}}, {{\"url\": \"...\"}}]}}"),
-        )
-    })?;
-    let inputs = batch_inputs(&state, &batch)?;
-    let tasks = state.scheduler.accept_many(&name, inputs, timeout, caller.token_id).await?;
-    let version = tasks.first().map(|t| t.version.to_string()).unwrap_or_default();
-    let ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
-    Ok((StatusCode::ACCEPTED, axum::Json(BatchAccepted { plugin: name, version, count: ids.len(), ids }))
-        .into_response())
-}
-
-/// Each input as the bytes its task gets, within the batch's and the inputs' limits.
-fn batch_inputs(state: &AppState, batch: &Batch) -> Result<Vec<bytes::Bytes>, ApiError> {
-    let limits = state.scheduler.limits();
-    if batch.inputs.is_empty() {
-        return Err(ApiError::bad_request("bad_batch", "inputs holds no input: send at least one"));
-    }
-    if batch.inputs.len() > limits.max_batch_tasks as usize {
-        return Err(ApiError::bad_request(
-            "too_many_inputs",
-            format!(
-                "{} inputs exceed limits.max_batch_tasks ({}); split the batch",
-                batch.inputs.len(),
-                limits.max_batch_tasks
-            ),
-        ));
-    }
-    let max_input = limits.max_input_bytes();
-    batch
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, input)| {
-            let bytes = serde_json::to_vec(input)
-                .map_err(|e| ApiError::bad_request("bad_batch", format!("inputs[{i}]: {e}")))?;
-            if bytes.len() > max_input {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "input_too_large",
-                    format!(
-                        "inputs[{i}] is {} bytes, over limits.max_input_mb ({} MiB)",
-                        bytes.len(),
-                        limits.max_input_mb
-                    ),
-                ));
-            }
-            Ok(bytes::Bytes::from(bytes))
-        })
-        .collect()
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -215,7 +125,7 @@ pub async fn show(
     State(state): State<AppState>,
     TaskIdParam(id): TaskIdParam,
     Query(query): Query<ShowQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let task = find(&state, &caller, id)?;
     if let Some(wait) = query.wait {
         let max = state.scheduler.limits().max_wait_secs;
@@ -227,7 +137,16 @@ pub async fn show(
         }
         let _ = tokio::time::timeout(Duration::from_secs_f64(wait), task.finished()).await;
     }
-    Ok(axum::Json(TaskView::of(&task)))
+    view(&state, &task).await
+}
+
+/// The task's view, its output read from the store if it is no longer in memory.
+async fn view(state: &AppState, task: &Task) -> Result<Response, ApiError> {
+    let output = state.scheduler.output(task).await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("{e}; retry later"))
+            .with_task(task.id)
+    })?;
+    Ok(axum::Json(TaskView::of(task, output.as_deref())).into_response())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -240,39 +159,68 @@ pub struct ListQuery {
     schedule: Option<String>,
     /// Only tasks in this state.
     state: Option<TaskState>,
-    /// At most this many, newest first (default 100).
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many, newest first (default 100, at most `limits.max_list_page`).
+    #[param(minimum = 1)]
     limit: Option<usize>,
+    /// The page after the one whose `next` this is.
+    after: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct TaskList {
-    tasks: Vec<TaskView>,
+pub struct TaskList<'a> {
+    tasks: Vec<TaskView<'a>>,
+    /// The cursor of the next page (`after=`), or null on the last page.
+    next: Option<String>,
+}
+
+/// Where a page of tasks starts: after the task that `next` named, in the order of the
+/// listing (newest first: by submission time, then id).
+fn cursor(after: &str) -> Result<(SystemTime, TaskId), ApiError> {
+    let bad =
+        || ApiError::bad_request("bad_query", format!("after={after:?} is not a cursor: pass the `next` of a page"));
+    let (nanos, id) = after.split_once('_').ok_or_else(bad)?;
+    let nanos: u128 = nanos.parse().map_err(|_| bad())?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| bad())?;
+    let subsec = u32::try_from(nanos % 1_000_000_000).map_err(|_| bad())?;
+    let at = UNIX_EPOCH.checked_add(Duration::new(secs, subsec)).ok_or_else(bad)?;
+    Ok((at, id.parse().map_err(|_| bad())?))
+}
+
+/// The cursor of the page after `task`.
+fn cursor_after(task: &Task) -> String {
+    let nanos = task.submitted_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{nanos}_{}", task.id)
 }
 
 /// Recent tasks: every task for `read` and `admin` tokens; a `trigger` token sees the tasks it submitted.
 #[utoipa::path(get, path = "/v1/tasks", operation_id = "list_tasks", tag = "tasks", params(ListQuery), responses(
-    (status = 200, description = "The tasks, newest first", body = TaskList),
+    (status = 200, description = "The tasks, newest first, one page", body = TaskList),
     Refusals,
 ))]
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request("bad_query", format!("limit must be between 1 and {MAX_LIST_LIMIT}")));
-    }
+) -> Result<Response, ApiError> {
+    let limit = pages::limit(query.limit, DEFAULT_LIST_LIMIT, state.scheduler.limits().max_list_page)?;
+    let after = query.after.as_deref().map(cursor).transpose()?;
     let wanted = |t: &Task| {
         query.plugin.as_deref().is_none_or(|p| t.plugin == p)
             && query.schedule.as_deref().is_none_or(|s| t.schedule.as_deref() == Some(s))
             && query.state.is_none_or(|s| t.state() == s)
             && caller.can_see_task_of(t.owner.as_deref())
     };
-    let tasks = state.scheduler.list(wanted, limit);
-    let views: Vec<TaskView> = tasks.iter().map(|t| TaskView::of(t)).collect();
-    Ok(axum::Json(TaskList { tasks: views }))
+    let mut tasks = state.scheduler.list(wanted, after, limit + 1);
+    let next =
+        (tasks.len() > limit).then(|| tasks.truncate(limit)).and_then(|()| tasks.last().map(|t| cursor_after(t)));
+    let scheduler = state.scheduler.clone();
+    Ok(pages::json_page("tasks", tasks, next.as_deref(), move |task| {
+        let scheduler = scheduler.clone();
+        async move {
+            let output = scheduler.output(&task).await?;
+            Ok::<_, pages::RenderError>(serde_json::to_vec(&TaskView::of(&task, output.as_deref()))?)
+        }
+    }))
 }
 
 /// Cancel a task; it stops at once, even in the middle of a request.
@@ -286,7 +234,7 @@ pub async fn cancel(
     caller: Caller,
     State(state): State<AppState>,
     TaskIdParam(id): TaskIdParam,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let task = find(&state, &caller, id)?;
     if !caller.can_cancel_task_of(task.owner.as_deref()) {
         return Err(Forbidden(
@@ -296,7 +244,7 @@ pub async fn cancel(
     }
     let task = state.scheduler.cancel(task.id)?;
     let _ = tokio::time::timeout(CANCEL_WAIT, task.finished()).await;
-    Ok(axum::Json(TaskView::of(&task)))
+    view(&state, &task).await
 }
 
 /// The task, if this caller may see it: to a `trigger` token, other callers' tasks do not exist.
@@ -306,7 +254,7 @@ pub(super) fn find(state: &AppState, caller: &Caller, id: TaskId) -> Result<Arc<
     })
 }
 
-fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Option<Duration>, ApiError> {
+pub(super) fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Option<Duration>, ApiError> {
     let max = state.scheduler.limits().task_timeout_secs;
     match query.timeout {
         None => Ok(None),

@@ -11,6 +11,9 @@ use super::{DAY_SECS, DEFAULT_LISTEN_BACKLOG, MAX_MIB, MIB, positive, within};
 /// (a million slots already reserve terabytes of address space).
 const MAX_RUNNING_TASKS: u32 = 1_000_000;
 
+/// Most items a list page may be set to hold: one page is built in one go.
+const MAX_LIST_PAGE: u32 = 100_000;
+
 /// Admission, task and request limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -76,6 +79,14 @@ pub struct Limits {
     pub max_task_attempts: u32,
     /// Schedules that may exist at once.
     pub max_schedules: u32,
+    /// Outputs and events of finished tasks kept in memory, in total; beyond it the oldest
+    /// let go of theirs (outputs are then read from the store when asked for).
+    pub finished_memory_mb: u64,
+    /// Inputs of queued tasks kept in memory, in total; the inputs of recorded tasks beyond
+    /// it are read back from the store when they start.
+    pub queued_inputs_memory_mb: u64,
+    /// Most tasks or schedules one page of `GET /v1/tasks` or `GET /v1/schedules` holds.
+    pub max_list_page: u32,
 }
 
 impl Default for Limits {
@@ -109,6 +120,9 @@ impl Default for Limits {
             memory_keep_resident_kb: 4096,
             max_task_attempts: 10,
             max_schedules: 1_000,
+            finished_memory_mb: 256,
+            queued_inputs_memory_mb: 256,
+            max_list_page: 1_000,
         }
     }
 }
@@ -136,6 +150,14 @@ impl Limits {
 
     pub fn max_input_bytes(&self) -> usize {
         usize::try_from(self.max_input_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn finished_memory_bytes(&self) -> usize {
+        usize::try_from(self.finished_memory_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
+    }
+
+    pub fn queued_inputs_memory_bytes(&self) -> usize {
+        usize::try_from(self.queued_inputs_memory_mb.saturating_mul(MIB)).unwrap_or(usize::MAX)
     }
 
     pub fn task_threads(&self) -> usize {
@@ -191,6 +213,9 @@ impl Limits {
             ("limits.max_output_mb", self.max_output_mb, 1..=MAX_MIB),
         ] {
             within(key, value, range)?;
+        }
+        if !(1..=MAX_LIST_PAGE).contains(&self.max_list_page) {
+            bail!("limits.max_list_page must be between 1 and {MAX_LIST_PAGE} (got {})", self.max_list_page);
         }
         if !(64..=16_384).contains(&self.task_stack_kb) {
             bail!("limits.task_stack_kb must be between 64 and 16384 (got {})", self.task_stack_kb);

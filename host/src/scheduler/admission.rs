@@ -24,6 +24,7 @@ impl Scheduler {
     ) -> Result<Arc<Task>, SubmitError> {
         let version = self.admission(plugin, timeout, 1)?;
         let task = Arc::new(self.new_task(&version, timeout, origin));
+        let input = self.hold_input(input, false);
         self.launch(task.clone(), version, input);
         Ok(task)
     }
@@ -99,6 +100,7 @@ impl Scheduler {
             match this.store.accept(records).await {
                 Ok(()) => {
                     for (task, input) in tasks.iter().zip(inputs) {
+                        let input = this.hold_input(input, true);
                         this.launch(task.clone(), version.clone(), input);
                     }
                     Ok(tasks)

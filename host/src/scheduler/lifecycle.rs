@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-
 use super::Scheduler;
 use super::lanes::Lane;
+use super::payloads::Input;
 use super::unwind;
 use crate::registry::LoadedVersion;
 use crate::store::TaskEnd;
@@ -20,7 +19,7 @@ const SHUT_DOWN: &str = "the host shut down before this task ended; the next sta
                          or applies the plugin's on_interrupt policy if it had";
 
 impl Scheduler {
-    pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes) {
+    pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input) {
         self.tasks.insert(task.clone());
         let this = self.this.upgrade().expect("the scheduler outlives its tasks");
         let lane = self.lanes.for_plugin(&task.plugin);
@@ -30,7 +29,7 @@ impl Scheduler {
     /// Drives a task; should the driver itself panic, the task still ends (`failed`, and so
     /// recorded) instead of reading `running` forever. Its slots and queue place are given
     /// back as the panic drops them.
-    async fn drive_to_an_end(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
+    async fn drive_to_an_end(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input, lane: Lane) {
         let Err(panic) = unwind::caught(self.clone().drive(task.clone(), version, input, lane)).await else {
             return;
         };
@@ -45,7 +44,7 @@ impl Scheduler {
         }
     }
 
-    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Bytes, lane: Lane) {
+    async fn drive(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input, lane: Lane) {
         // A spawned task may reach its parent's deadline while still queued.
         let inherited_deadline = async {
             match task.inherited_deadline {
@@ -60,6 +59,8 @@ impl Scheduler {
             permits = self.slots.acquire(&task.plugin, version.limits.max_concurrency, lane) => Ok(permits),
         };
         drop(place);
+        self.unqueue_input(&input);
+        self.refill_backlog();
         let outcome = match &permits {
             // A recorded task not yet started when the host began to shut down stays queued
             // in the store for the next start, rather than starting in the grace period.
@@ -71,7 +72,10 @@ impl Scheduler {
                 if task.durable {
                     self.store.started(task.id, task.attempts(), SystemTime::now());
                 }
-                self.run(&task, &version, &input).await
+                match self.take_input(&task, input).await {
+                    Ok(input) => self.run(&task, &version, &input).await,
+                    Err(outcome) => outcome,
+                }
             }
             Ok(_) => Outcome::Cancelled,
             Err(outcome) => outcome.clone(),

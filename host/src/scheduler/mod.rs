@@ -7,7 +7,10 @@
 //!   count also bounds the instance pool).
 //! - `lifecycle`: each runs as its own tokio task with its own store, and ends succeeded,
 //!   failed, timed out, cancelled or interrupted, exactly once.
-//! - `table`: the tasks the API can see, finished ones within their retention.
+//! - `table`: the tasks the API can see, finished ones within their retention, their outputs
+//!   and events within `limits.finished_memory_mb`.
+//! - `payloads`: the inputs of queued tasks within `limits.queued_inputs_memory_mb`, and the
+//!   payloads that are left in the store, read back when needed.
 //!
 //! Tasks run on threads of their own (`limits.task_threads`), apart from the API's: however
 //! busy the guests keep their threads, health checks, submissions and results are answered.
@@ -15,19 +18,22 @@
 //!
 //! Tasks accepted through the API's `tasks` routes or started by schedules are recorded in the
 //! store before they are acknowledged, and their starts and ends after; at start the recorded
-//! ones are taken up again (see `recovery`).
+//! ones are taken up again (see `recovery`), unfinished ones as the queue has room for them
+//! (see `backlog`).
 
 mod admission;
+mod backlog;
 mod lanes;
 mod lifecycle;
+mod payloads;
 mod recovery;
 mod slots;
 mod table;
 mod unwind;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -41,6 +47,7 @@ use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::store::{Store, StoreError};
 use crate::task::{Origin, OwnerRefusal, Owners, Task, TaskId};
+use backlog::Backlog;
 use lanes::Lanes;
 pub use recovery::Recovered;
 use slots::Slots;
@@ -111,6 +118,12 @@ pub struct Scheduler {
     slots: Slots,
     /// Tasks accepted and not started yet.
     queued: AtomicUsize,
+    /// Bytes of the inputs of queued tasks held in memory.
+    queued_input_bytes: AtomicUsize,
+    /// Recorded tasks left in the store at start, counted in `queued`.
+    backlog: Mutex<Backlog>,
+    /// A backlog loader is at work.
+    loading: AtomicBool,
     ended: Mutex<Ended>,
     tracker: TaskTracker,
     closed: CancellationToken,
@@ -135,10 +148,17 @@ impl Scheduler {
             runtime,
             capabilities,
             owners,
-            tasks: TaskTable::new(limits.retain_finished_tasks as usize, keep_finished_for),
+            tasks: TaskTable::new(
+                limits.retain_finished_tasks as usize,
+                keep_finished_for,
+                limits.finished_memory_bytes(),
+            ),
             slots: Slots::new(limits.max_running_tasks, limits.background_max_running()),
             limits,
             queued: AtomicUsize::new(0),
+            queued_input_bytes: AtomicUsize::new(0),
+            backlog: Mutex::new(Backlog::empty()),
+            loading: AtomicBool::new(false),
             ended: Mutex::default(),
             tracker: TaskTracker::new(),
             closed: CancellationToken::new(),
@@ -207,9 +227,15 @@ impl Scheduler {
         self.tasks.get(id)
     }
 
-    /// The most recent tasks first among those `filter` keeps, at most `limit`.
-    pub fn list(&self, filter: impl Fn(&Task) -> bool, limit: usize) -> Vec<Arc<Task>> {
-        self.tasks.list(filter, limit)
+    /// The most recent tasks first among those `filter` keeps, at most `limit`, starting
+    /// after the task submitted at `after` (time, then id) if given.
+    pub fn list(
+        &self,
+        filter: impl Fn(&Task) -> bool,
+        after: Option<(SystemTime, TaskId)>,
+        limit: usize,
+    ) -> Vec<Arc<Task>> {
+        self.tasks.list(filter, after, limit)
     }
 
     pub fn cancel(&self, id: TaskId) -> Result<Arc<Task>, CancelError> {

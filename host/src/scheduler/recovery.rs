@@ -1,13 +1,15 @@
 //! Taking up recorded tasks when the host starts: the recently finished ones for the API to
 //! show, the queued ones to run, and those that were running when the host stopped as their
 //! plugin's `on_interrupt` policy says (`fail`: they end `interrupted`; `retry`: they run
-//! again, up to `max_attempts` runs in all).
+//! again, up to `max_attempts` runs in all). Unfinished ones are taken up as the queue has
+//! room for them (see `backlog`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use super::Scheduler;
+use super::payloads::Input;
 use crate::manifest::OnInterrupt;
 use crate::registry::LoadedVersion;
 use crate::store::{StoreError, TaskEnd, TaskRecord};
@@ -48,37 +50,45 @@ impl Scheduler {
         let mut recovered = Recovered::default();
         for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
             let outcome = record.outcome();
-            let task = Arc::new(self.recorded_task(&record).ended(record.started_at, record.finished_at, outcome));
+            let succeeded = outcome.state() == TaskState::Succeeded;
+            let mut task = self.recorded_task(&record).ended(record.started_at, record.finished_at, outcome);
+            if succeeded {
+                task = task.output_left_in_store();
+            }
+            let task = Arc::new(task);
             self.remember_finished(task);
             recovered.finished += 1;
         }
-        for record in self.store.unfinished()? {
-            match self.registry.live(&record.plugin) {
-                None => {
-                    self.end_unrunnable(
-                        &record,
-                        format!("plugin {:?} no longer exists, so the task cannot run", record.plugin),
-                    );
-                    recovered.interrupted += 1;
+        self.open_backlog()?;
+        self.take_up_backlog(&mut recovered)?;
+        Ok(recovered)
+    }
+
+    /// Takes up one recorded unfinished task (counted among the queued ones): queued again,
+    /// or ended if it cannot run again.
+    pub(super) fn take_up(&self, record: &TaskRecord, recovered: &mut Recovered) {
+        match self.registry.live(&record.plugin) {
+            None => {
+                self.end_unrunnable(
+                    record,
+                    format!("plugin {:?} no longer exists, so the task cannot run", record.plugin),
+                );
+                recovered.interrupted += 1;
+            }
+            Some(version) if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts => {
+                self.end_unrunnable(record, interrupted_reason(&version, record.attempts));
+                recovered.interrupted += 1;
+            }
+            Some(version) => {
+                if record.state == TaskState::Running {
+                    self.store.requeued(record.id);
+                    recovered.retried += 1;
+                } else {
+                    recovered.queued += 1;
                 }
-                Some(version)
-                    if record.state == TaskState::Running && record.attempts >= version.limits.max_attempts =>
-                {
-                    self.end_unrunnable(&record, interrupted_reason(&version, record.attempts));
-                    recovered.interrupted += 1;
-                }
-                Some(version) => {
-                    if record.state == TaskState::Running {
-                        self.store.requeued(record.id);
-                        recovered.retried += 1;
-                    } else {
-                        recovered.queued += 1;
-                    }
-                    self.resume(&record, version);
-                }
+                self.resume(record, version);
             }
         }
-        Ok(recovered)
     }
 
     /// A task as recorded, not yet started.
@@ -100,10 +110,9 @@ impl Scheduler {
         })
     }
 
-    /// Queues a recorded task again, on its plugin's live version; recovered tasks are
-    /// queued whatever the queue's limit, since they were accepted before.
+    /// Queues a recorded task again, on its plugin's live version, its input left in the
+    /// store until it starts (its place in the queue was counted with the backlog).
     fn resume(&self, record: &TaskRecord, version: Arc<LoadedVersion>) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
         let task = Arc::new(self.recorded_task(record));
         if record.version != version.info.version {
             task.log(
@@ -114,11 +123,12 @@ impl Scheduler {
                 ),
             );
         }
-        self.launch(task, version, record.input.clone());
+        self.launch(task, version, Input::Stored);
     }
 
     /// Ends a recorded task that cannot run again, in the store and for the API.
     fn end_unrunnable(&self, record: &TaskRecord, reason: String) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
         let now = SystemTime::now();
         let outcome = Outcome::Interrupted(reason);
         self.store.finished(record.id, now, TaskEnd::of(&outcome));

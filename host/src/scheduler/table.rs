@@ -2,6 +2,11 @@
 //! running; finished ones are forgotten oldest first beyond `limits.retain_finished_tasks`,
 //! and once they ended longer ago than `store.retain_finished_secs`.
 //!
+//! What finished tasks hold in memory (outputs, events) is kept within
+//! `limits.finished_memory_mb` in total: beyond it, the oldest let go of theirs. A recorded
+//! task's output is then read from the store when asked for; a task that is not recorded
+//! (run synchronously, or spawned) has nothing to read back, so it is forgotten instead.
+//!
 //! Forgotten tasks are dropped after the table's lock is released: after an idle hour that
 //! can be thousands of tasks, and every submission waits on that lock.
 
@@ -11,12 +16,14 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use crate::task::{Task, TaskId};
+use crate::task::{Released, Task, TaskId};
 
 pub struct TaskTable {
     inner: Mutex<Inner>,
     retain: usize,
     keep_for: Duration,
+    /// Bytes finished tasks may hold in memory, in total.
+    budget: usize,
 }
 
 #[derive(Default)]
@@ -24,12 +31,21 @@ struct Inner {
     by_id: HashMap<TaskId, Arc<Task>>,
     /// Finished tasks, oldest first.
     finished: VecDeque<TaskId>,
+    /// Finished tasks still holding their output and events, oldest first, with what they
+    /// hold: a subsequence of `finished`.
+    holding: VecDeque<(TaskId, usize)>,
+    /// The sum of what `holding` holds.
+    held: usize,
 }
 
+/// What leaves the table under its lock, to be dropped once the lock is released.
+type Leaving = (Vec<Arc<Task>>, Vec<Released>);
+
 impl TaskTable {
-    /// A table that keeps at most `retain` finished tasks, each for at most `keep_for`.
-    pub fn new(retain: usize, keep_for: Duration) -> Self {
-        Self { inner: Mutex::default(), retain, keep_for }
+    /// A table that keeps at most `retain` finished tasks, each for at most `keep_for`, which
+    /// hold at most `budget` bytes of outputs and events in total.
+    pub fn new(retain: usize, keep_for: Duration, budget: usize) -> Self {
+        Self { inner: Mutex::default(), retain, keep_for, budget }
     }
 
     pub fn insert(&self, task: Arc<Task>) {
@@ -45,15 +61,27 @@ impl TaskTable {
         task
     }
 
-    /// The most recent tasks first among those `filter` keeps, at most `limit`.
-    pub fn list(&self, filter: impl Fn(&Task) -> bool, limit: usize) -> Vec<Arc<Task>> {
+    /// The most recent tasks first (by submission time, then id) among those `filter`
+    /// keeps, at most `limit`, starting after `after` if given.
+    pub fn list(
+        &self,
+        filter: impl Fn(&Task) -> bool,
+        after: Option<(SystemTime, TaskId)>,
+        limit: usize,
+    ) -> Vec<Arc<Task>> {
+        let key = |t: &Task| (t.submitted_at, t.id);
         let (mut tasks, _expired) = {
             let mut inner = self.inner.lock();
             let expired = self.forget_expired(&mut inner);
-            let tasks: Vec<Arc<Task>> = inner.by_id.values().filter(|t| filter(t)).cloned().collect();
+            let tasks: Vec<Arc<Task>> = inner
+                .by_id
+                .values()
+                .filter(|t| after.is_none_or(|after| key(t) < after) && filter(t))
+                .cloned()
+                .collect();
             (tasks, expired)
         };
-        tasks.sort_by_key(|t| std::cmp::Reverse(t.submitted_at));
+        tasks.sort_unstable_by_key(|t| std::cmp::Reverse(key(t)));
         tasks.truncate(limit);
         tasks
     }
@@ -66,18 +94,40 @@ impl TaskTable {
     /// Keeps a task that has ended among the finished ones; the oldest go beyond the
     /// retention limits.
     pub fn keep_finished(&self, id: TaskId) {
-        let forgotten = {
+        let leaving: Leaving = {
             let mut inner = self.inner.lock();
             inner.finished.push_back(id);
+            if let Some(bytes) = inner.by_id.get(&id).map(|task| task.releasable_bytes()) {
+                inner.holding.push_back((id, bytes));
+                inner.held += bytes;
+            }
             let mut forgotten = self.forget_expired(&mut inner);
             while inner.finished.len() > self.retain {
                 if let Some(oldest) = inner.finished.pop_front() {
-                    forgotten.extend(inner.by_id.remove(&oldest));
+                    forgotten.extend(forget(&mut inner, oldest));
                 }
             }
-            forgotten
+            let released = self.release_over_budget(&mut inner, &mut forgotten);
+            (forgotten, released)
         };
-        drop(forgotten);
+        drop(leaving);
+    }
+
+    /// Makes the oldest finished tasks let go of their outputs and events until the rest fit
+    /// the budget; those that are not recorded are forgotten.
+    fn release_over_budget(&self, inner: &mut Inner, forgotten: &mut Vec<Arc<Task>>) -> Vec<Released> {
+        let mut released = Vec::new();
+        while inner.held > self.budget
+            && let Some((oldest, bytes)) = inner.holding.pop_front()
+        {
+            inner.held -= bytes;
+            match inner.by_id.get(&oldest).map(|task| (task.durable, task.clone())) {
+                Some((true, task)) => released.push(task.release_memory()),
+                Some((false, _)) => forgotten.extend(inner.by_id.remove(&oldest)),
+                None => {}
+            }
+        }
+        released
     }
 
     /// Takes out the finished tasks that ended longer ago than they are kept, oldest first,
@@ -94,32 +144,67 @@ impl TaskTable {
                 break;
             }
             inner.finished.pop_front();
-            expired.extend(inner.by_id.remove(&oldest));
+            expired.extend(forget(inner, oldest));
         }
         expired
     }
 }
 
+/// Takes the oldest finished task out of the table, and out of those holding memory.
+fn forget(inner: &mut Inner, oldest: TaskId) -> Option<Arc<Task>> {
+    if inner.holding.front().is_some_and(|(id, _)| *id == oldest)
+        && let Some((_, bytes)) = inner.holding.pop_front()
+    {
+        inner.held -= bytes;
+    }
+    inner.by_id.remove(&oldest)
+}
+
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
     use crate::task::{Origin, Outcome};
 
+    fn new_task(plugin: &str) -> Task {
+        Task::new(plugin.into(), "v1".into(), Origin::Caller(None), Duration::from_mins(1), 16, 100)
+    }
+
     fn task(plugin: &str) -> Arc<Task> {
-        Arc::new(Task::new(plugin.into(), "v1".into(), Origin::Caller(None), Duration::from_mins(1), 16, 100))
+        Arc::new(new_task(plugin))
+    }
+
+    fn ended(table: &TaskTable, task: Task, outcome: Outcome) -> Arc<Task> {
+        let task = Arc::new(task);
+        table.insert(task.clone());
+        task.finish(outcome);
+        table.keep_finished(task.id);
+        task
     }
 
     fn finished(table: &TaskTable, plugin: &str) -> TaskId {
-        let task = task(plugin);
-        table.insert(task.clone());
-        task.finish(Outcome::Cancelled);
-        table.keep_finished(task.id);
-        task.id
+        ended(table, new_task(plugin), Outcome::Cancelled).id
+    }
+
+    #[test]
+    fn beyond_the_budget_the_oldest_let_go_of_outputs_or_are_forgotten() {
+        let table = TaskTable::new(100, Duration::from_hours(1), 2_500);
+        let output = || Outcome::Succeeded(Bytes::from(vec![b'1'; 1_000]));
+        let recorded = ended(&table, new_task("a").durable(), output());
+        let unrecorded = ended(&table, new_task("a"), output());
+        assert!(recorded.output().is_some() && !recorded.output_in_store(), "within the budget");
+        ended(&table, new_task("a").durable(), output());
+        assert!(recorded.output().is_none() && recorded.output_in_store(), "read from the store from now on");
+        assert!(table.get(recorded.id).is_some() && table.get(unrecorded.id).is_some());
+        let newest = ended(&table, new_task("a").durable(), output());
+        assert!(table.get(unrecorded.id).is_none(), "nothing to read back: forgotten");
+        assert_eq!(newest.output().map(|o| o.len()), Some(1_000));
     }
 
     #[test]
     fn finished_tasks_beyond_the_count_are_forgotten_oldest_first() {
-        let table = TaskTable::new(2, Duration::from_hours(1));
+        let table = TaskTable::new(2, Duration::from_hours(1), usize::MAX);
         let running = task("a");
         table.insert(running.clone());
         let ids: Vec<TaskId> = (0..3).map(|_| finished(&table, "a")).collect();
@@ -131,7 +216,7 @@ mod tests {
 
     #[test]
     fn finished_tasks_are_forgotten_once_older_than_kept() {
-        let table = TaskTable::new(100, Duration::from_millis(50));
+        let table = TaskTable::new(100, Duration::from_millis(50), usize::MAX);
         let old = finished(&table, "a");
         std::thread::sleep(Duration::from_millis(80));
         let recent = finished(&table, "a");
@@ -141,14 +226,19 @@ mod tests {
 
     #[test]
     fn listings_filter_and_show_the_newest_first() {
-        let table = TaskTable::new(100, Duration::from_hours(1));
+        let table = TaskTable::new(100, Duration::from_hours(1), usize::MAX);
         let first = finished(&table, "a");
         std::thread::sleep(Duration::from_millis(2));
         let _other = finished(&table, "b");
         std::thread::sleep(Duration::from_millis(2));
         let last = finished(&table, "a");
-        let listed: Vec<TaskId> = table.list(|t| t.plugin == "a", 10).iter().map(|t| t.id).collect();
+        let listed: Vec<TaskId> = table.list(|t| t.plugin == "a", None, 10).iter().map(|t| t.id).collect();
         assert_eq!(listed, [last, first]);
-        assert_eq!(table.list(|_| true, 1).len(), 1);
+        let page = table.list(|_| true, None, 1);
+        assert_eq!(page.len(), 1);
+        let rest: Vec<TaskId> =
+            table.list(|_| true, Some((page[0].submitted_at, page[0].id)), 10).iter().map(|t| t.id).collect();
+        assert_eq!(rest.len(), 2);
+        assert_eq!(rest.last(), Some(&first));
     }
 }

@@ -16,7 +16,9 @@
 //!   the last state it committed, so a task may read `running` when it had finished a moment
 //!   before (at-least-once: a `retry` plugin may see such a task again; a `fail` plugin sees
 //!   it `interrupted`, never run twice).
-//! - Reads are for the start of the host, before any write.
+//! - Reads are for the start of the host, before any write; except [`Store::input`] and
+//!   [`Store::output`], which read one task's payload while the host runs (what the host does
+//!   not keep in memory), and see every write committed before them.
 
 mod records;
 mod sqlite;
@@ -24,6 +26,8 @@ mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::SystemTime;
+
+use bytes::Bytes;
 
 pub use records::{PluginRecord, ScheduleRecord, Scope, TaskEnd, TaskRecord, TokenRecord, VersionInfo};
 pub use sqlite::SqliteStore;
@@ -63,10 +67,25 @@ pub trait Store: Send + Sync {
     fn started(&self, id: TaskId, attempt: u32, at: SystemTime);
     /// Records how a task ended.
     fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd);
-    /// Tasks recorded as queued or running, oldest first.
-    fn unfinished(&self) -> Result<Vec<TaskRecord>, StoreError>;
-    /// The `limit` most recently finished tasks, oldest first.
+    /// Tasks recorded as queued or running and submitted before `before`, oldest first (by
+    /// submission time, then id), after `after` if given, at most `limit`; without their
+    /// inputs (read each with [`Store::input`] when it starts).
+    fn unfinished(
+        &self,
+        after: Option<(SystemTime, TaskId)>,
+        before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>, StoreError>;
+    /// How many tasks submitted before `before` are recorded as queued or running.
+    fn count_unfinished(&self, before: SystemTime) -> Result<usize, StoreError>;
+    /// The `limit` most recently finished tasks, oldest first, without their inputs and
+    /// outputs (read an output with [`Store::output`] when asked for).
     fn recent_finished(&self, limit: usize) -> Result<Vec<TaskRecord>, StoreError>;
+    /// A recorded task's input; `None` if no such task is recorded.
+    fn input(&self, id: TaskId) -> Result<Option<Bytes>, StoreError>;
+    /// How a recorded task ended, its output included; `None` if no end of it is recorded
+    /// (yet).
+    fn output(&self, id: TaskId) -> Result<Option<TaskEnd>, StoreError>;
 
     /// Records a schedule's definition: a new schedule, or a new definition of one whose
     /// runs and skips are kept.

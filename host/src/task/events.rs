@@ -59,6 +59,34 @@ impl EventKind {
     pub fn is_final(&self) -> bool {
         matches!(self, Self::State { state, .. } if state.is_final())
     }
+
+    /// About how many bytes of heap the event holds: what the finished tasks' memory budget
+    /// counts.
+    pub fn approx_bytes(&self) -> usize {
+        EVENT_OVERHEAD
+            + match self {
+                Self::Log { message, .. } => message.len(),
+                Self::Progress { message, .. } => message.as_ref().map_or(0, String::len),
+                Self::Custom { name, data } => name.len() + value_bytes(data),
+                Self::State { error, .. } => error.as_ref().map_or(0, String::len),
+            }
+    }
+}
+
+/// What one kept event costs beyond its text: the event, its `Arc` and its history slot.
+const EVENT_OVERHEAD: usize = 96;
+
+/// About how many bytes of heap a JSON tree holds.
+fn value_bytes(value: &serde_json::Value) -> usize {
+    const NODE: usize = std::mem::size_of::<serde_json::Value>();
+    match value {
+        serde_json::Value::String(s) => NODE + s.len(),
+        serde_json::Value::Array(items) => NODE + items.iter().map(value_bytes).sum::<usize>(),
+        serde_json::Value::Object(map) => {
+            NODE + map.iter().map(|(k, v)| NODE + k.len() + value_bytes(v)).sum::<usize>()
+        }
+        _ => NODE,
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +128,8 @@ struct History {
     recent: VecDeque<Arc<Event>>,
     recent_capacity: usize,
     next_seq: u64,
+    /// What the kept events hold, about (see [`EventKind::approx_bytes`]).
+    bytes: usize,
     /// Made at the first subscription: most tasks are never watched live.
     live: Option<broadcast::Sender<Arc<Event>>>,
 }
@@ -121,6 +151,7 @@ impl EventLog {
                 recent: VecDeque::new(),
                 recent_capacity: capacity - 1,
                 next_seq: 1,
+                bytes: 0,
                 live: None,
             }),
         }
@@ -131,11 +162,14 @@ impl EventLog {
         let at_ms = epoch_ms(SystemTime::now());
         let event = Arc::new(Event { seq: history.next_seq, at_ms, kind });
         history.next_seq += 1;
+        history.bytes += event.kind.approx_bytes();
         if history.first.is_none() {
             history.first = Some(event.clone());
         } else {
-            if history.recent.len() == history.recent_capacity {
-                history.recent.pop_front();
+            if history.recent.len() == history.recent_capacity
+                && let Some(dropped) = history.recent.pop_front()
+            {
+                history.bytes -= dropped.kind.approx_bytes();
             }
             history.recent.push_back(event.clone());
         }
@@ -143,6 +177,23 @@ impl EventLog {
             // No receivers left is fine: nobody is watching any more.
             let _ = live.send(event);
         }
+    }
+
+    /// What the kept events hold, about.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().bytes
+    }
+
+    /// Forgets the kept events but the first and the last (a finished task's final state),
+    /// handing them back for the caller to drop; a late subscriber sees the gap in `seq`.
+    #[must_use = "drop the events after releasing any lock held"]
+    pub fn keep_ends_only(&self) -> Vec<Arc<Event>> {
+        let mut history = self.inner.lock();
+        let last = history.recent.pop_back();
+        let dropped: Vec<Arc<Event>> = history.recent.drain(..).collect();
+        history.recent.extend(last);
+        history.bytes -= dropped.iter().map(|e| e.kind.approx_bytes()).sum::<usize>();
+        dropped
     }
 
     /// Subscribes under the history lock so no event is missed or seen twice.
@@ -175,6 +226,21 @@ mod tests {
         let seqs: Vec<u64> = events.subscribe(0).history.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, vec![1, 9, 10]);
         assert_eq!(events.subscribe(9).history.len(), 1);
+    }
+
+    #[test]
+    fn only_the_ends_are_kept_when_asked_and_the_bytes_follow() {
+        let events = EventLog::new(10);
+        for n in 0..5 {
+            events.push(log(n));
+        }
+        events.push(EventKind::State { state: TaskState::Succeeded, error: None });
+        let before = events.bytes();
+        assert_eq!(events.keep_ends_only().len(), 4);
+        let seqs: Vec<u64> = events.subscribe(0).history.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![1, 6]);
+        assert_eq!(events.bytes(), 2 * EVENT_OVERHEAD + 1);
+        assert!(before > events.bytes());
     }
 
     #[test]

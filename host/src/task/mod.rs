@@ -69,9 +69,17 @@ pub struct Task {
     /// Stopped by the host's shutdown rather than by a caller: its record is left as it is,
     /// for the plugin's policy to decide at the next start.
     shut_down: AtomicBool,
+    /// The output was let go to keep memory within its budget: it is read from the store.
+    output_in_store: AtomicBool,
     log_lines: LogBudget,
     status: watch::Sender<Status>,
     cancel: CancellationToken,
+}
+
+/// What a finished task let go of (see [`Task::release_memory`]), to be dropped.
+pub struct Released {
+    _output: Option<bytes::Bytes>,
+    _events: Vec<Arc<events::Event>>,
 }
 
 /// Log lines a task may write; the rest are counted, not kept, and summed up at its end.
@@ -110,6 +118,7 @@ impl Task {
             schedule: None,
             attempts: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
+            output_in_store: AtomicBool::new(false),
             log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
             status: watch::Sender::new(Status {
                 state: TaskState::Queued,
@@ -161,6 +170,51 @@ impl Task {
         });
         self.events.push(EventKind::State { state, error });
         self
+    }
+
+    /// The same task, ended before a restart, its output (if any) left in the store.
+    #[must_use]
+    pub fn output_left_in_store(self) -> Self {
+        self.output_in_store.store(true, Ordering::Release);
+        self
+    }
+
+    /// Whether a succeeded task's output is to be read from the store, not from its outcome.
+    pub fn output_in_store(&self) -> bool {
+        self.output_in_store.load(Ordering::Acquire)
+    }
+
+    /// The output of a succeeded task, as long as it is held in memory.
+    pub fn output(&self) -> Option<bytes::Bytes> {
+        match &self.status.borrow().outcome {
+            Some(Outcome::Succeeded(output)) if !self.output_in_store() => Some(output.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the task holds in memory that a finished task may let go: its output and its
+    /// events.
+    pub fn releasable_bytes(&self) -> usize {
+        self.output().map_or(0, |output| output.len()) + self.events.bytes()
+    }
+
+    /// Lets go of a finished durable task's output (the store has it) and of its events but
+    /// the first and the final one, handing them back for the caller to drop.
+    #[must_use = "drop what was released after releasing any lock held"]
+    pub fn release_memory(&self) -> Released {
+        let mut output = None;
+        if self.durable {
+            self.status.send_if_modified(|s| {
+                if let Some(Outcome::Succeeded(kept)) = &mut s.outcome {
+                    // Under the status lock: a reader that finds the mark unset reads the
+                    // output before it is taken.
+                    self.output_in_store.store(true, Ordering::Release);
+                    output = Some(std::mem::take(kept));
+                }
+                false
+            });
+        }
+        Released { _output: output, _events: self.events.keep_ends_only() }
     }
 
     /// Runs started so far, counting those before a restart.

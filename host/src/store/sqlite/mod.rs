@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
@@ -22,7 +23,7 @@ use super::{
 };
 use crate::config::{StoreConfig, Synchronous};
 use crate::task::{TaskId, epoch_ms};
-use rows::{COLUMNS, SCHEDULE_COLUMNS, schedule_record, task_record};
+use rows::{END_COLUMNS, SCHEDULE_COLUMNS, SUMMARY_COLUMNS, schedule_record, task_end, task_record};
 use schema::open_writer;
 use writer::{Queued, Retention, Write, write_loop};
 
@@ -140,11 +141,46 @@ impl Store for SqliteStore {
         self.send_quietly(Write::Finished { id, at, end });
     }
 
-    fn unfinished(&self) -> Result<Vec<TaskRecord>, StoreError> {
+    fn unfinished(
+        &self,
+        after: Option<(SystemTime, TaskId)>,
+        before: SystemTime,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let (after_ms, after_id) = after
+            .map_or((-1, String::new()), |(at, id)| (i64::try_from(epoch_ms(at)).unwrap_or(i64::MAX), id.to_string()));
         self.read_tasks(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE state IN ('queued', 'running') ORDER BY submitted_at_ms"),
-            [],
+            &format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1
+                     AND (submitted_at_ms > ?2 OR (submitted_at_ms = ?2 AND id > ?3))
+                 ORDER BY submitted_at_ms, id LIMIT ?4"
+            ),
+            rusqlite::params![epoch_ms(before), after_ms, after_id, u64::try_from(limit).unwrap_or(u64::MAX)],
         )
+    }
+
+    fn count_unfinished(&self, before: SystemTime) -> Result<usize, StoreError> {
+        let counts = self.read(
+            "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1",
+            [epoch_ms(before)],
+            |row| rows::column::<u64>(row, 0),
+        )?;
+        Ok(counts.into_iter().next().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)))
+    }
+
+    fn input(&self, id: TaskId) -> Result<Option<Bytes>, StoreError> {
+        let found = self.read("SELECT input FROM tasks WHERE id = ?1", [id.to_string()], |row| {
+            rows::column::<Vec<u8>>(row, 0).map(Bytes::from)
+        })?;
+        Ok(found.into_iter().next())
+    }
+
+    fn output(&self, id: TaskId) -> Result<Option<TaskEnd>, StoreError> {
+        let id = id.to_string();
+        let found = self.read(&format!("SELECT {END_COLUMNS} FROM tasks WHERE id = ?1"), [&id], |row| {
+            task_end(row, &self.retention.outputs, &id)
+        })?;
+        Ok(found.into_iter().flatten().next())
     }
 
     fn put_schedule(&self, schedule: ScheduleRecord) -> StoreFuture<'_> {
@@ -232,7 +268,9 @@ impl Store for SqliteStore {
         let limit = u64::try_from(limit).unwrap_or(u64::MAX);
         let since = epoch_ms(SystemTime::now().checked_sub(self.retention.keep_for).unwrap_or(UNIX_EPOCH));
         let mut records = self.read_tasks(
-            &format!("SELECT {COLUMNS} FROM tasks WHERE finished_at_ms >= ?2 ORDER BY finished_at_ms DESC LIMIT ?1"),
+            &format!(
+                "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE finished_at_ms >= ?2 ORDER BY finished_at_ms DESC LIMIT ?1"
+            ),
             [limit, since],
         )?;
         records.reverse();
@@ -262,7 +300,8 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path, &StoreConfig::default(), 10).unwrap();
-        let unfinished = store.unfinished().unwrap();
+        let unfinished = store.unfinished(None, SystemTime::now(), 10).unwrap();
+        assert_eq!(store.count_unfinished(SystemTime::now()).unwrap(), 1);
         assert_eq!(unfinished.len(), 1);
         assert_eq!((unfinished[0].plugin.as_str(), unfinished[0].schedule.as_deref()), ("hello", None));
         assert!(

@@ -11,8 +11,13 @@ use rusqlite::types::FromSql;
 use crate::store::{ScheduleRecord, TaskEnd, TaskRecord};
 use crate::task::{TaskId, TaskState, from_epoch_ms};
 
-pub(super) const COLUMNS: &str = "id, plugin, version, owner, input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, finished_at_ms, \
-                       failure_kind, message, output, output_file, schedule";
+/// The columns [`task_record`] reads, the input and the output left out (read as empty):
+/// reads of many tasks leave their payloads in the store, to be read one at a time when needed.
+pub(super) const SUMMARY_COLUMNS: &str = "id, plugin, version, owner, x'' AS input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, \
+                       finished_at_ms, failure_kind, message, NULL AS output, 0 AS output_file, schedule";
+
+/// The columns [`task_end`] reads.
+pub(super) const END_COLUMNS: &str = "state, failure_kind, message, output, output_file, finished_at_ms";
 
 pub(super) const SCHEDULE_COLUMNS: &str = "name, plugin, input, cron, interval_ms, timeout_ms, overlap, paused, owner, created_at_ms, since_ms, \
                                 last_run_at_ms, last_task, runs, skipped";
@@ -52,6 +57,29 @@ pub(super) fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, S
         finished_at,
         end,
     })
+}
+
+/// A row of [`END_COLUMNS`] as how the task ended, its output read from its file if it has
+/// one; `None` if it has not ended.
+pub(super) fn task_end(row: &Row<'_>, outputs: &Path, id: &str) -> Result<Option<TaskEnd>, String> {
+    if column::<Option<u64>>(row, 5)?.is_none() {
+        return Ok(None);
+    }
+    let state: String = column(row, 0)?;
+    let output = if column(row, 4)? {
+        let path = outputs.join(id);
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("the output file {} of task {id} cannot be read: {e}", path.display()))?;
+        Some(Bytes::from(bytes))
+    } else {
+        column::<Option<Vec<u8>>>(row, 3)?.map(Bytes::from)
+    };
+    Ok(Some(TaskEnd {
+        state: TaskState::from_str(&state).map_err(|e| format!("task {id}: {e}"))?,
+        failure_kind: column(row, 1)?,
+        message: column(row, 2)?,
+        output,
+    }))
 }
 
 pub(super) fn schedule_record(row: &Row<'_>) -> Result<ScheduleRecord, String> {

@@ -1,0 +1,100 @@
+//! The backlog: tasks recorded as unfinished when the host started, beyond the queue's room.
+//! They count among the queued tasks, so new submissions are refused while the queue is over
+//! `limits.max_queued_tasks`, but they stay in the store and are read a page at a time,
+//! oldest first, as the queue drains: a start with a million recorded tasks holds no more of
+//! them in memory than the queue's limit, and loses none.
+
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Recovered, Scheduler};
+use crate::store::StoreError;
+use crate::task::TaskId;
+
+/// Recorded tasks read from the store at once, at most.
+const PAGE: usize = 256;
+
+pub(super) struct Backlog {
+    /// Recorded unfinished tasks not taken up yet.
+    left: usize,
+    /// The last one taken up: submission time, then id.
+    after: Option<(SystemTime, TaskId)>,
+    /// Tasks submitted from then on were accepted by this process: not part of the backlog.
+    before: SystemTime,
+}
+
+impl Backlog {
+    pub(super) fn empty() -> Self {
+        Self { left: 0, after: None, before: UNIX_EPOCH }
+    }
+}
+
+impl Scheduler {
+    /// Counts the recorded unfinished tasks into the backlog (and the queue).
+    pub(super) fn open_backlog(&self) -> Result<(), StoreError> {
+        let before = SystemTime::now();
+        let left = self.store.count_unfinished(before)?;
+        *self.backlog.lock() = Backlog { left, after: None, before };
+        self.queued.fetch_add(left, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// How many backlog tasks the queue has room for in memory now.
+    fn backlog_room(&self) -> usize {
+        let backlog = self.backlog.lock();
+        let in_memory = self.queued.load(Ordering::Acquire).saturating_sub(backlog.left);
+        (self.limits.max_queued_tasks as usize).saturating_sub(in_memory).min(backlog.left).min(PAGE)
+    }
+
+    /// Takes up backlog tasks, oldest first, while the queue has room for them in memory.
+    pub(super) fn take_up_backlog(&self, recovered: &mut Recovered) -> Result<(), StoreError> {
+        loop {
+            let room = self.backlog_room();
+            if room == 0 {
+                return Ok(());
+            }
+            let (after, before) = {
+                let backlog = self.backlog.lock();
+                (backlog.after, backlog.before)
+            };
+            let page = self.store.unfinished(after, before, room)?;
+            {
+                let mut backlog = self.backlog.lock();
+                if page.is_empty() {
+                    // Fewer were left than counted: nothing more to wait for.
+                    self.queued.fetch_sub(backlog.left, Ordering::AcqRel);
+                    backlog.left = 0;
+                    return Ok(());
+                }
+                backlog.left -= page.len().min(backlog.left);
+                backlog.after = page.last().map(|record| (record.submitted_at, record.id));
+            }
+            for record in &page {
+                self.take_up(record, recovered);
+            }
+        }
+    }
+
+    /// After a task left the queue: takes up more of the backlog if there is any, off the
+    /// async threads, one loader at a time.
+    pub(super) fn refill_backlog(&self) {
+        if self.closed.is_cancelled() || self.backlog.lock().left == 0 || self.loading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.this.upgrade().expect("the scheduler outlives its tasks");
+        tokio::task::spawn_blocking(move || {
+            loop {
+                if let Err(e) = this.take_up_backlog(&mut Recovered::default()) {
+                    tracing::warn!(error = %e, "cannot read recorded tasks from the store; trying again when a task starts");
+                    this.loading.store(false, Ordering::Release);
+                    return;
+                }
+                this.loading.store(false, Ordering::Release);
+                // Room may have come while this loader was finishing, with nobody to see it.
+                if this.backlog_room() == 0 || this.loading.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,98 @@
+//! Task payloads (inputs and outputs) that need not sit in memory. A queued task's input is
+//! held within `limits.queued_inputs_memory_mb` for all queued tasks together; beyond it, a
+//! recorded task's input stays in the store only and is read back when the task starts. (A
+//! task that is not recorded has no copy elsewhere: its input is held and counted whatever
+//! the budget, and the queue's limit bounds those.) A finished task's output that the task
+//! table let go of is read from the store when asked for.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::Scheduler;
+use crate::store::{Store, StoreError};
+use crate::task::{Failure, FailureKind, Outcome, Task, TaskId};
+
+/// A queued task's input.
+pub(super) enum Input {
+    /// In memory, counted against the budget while the task is queued.
+    Held(Bytes),
+    /// In the store only: read back when the task starts.
+    Stored,
+}
+
+/// How often, and how far apart, an output is looked for in the store before the answer is
+/// that it is missing: a task's end is committed by the store's writer a moment after the
+/// task ended, and its output may be let go of in between.
+const OUTPUT_TRIES: u32 = 50;
+const OUTPUT_PAUSE: Duration = Duration::from_millis(20);
+
+impl Scheduler {
+    /// Holds a queued task's input in memory if it fits the budget, or if the task is not
+    /// `recorded` (it would be lost otherwise); else leaves it to the store.
+    pub(super) fn hold_input(&self, input: Bytes, recorded: bool) -> Input {
+        let budget = self.limits.queued_inputs_memory_bytes();
+        let len = input.len();
+        let fits = self
+            .queued_input_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                let total = held.saturating_add(len);
+                (total <= budget || !recorded).then_some(total)
+            })
+            .is_ok();
+        if fits { Input::Held(input) } else { Input::Stored }
+    }
+
+    /// The task has left the queue: its input no longer counts against the budget.
+    pub(super) fn unqueue_input(&self, input: &Input) {
+        if let Input::Held(bytes) = input {
+            self.queued_input_bytes.fetch_sub(bytes.len(), Ordering::AcqRel);
+        }
+    }
+
+    /// A starting task's input, read back from the store if it was left there; a failure to
+    /// read it ends the task.
+    pub(super) async fn take_input(&self, task: &Task, input: Input) -> Result<Bytes, Outcome> {
+        if let Input::Held(bytes) = input {
+            return Ok(bytes);
+        }
+        let cannot_start = |why: String| {
+            Outcome::Failed(Failure {
+                kind: FailureKind::Instantiate,
+                message: format!("the task's input cannot be read back from the store: {why}"),
+            })
+        };
+        match read(&self.store, task.id, |store, id| store.input(id)).await {
+            Ok(Some(input)) => Ok(input),
+            Ok(None) => Err(cannot_start("it is not recorded".to_owned())),
+            Err(e) => Err(cannot_start(e.to_string())),
+        }
+    }
+
+    /// A succeeded task's output: from memory, or from the store if the task let go of it.
+    pub async fn output(&self, task: &Task) -> Result<Option<Bytes>, StoreError> {
+        if !task.output_in_store() {
+            return Ok(task.output());
+        }
+        for _ in 0..OUTPUT_TRIES {
+            if let Some(end) = read(&self.store, task.id, |store, id| store.output(id)).await? {
+                return Ok(end.output);
+            }
+            tokio::time::sleep(OUTPUT_PAUSE).await;
+        }
+        Err(StoreError::Backend(format!("the output of task {} is not in the store", task.id).into()))
+    }
+}
+
+/// One read of the store, off the async threads (it may read a file of many megabytes).
+async fn read<T: Send + 'static>(
+    store: &std::sync::Arc<dyn Store>,
+    id: TaskId,
+    query: impl FnOnce(&dyn Store, TaskId) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || query(store.as_ref(), id))
+        .await
+        .map_err(|e| StoreError::Backend(format!("a read of the store was abandoned: {e}").into()))?
+}
