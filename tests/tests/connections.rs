@@ -84,7 +84,7 @@ async fn idle_connections_cannot_keep_healthz_or_callers_with_a_token_out() {
     // Another address is served at once: it takes the place of an idle connection.
     served_from(&host, 2).await;
     let closes = held.iter_mut().map(|stream| read_until_closed(stream, Duration::from_secs(2)));
-    let closed = futures::future::join_all(closes).await.into_iter().filter(Option::is_some).count();
+    let closed = futures::future::join_all(closes).await.into_iter().flatten().count();
     assert!(closed >= 1, "an idle connection gave up its slot");
 }
 

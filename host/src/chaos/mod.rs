@@ -111,7 +111,8 @@ impl ChaosArgs {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse().context("the default address")?,
         };
-        if !listen.ip().is_loopback() && !(self.allow_remote || file.allow_remote) {
+        let allow_remote = self.allow_remote || file.allow_remote;
+        if !(listen.ip().is_loopback() || allow_remote) {
             bail!(
                 "chaos-proxy will not listen on {listen}, which is not a loopback address: anyone who can reach it \
                  could use it as an open proxy into this machine's network; pass --allow-remote to mean it"
