@@ -307,3 +307,20 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(soft: u64) -> DescriptorLimit {
+        DescriptorLimit { before: 1024, soft, hard: soft }
+    }
+
+    #[test]
+    fn connections_fit_under_the_descriptor_limit_with_room_for_the_rest() {
+        let http = HttpConfig::default();
+        assert_eq!(fit_connections(&http, limit(1 << 20)), http.max_connections, "room to spare: as configured");
+        assert_eq!(fit_connections(&http, limit(16_384)), 16_384 - 8_192, "the reserve comes first");
+        assert_eq!(fit_connections(&http, limit(1024)), 512, "at most half the limit is reserved");
+    }
+}

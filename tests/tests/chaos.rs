@@ -206,9 +206,9 @@ async fn the_weather_changes_live_and_stats_count_it() {
 async fn it_refuses_a_non_loopback_address_unless_told_to_allow_remote_clients() {
     let output = tokio::process::Command::new(ignareo_e2e::binary())
         .args(["chaos-proxy", "--listen", "0.0.0.0:0"])
-        .output()
-        .await
-        .unwrap();
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("it exits at once").unwrap();
     assert!(!output.status.success(), "an open proxy on every interface started");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--allow-remote") && stderr.contains("0.0.0.0"), "{stderr}");
@@ -218,9 +218,9 @@ async fn it_refuses_a_non_loopback_address_unless_told_to_allow_remote_clients()
     dir.write("chaos.toml", "listen = \"0.0.0.0:0\"\n");
     let output = tokio::process::Command::new(ignareo_e2e::binary())
         .args(["chaos-proxy", "--config", &dir.arg("chaos.toml")])
-        .output()
-        .await
-        .unwrap();
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("it exits at once").unwrap();
     assert!(!output.status.success(), "the file's address is checked too");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
 }

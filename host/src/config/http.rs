@@ -98,3 +98,26 @@ impl HttpConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_are_checked_naming_the_key() {
+        for (change, key) in [
+            (
+                (|h: &mut HttpConfig| h.max_connections_per_address = 0) as fn(&mut HttpConfig),
+                "max_connections_per_address",
+            ),
+            (|h: &mut HttpConfig| h.first_request_timeout_secs = 0, "first_request_timeout_secs"),
+            (|h: &mut HttpConfig| h.first_request_timeout_secs = 3601, "first_request_timeout_secs"),
+            (|h: &mut HttpConfig| h.reserved_descriptors = 10, "reserved_descriptors"),
+        ] {
+            let mut http = HttpConfig::default();
+            change(&mut http);
+            let err = http.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("http.{key}")), "{err}");
+        }
+    }
+}
