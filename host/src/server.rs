@@ -1,7 +1,11 @@
 //! Wiring: builds the store, runtime, registry, scheduler, schedules and API from a validated configuration,
-//! binds the listener, serves connections under the `[http]` limits (head size and count,
-//! slow heads and bodies, connection count), and shuts down gracefully (stop accepting, let
-//! tasks finish, cancel what is left after the grace period).
+//! raises the file-descriptor limit and fits the connection limit under it, binds the listener,
+//! serves connections under the `[http]` limits (head size and count, slow heads and bodies,
+//! connections in all and per address), and shuts down gracefully (stop accepting, let tasks
+//! finish, cancel what is left after the grace period).
+
+mod connections;
+mod tracked;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,9 +16,7 @@ use anyhow::Context;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -23,13 +25,16 @@ use crate::auth::{Auth, TokenSource};
 use crate::capabilities::Capabilities;
 use crate::config::{Config, HttpConfig};
 use crate::manifest::Ceilings;
-use crate::net::bind;
+use crate::net::{DescriptorLimit, bind, raise_descriptor_limit};
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
 use crate::schedules::Schedules;
 use crate::store::{SqliteStore, Store};
 use tokio_util::sync::CancellationToken;
+
+use connections::{Connections, Refusal};
+use tracked::Tracked;
 
 /// How long open connections get to finish after the tasks are done.
 const CONNECTION_DRAIN: Duration = Duration::from_secs(5);
@@ -39,6 +44,9 @@ const STORE_FILE: &str = "ignareo.db";
 
 /// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Reads (of 4 KiB) of what a refused client already sent, at most, before its connection closes.
+const REFUSAL_DRAIN_READS: usize = 16;
 
 /// A host that is ready to serve: everything loaded, the socket bound.
 pub struct Server {
@@ -51,8 +59,10 @@ pub struct Server {
 impl Server {
     /// Validates the configuration, loads plugins, then binds: an invalid configuration is
     /// refused before any socket is opened.
-    pub async fn start(config: Config) -> anyhow::Result<Self> {
+    pub async fn start(mut config: Config) -> anyhow::Result<Self> {
         config.validate()?;
+        let descriptors = raise_descriptor_limit().context("cannot read the file-descriptor limit")?;
+        config.http.max_connections = fit_connections(&config.http, descriptors);
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let store_path = config.data_dir.join(STORE_FILE);
@@ -148,8 +158,37 @@ impl Server {
     }
 }
 
-/// Accepts connections (at most `http.max_connections` at once; the rest wait in the
-/// backlog) and serves each on its own task with the head limits and timeouts of `http`.
+/// The connection limit that leaves `http.reserved_descriptors` (at most half of the limit)
+/// of the process's file descriptors for everything else: a configured limit above that is
+/// lowered, with a warning, rather than left to fail accepts when descriptors run out.
+fn fit_connections(http: &HttpConfig, descriptors: DescriptorLimit) -> u32 {
+    let reserved = http.reserved_descriptors.min(descriptors.soft / 2);
+    let room = u32::try_from(descriptors.soft - reserved).unwrap_or(u32::MAX);
+    let fitted = http.max_connections.min(room).max(1);
+    tracing::info!(
+        soft_before = descriptors.before,
+        soft = descriptors.soft,
+        hard = descriptors.hard,
+        reserved,
+        max_connections = fitted,
+        "file-descriptor limit"
+    );
+    if fitted < http.max_connections {
+        tracing::warn!(
+            configured = http.max_connections,
+            max_connections = fitted,
+            limit = descriptors.soft,
+            reserved,
+            "http.max_connections does not fit under the file-descriptor limit less http.reserved_descriptors; \
+             lowered (raise the hard limit, e.g. LimitNOFILE= or ulimit -Hn, to keep it)"
+        );
+    }
+    fitted
+}
+
+/// Accepts connections and serves each on its own task with the head limits and timeouts of
+/// `http`, within the connection limits of [`Connections`]: a connection refused a slot gets
+/// a short answer saying why, and is closed.
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
@@ -162,9 +201,9 @@ async fn accept_loop(
         .header_read_timeout(Duration::from_secs(http.header_timeout_secs))
         .max_header_size(http.max_header_bytes)
         .max_headers(http.max_headers);
-    let slots = Arc::new(Semaphore::new(http.max_connections as usize));
+    let open = Connections::new(http.max_connections, http.max_connections_per_address);
+    let first_request = http.first_request_timeout();
     loop {
-        let slot = slots.clone().acquire_owned().await.context("the connection limit was closed")?;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -174,16 +213,71 @@ async fn accept_loop(
                 continue;
             }
         };
+        // An IPv4 client of a dual-stack socket counts under its IPv4 address.
+        let slot = match open.admit(peer.ip().to_canonical()) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                refuse(&stream, &refusal, http);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = Tracked::new(app.clone(), slot.connection());
         let connection = connections.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                result = connection => {
+                    if let Err(e) = result {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = slot.evicted() => tracing::debug!(%peer, "connection closed to make room for another"),
+                () = slot.silent_for(first_request) => {
+                    tracing::debug!(%peer, "connection closed: no request within http.first_request_timeout_secs");
+                }
             }
             drop(slot);
         });
     }
+}
+
+/// Answers a connection that gets no slot, as far as the socket takes it without waiting, and
+/// closes it (when `stream` is dropped). What the client already sent is read first: closing
+/// a socket with unread bytes sends a reset, which could destroy the answer before it is read.
+fn refuse(stream: &TcpStream, refusal: &Refusal, http: &HttpConfig) {
+    let (status, code, message) = match refusal {
+        Refusal::Address => (
+            "429 Too Many Requests",
+            "too_many_connections",
+            format!(
+                "this address already holds http.max_connections_per_address ({}) connections to the host; \
+                 reuse or close one",
+                http.max_connections_per_address
+            ),
+        ),
+        Refusal::Full => (
+            "503 Service Unavailable",
+            "connection_limit",
+            format!(
+                "all http.max_connections ({}) connections have a request in progress; retry shortly",
+                http.max_connections
+            ),
+        ),
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let answer = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut sink = [0u8; 4096];
+    for _ in 0..REFUSAL_DRAIN_READS {
+        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+            break;
+        }
+    }
+    let _ = stream.try_write(answer.as_bytes());
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -206,5 +300,22 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = interrupt => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limit(soft: u64) -> DescriptorLimit {
+        DescriptorLimit { before: 1024, soft, hard: soft }
+    }
+
+    #[test]
+    fn connections_fit_under_the_descriptor_limit_with_room_for_the_rest() {
+        let http = HttpConfig::default();
+        assert_eq!(fit_connections(&http, limit(1 << 20)), http.max_connections, "room to spare: as configured");
+        assert_eq!(fit_connections(&http, limit(16_384)), 16_384 - 8_192, "the reserve comes first");
+        assert_eq!(fit_connections(&http, limit(1024)), 512, "at most half the limit is reserved");
     }
 }

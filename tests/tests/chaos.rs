@@ -201,3 +201,103 @@ async fn the_weather_changes_live_and_stats_count_it() {
     assert_eq!(stats["links"], 1);
     assert!(stats["bytes_to_clients"].as_u64().unwrap() > 1000, "{stats}");
 }
+
+#[tokio::test]
+async fn it_refuses_a_non_loopback_address_unless_told_to_allow_remote_clients() {
+    let output = tokio::process::Command::new(ignareo_e2e::binary())
+        .args(["chaos-proxy", "--listen", "0.0.0.0:0"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("it exits at once").unwrap();
+    assert!(!output.status.success(), "an open proxy on every interface started");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--allow-remote") && stderr.contains("0.0.0.0"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+
+    let dir = TempDir::new("chaos");
+    dir.write("chaos.toml", "listen = \"0.0.0.0:0\"\n");
+    let output = tokio::process::Command::new(ignareo_e2e::binary())
+        .args(["chaos-proxy", "--config", &dir.arg("chaos.toml")])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output).await.expect("it exits at once").unwrap();
+    assert!(!output.status.success(), "the file's address is checked too");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--allow-remote"));
+}
+
+#[tokio::test]
+async fn the_control_endpoint_requires_the_control_token() {
+    let chaos = ChaosProxy::start(&["--control-token", "s3cret-token"]).await;
+    let control = reqwest::Client::new();
+    for token in [None, Some("wrong")] {
+        let mut request = control.put(chaos.url("/_chaos/config")).json(&json!({"latency": 5000}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 401, "token {token:?}");
+        let body: Value = refused.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().contains("--control-token"), "{body}");
+    }
+    assert_eq!(control.get(chaos.url("/_chaos/stats")).send().await.unwrap().status(), 401);
+    let config: Value = control
+        .get(chaos.url("/_chaos/config"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["latency-max"], 0, "the refused changes changed nothing");
+}
+
+#[tokio::test]
+async fn silent_clients_are_closed_and_links_beyond_the_cap_refused() {
+    let chaos = ChaosProxy::start(&["--head-timeout-secs", "1", "--max-connections", "2"]).await;
+    let address = chaos.base.trim_start_matches("http://");
+    let mut silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut also_silent = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), third.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("--max-connections"), "{answer}");
+    for stream in [&mut silent, &mut also_silent] {
+        let mut said = String::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut said))
+            .await
+            .expect("a client that sends no head is closed")
+            .unwrap();
+        assert!(said.starts_with("HTTP/1.1 408") && said.contains("--head-timeout-secs"), "{said}");
+    }
+    let stats: Value = reqwest::get(chaos.url("/_chaos/stats")).await.unwrap().json().await.unwrap();
+    assert_eq!(stats["over_capacity"], 1, "{stats}");
+    assert_eq!(stats["head_timeouts"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_accepts_gets_504_after_the_connect_timeout() {
+    // A listener whose accept queue is full and never drained: the kernel drops further SYNs,
+    // so connecting to it hangs as to a host that does not answer.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(upstream));
+        match attempt.await {
+            Ok(Ok(stream)) => filling.push(stream),
+            _ => break,
+        }
+    }
+    let chaos = ChaosProxy::start(&["--upstream", &format!("http://{upstream}"), "--connect-timeout-secs", "1"]).await;
+    let response = tokio::time::timeout(Duration::from_secs(20), fresh_links().get(chaos.url("/page/1")).send())
+        .await
+        .expect("answered, not left waiting")
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("--connect-timeout-secs") && body.contains(&upstream.to_string()), "{body}");
+    drop(filling);
+}

@@ -1,7 +1,7 @@
 //! Request hygiene: slow clients are cut off (head and body timeouts, idle keep-alive),
 //! oversized heads get 431, small control bodies have their own limit, a body declared over
-//! its limit is refused before it is sent, and the connection limit makes extra clients wait
-//! instead of exhausting the host.
+//! its limit is refused before it is sent. The connection limits have their own tests, in
+//! `connections.rs`.
 
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
@@ -135,33 +135,6 @@ async fn a_body_declared_over_its_limit_is_refused_before_it_is_sent() {
     // A body within the limit is read as before.
     let fine = host.client.post(host.url("/v1/plugins/hello/run")).body(vec![b' '; 512 * 1024]).send().await.unwrap();
     assert_eq!(fine.status(), StatusCode::NOT_FOUND, "no plugin hello: the request reached the handler");
-}
-
-#[tokio::test]
-async fn clients_beyond_the_connection_limit_wait_for_a_free_connection() {
-    let host = Host::start_with_config("[http]\nmax_connections = 2\n", &[]).await;
-    let mut held = Vec::new();
-    for _ in 0..2 {
-        let mut stream = connect(&host).await;
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
-        let mut buffer = [0u8; 1024];
-        let n = stream.read(&mut buffer).await.unwrap();
-        assert!(buffer[..n].starts_with(b"HTTP/1.1 200"));
-        held.push(stream);
-    }
-    let third = tokio::spawn({
-        let url = host.url("/healthz");
-        async move { reqwest::Client::new().get(url).send().await.map(|r| r.status()) }
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "a third connection is not served while two are open");
-    drop(held.pop());
-    let status = tokio::time::timeout(Duration::from_secs(10), third)
-        .await
-        .expect("served once a connection closes")
-        .unwrap()
-        .unwrap();
-    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

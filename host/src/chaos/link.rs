@@ -26,6 +26,8 @@ const MAX_HEAD: usize = 64 * 1024;
 const PIECE: usize = 16 * 1024;
 /// Where a cut may fall when the response does not say how long it is.
 const CUT_WINDOW: u64 = 16 * 1024;
+/// How long a client refused for capacity gets to take its answer.
+const OVER_CAPACITY_ANSWER: Duration = Duration::from_secs(1);
 /// Headers that concern the hop to the proxy, not the request.
 const HOP_HEADERS: [&str; 4] = ["proxy-authorization", "proxy-connection", "connection", "keep-alive"];
 
@@ -42,7 +44,13 @@ enum Route {
 /// Serves one client connection to its end.
 pub async fn serve(mut client: TcpStream, chaos: Arc<Chaos>) -> anyhow::Result<()> {
     let mut buffered = BytesMut::with_capacity(4096);
-    let Some(head_len) = read_head(&mut client, &mut buffered).await? else { return Ok(()) };
+    let head = tokio::time::timeout(chaos.limits.head_timeout, read_head(&mut client, &mut buffered)).await;
+    let Ok(head) = head else {
+        chaos.stats.head_timeouts.fetch_add(1, Ordering::Relaxed);
+        let message = format!("no request head within {} s (--head-timeout-secs)", chaos.limits.head_timeout.as_secs());
+        return refuse(&mut client, 408, &message).await;
+    };
+    let Some(head_len) = head? else { return Ok(()) };
     let route = route(&buffered[..head_len], chaos.upstream.as_deref());
     let (authority, to_upstream, tunnel) = match route {
         Route::Control => return super::control::serve(client, buffered.freeze(), chaos).await,
@@ -57,11 +65,20 @@ pub async fn serve(mut client: TcpStream, chaos: Arc<Chaos>) -> anyhow::Result<(
         }
         Route::Reverse(authority) => (authority, buffered.to_vec(), false),
     };
-    let upstream = match TcpStream::connect(&authority).await {
-        Ok(upstream) => upstream,
-        Err(e) => {
+    let timeout = chaos.limits.connect_timeout;
+    let upstream = match tokio::time::timeout(timeout, TcpStream::connect(&authority)).await {
+        Ok(Ok(upstream)) => upstream,
+        Ok(Err(e)) => {
             chaos.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
             return refuse(&mut client, 502, &format!("cannot reach {authority}: {e}")).await;
+        }
+        Err(_) => {
+            chaos.stats.upstream_failures.fetch_add(1, Ordering::Relaxed);
+            let message = format!(
+                "{authority} did not accept the connection within {} s (--connect-timeout-secs)",
+                timeout.as_secs()
+            );
+            return refuse(&mut client, 504, &message).await;
         }
     };
     if tunnel {
@@ -143,11 +160,21 @@ fn route(head: &[u8], upstream: Option<&str>) -> Route {
     Route::Forward(authority, forwarded)
 }
 
+/// Answers a client beyond `--max-connections` with 503 and closes; a client that does not
+/// take the answer promptly is dropped.
+pub async fn over_capacity(mut client: TcpStream, max_connections: u32) {
+    let message = format!("the chaos proxy holds its most links at once ({max_connections}, --max-connections)");
+    let _ = tokio::time::timeout(OVER_CAPACITY_ANSWER, refuse(&mut client, 503, &message)).await;
+}
+
 /// A short plain-text answer from the proxy itself, then the link closes.
 async fn refuse(client: &mut TcpStream, status: u16, message: &str) -> anyhow::Result<()> {
     let reason = match status {
         400 => "Bad Request",
+        408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         _ => "Bad Gateway",
     };
     let response = format!(

@@ -5,6 +5,11 @@
 //! too) and, with `--upstream`, as a reverse proxy in front of one server. The weather
 //! (latency, total speed, jitter, resets) comes from flags or a TOML file and can be changed
 //! live through `/_chaos/config`; `/_chaos/stats` counts what was injected.
+//!
+//! An open proxy is a way into the network it runs in, so it listens on a loopback address
+//! unless told otherwise (`--allow-remote`), holds a bounded number of links, closes clients
+//! that send no request head in time, gives up on upstreams that do not answer the connection,
+//! and can require a token on its control endpoint.
 
 mod control;
 mod link;
@@ -14,12 +19,13 @@ mod weather;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::DEFAULT_LISTEN_BACKLOG;
 use url::Url;
@@ -29,6 +35,12 @@ use weather::Dice;
 pub use weather::{Knobs, Weather};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8888";
+/// Links open at once, unless `--max-connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+/// Seconds a client has to send its request head, unless `--head-timeout-secs` says otherwise.
+pub const DEFAULT_HEAD_TIMEOUT_SECS: u64 = 10;
+/// Seconds an upstream has to accept the connection, unless `--connect-timeout-secs` says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 10;
 /// How often the total speed is drawn again between `speed-min` and `speed-max`.
 pub const SPEED_REDRAW: Duration = Duration::from_secs(1);
 
@@ -48,6 +60,21 @@ pub struct ChaosArgs {
     /// TOML file with any of these keys (`latency-min = 100`, `reset-enable = true`, ...).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Listen on an address other than a loopback one: anyone who reaches it may use the proxy.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Links open at once; more are refused with 503 [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+    /// A client must send its request head within this time or is closed [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub head_timeout_secs: Option<u64>,
+    /// An upstream must accept the connection within this time, or the client gets 504 [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout_secs: Option<u64>,
+    /// Requests to `/_chaos/*` must carry `Authorization: Bearer TOKEN` (else 401).
+    #[arg(long, value_name = "TOKEN", env = "IGNAREO_CHAOS_CONTROL_TOKEN", hide_env_values = true)]
+    pub control_token: Option<String>,
     #[command(flatten)]
     pub knobs: Knobs,
 }
@@ -60,6 +87,16 @@ pub struct Settings {
     pub upstream: Option<String>,
     pub seed: Option<u64>,
     pub weather: Weather,
+    pub limits: LinkLimits,
+}
+
+/// What one client may hold of the proxy, and how long the proxy waits for either side.
+#[derive(Debug, Clone)]
+pub struct LinkLimits {
+    pub max_connections: u32,
+    pub head_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub control_token: Option<String>,
 }
 
 impl ChaosArgs {
@@ -74,17 +111,68 @@ impl ChaosArgs {
             Some(listen) => listen,
             None => DEFAULT_LISTEN.parse().context("the default address")?,
         };
-        Ok(Settings { listen, upstream, seed: self.seed.or(file.seed), weather })
+        let allow_remote = self.allow_remote || file.allow_remote;
+        if !(listen.ip().is_loopback() || allow_remote) {
+            bail!(
+                "chaos-proxy will not listen on {listen}, which is not a loopback address: anyone who can reach it \
+                 could use it as an open proxy into this machine's network; pass --allow-remote to mean it"
+            );
+        }
+        let limits = LinkLimits {
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(DEFAULT_MAX_CONNECTIONS),
+            head_timeout: seconds(
+                "--head-timeout-secs",
+                self.head_timeout_secs.or(file.head_timeout_secs).unwrap_or(DEFAULT_HEAD_TIMEOUT_SECS),
+            )?,
+            connect_timeout: seconds(
+                "--connect-timeout-secs",
+                self.connect_timeout_secs.or(file.connect_timeout_secs).unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS),
+            )?,
+            control_token: self.control_token.or(file.control_token),
+        };
+        if limits.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        if limits.control_token.as_deref().is_some_and(str::is_empty) {
+            bail!("--control-token must not be empty");
+        }
+        Ok(Settings { listen, upstream, seed: self.seed.or(file.seed), weather, limits })
     }
 }
 
+/// A timeout flag's value, checked: 1 second to 1 hour.
+fn seconds(flag: &str, secs: u64) -> anyhow::Result<Duration> {
+    if !(1..=3600).contains(&secs) {
+        bail!("{flag} must be between 1 and 3600 seconds (got {secs})");
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileSettings {
     listen: Option<SocketAddr>,
     upstream: Option<String>,
     seed: Option<u64>,
+    #[serde(default)]
+    allow_remote: bool,
+    max_connections: Option<u32>,
+    head_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<u64>,
+    control_token: Option<String>,
 }
+
+/// The keys of [`FileSettings`], told apart from the weather's in a file that holds both.
+const FILE_KEYS: [&str; 8] = [
+    "listen",
+    "upstream",
+    "seed",
+    "allow-remote",
+    "max-connections",
+    "head-timeout-secs",
+    "connect-timeout-secs",
+    "control-token",
+];
 
 /// The file's own keys, then the weather's: each set refuses keys it does not know.
 fn read_file(path: &std::path::Path) -> anyhow::Result<(FileSettings, Knobs)> {
@@ -92,7 +180,7 @@ fn read_file(path: &std::path::Path) -> anyhow::Result<(FileSettings, Knobs)> {
     let mut table: toml::Table =
         toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
     let mut own = toml::Table::new();
-    for key in ["listen", "upstream", "seed"] {
+    for key in FILE_KEYS {
         if let Some(value) = table.remove(key) {
             own.insert(key.to_owned(), value);
         }
@@ -117,6 +205,7 @@ pub struct Chaos {
     throttle: Throttle,
     stats: Stats,
     upstream: Option<String>,
+    limits: LinkLimits,
 }
 
 #[derive(Default)]
@@ -130,6 +219,8 @@ struct Stats {
     jitter_ms: AtomicU64,
     refused: AtomicU64,
     upstream_failures: AtomicU64,
+    over_capacity: AtomicU64,
+    head_timeouts: AtomicU64,
 }
 
 impl Chaos {
@@ -156,6 +247,9 @@ pub struct ChaosProxy {
 
 impl ChaosProxy {
     pub fn bind(settings: Settings) -> anyhow::Result<Self> {
+        if let Err(e) = crate::net::raise_descriptor_limit() {
+            tracing::warn!(error = %e, "cannot read the file-descriptor limit");
+        }
         let listener = crate::net::bind(settings.listen, DEFAULT_LISTEN_BACKLOG)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let chaos = Arc::new(Chaos {
@@ -164,6 +258,7 @@ impl ChaosProxy {
             throttle: Throttle::default(),
             stats: Stats::default(),
             upstream: settings.upstream,
+            limits: settings.limits,
         });
         chaos.draw_speed();
         Ok(Self { listener, chaos })
@@ -177,6 +272,7 @@ impl ChaosProxy {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let redraw = tokio::spawn(redraw_speed(self.chaos.clone()));
         let mut shutdown = std::pin::pin!(shutdown);
+        let links = Arc::new(Semaphore::new(self.chaos.limits.max_connections as usize));
         loop {
             let (client, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -191,7 +287,13 @@ impl ChaosProxy {
                 () = &mut shutdown => break,
             };
             let chaos = self.chaos.clone();
+            let Ok(held) = links.clone().try_acquire_owned() else {
+                chaos.stats.over_capacity.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(link::over_capacity(client, chaos.limits.max_connections));
+                continue;
+            };
             tokio::spawn(async move {
+                let _held = held;
                 if let Err(e) = link::serve(client, chaos).await {
                     tracing::debug!(%peer, error = %e, "link ended with an error");
                 }

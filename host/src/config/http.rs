@@ -20,8 +20,18 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
     /// Most headers in one request; beyond it, 431.
     pub max_headers: usize,
-    /// Client connections open at once; more wait in the listen backlog.
+    /// Client connections open at once. When all are taken, a newcomer takes the place of the
+    /// connection idle longest; when every one has a request in progress, it gets 503. Lowered
+    /// at start to fit the file-descriptor limit less `reserved_descriptors`.
     pub max_connections: u32,
+    /// Client connections open at once from one address; beyond it, 429 and a close.
+    pub max_connections_per_address: u32,
+    /// A new connection must send its first complete request head within this time, or it is
+    /// closed: connections that send nothing do not hold a slot for long.
+    pub first_request_timeout_secs: u64,
+    /// File descriptors kept for outbound sockets, the store and uploads, out of the limit the
+    /// host raises its own to at start (at most half of it); client connections get the rest.
+    pub reserved_descriptors: u64,
     /// Largest body of the small control requests (rollback, tokens), in KiB.
     pub max_control_body_kb: u64,
     /// After refusing a body before reading it (too large, bad token, bad name), the host
@@ -38,6 +48,9 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 10_000,
+            max_connections_per_address: 256,
+            first_request_timeout_secs: 5,
+            reserved_descriptors: 8192,
             max_control_body_kb: 64,
             refused_body_linger_secs: 5,
         }
@@ -47,6 +60,10 @@ impl Default for HttpConfig {
 impl HttpConfig {
     pub fn max_control_body_bytes(&self) -> usize {
         usize::try_from(self.max_control_body_kb.saturating_mul(1024)).unwrap_or(usize::MAX)
+    }
+
+    pub fn first_request_timeout(&self) -> Duration {
+        Duration::from_secs(self.first_request_timeout_secs)
     }
 
     pub fn refused_body_linger(&self) -> Duration {
@@ -66,12 +83,46 @@ impl HttpConfig {
         if self.refused_body_linger_secs > 300 {
             bail!("http.refused_body_linger_secs must be at most 300 (got {})", self.refused_body_linger_secs);
         }
-        if self.max_connections == 0 || self.max_control_body_kb == 0 {
-            bail!("http.max_connections and http.max_control_body_kb must be at least 1");
+        if self.max_connections == 0 || self.max_control_body_kb == 0 || self.max_connections_per_address == 0 {
+            bail!(
+                "http.max_connections, http.max_connections_per_address and http.max_control_body_kb must be at least 1"
+            );
+        }
+        if !(1..=3600).contains(&self.first_request_timeout_secs) {
+            bail!(
+                "http.first_request_timeout_secs must be between 1 and 3600 (got {})",
+                self.first_request_timeout_secs
+            );
+        }
+        if self.reserved_descriptors < 64 {
+            bail!("http.reserved_descriptors must be at least 64 (got {})", self.reserved_descriptors);
         }
         within("http.header_timeout_secs", self.header_timeout_secs, 1..=3600)?;
         within("http.body_idle_timeout_secs", self.body_idle_timeout_secs, 1..=3600)?;
         within("http.max_control_body_kb", self.max_control_body_kb, 1..=64 * 1024)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_are_checked_naming_the_key() {
+        for (change, key) in [
+            (
+                (|h: &mut HttpConfig| h.max_connections_per_address = 0) as fn(&mut HttpConfig),
+                "max_connections_per_address",
+            ),
+            (|h: &mut HttpConfig| h.first_request_timeout_secs = 0, "first_request_timeout_secs"),
+            (|h: &mut HttpConfig| h.first_request_timeout_secs = 3601, "first_request_timeout_secs"),
+            (|h: &mut HttpConfig| h.reserved_descriptors = 10, "reserved_descriptors"),
+        ] {
+            let mut http = HttpConfig::default();
+            change(&mut http);
+            let err = http.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("http.{key}")), "{err}");
+        }
     }
 }
