@@ -76,6 +76,9 @@ pub struct Limits {
     pub max_task_attempts: u32,
     /// Schedules that may exist at once.
     pub max_schedules: u32,
+    /// How long an upload's validation (compiling the component and instantiating it once)
+    /// may take before the upload is refused.
+    pub upload_validation_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -109,6 +112,7 @@ impl Default for Limits {
             memory_keep_resident_kb: 4096,
             max_task_attempts: 10,
             max_schedules: 1_000,
+            upload_validation_timeout_secs: 60,
         }
     }
 }
@@ -116,6 +120,10 @@ impl Default for Limits {
 impl Limits {
     pub fn task_timeout(&self) -> Duration {
         Duration::from_secs(self.task_timeout_secs)
+    }
+
+    pub fn upload_validation_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_validation_timeout_secs)
     }
 
     pub fn task_memory_bytes(&self) -> usize {
@@ -182,6 +190,7 @@ impl Limits {
             ("limits.listen_backlog", self.listen_backlog.into()),
             ("limits.max_output_mb", self.max_output_mb),
             ("limits.max_tasks_per_tree", self.max_tasks_per_tree.into()),
+            ("limits.upload_validation_timeout_secs", self.upload_validation_timeout_secs),
         ] {
             positive(key, value)?;
         }

@@ -121,7 +121,8 @@ impl Scheduler {
     fn end_unrunnable(&self, record: &TaskRecord, reason: String) {
         let now = SystemTime::now();
         let outcome = Outcome::Interrupted(reason);
-        self.store.finished(record.id, now, TaskEnd::of(&outcome));
+        // Recorded in the background: an end without output has nothing the store could refuse.
+        drop(self.store.finished(record.id, now, TaskEnd::of(&outcome)));
         self.remember_finished(Arc::new(self.recorded_task(record).ended(record.started_at, Some(now), outcome)));
     }
 
