@@ -152,7 +152,7 @@ fn write_outputs(batch: &mut [Queued], retention: &Retention) -> Vec<Option<Stri
         if let Err(e) = outputs::write(&retention.outputs, id, output, retention.sync_files) {
             tracing::error!(task = %id, bytes = output.len(), error = %e, "cannot write a task's output; it is recorded as failed");
             *end = output_not_kept(output.len(), &e);
-            *not_kept = end.message.clone();
+            not_kept.clone_from(&end.message);
         }
     }
     not_kept
