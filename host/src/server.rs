@@ -63,6 +63,7 @@ impl Server {
         config.validate()?;
         let descriptors = raise_descriptor_limit().context("cannot read the file-descriptor limit")?;
         config.http.max_connections = fit_connections(&config.http, descriptors);
+        ignore_file_size_signal();
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data directory {}", config.data_dir.display()))?;
         let store_path = config.data_dir.join(STORE_FILE);
@@ -85,6 +86,7 @@ impl Server {
                 store.clone(),
                 config.limits.versions_per_plugin as usize,
                 ceilings,
+                config.limits.upload_validation_timeout(),
             )
             .await?,
         );
@@ -156,6 +158,13 @@ impl Server {
         tokio::task::spawn_blocking(move || store.close()).await.context("the store did not close")?;
         Ok(())
     }
+}
+
+/// Makes a write past the process's file size limit (`RLIMIT_FSIZE`) fail with `EFBIG`, which
+/// the store reports for that write alone, instead of killing the host with `SIGXFSZ`.
+fn ignore_file_size_signal() {
+    // SAFETY: `SIG_IGN` installs no handler: no code of ours runs in a signal context.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
 }
 
 /// The connection limit that leaves `http.reserved_descriptors` (at most half of the limit)

@@ -86,7 +86,8 @@ impl Core {
     }
 
     async fn registry(config: &Config, runtime: &Arc<Runtime>, store: &Arc<dyn Store>) -> Registry {
-        Registry::open(runtime.clone(), &config.data_dir, store.clone(), 10, Ceilings::of(config))
+        let validation_timeout = config.limits.upload_validation_timeout();
+        Registry::open(runtime.clone(), &config.data_dir, store.clone(), 10, Ceilings::of(config), validation_timeout)
             .await
             .expect("the registry opens")
     }

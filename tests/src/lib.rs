@@ -340,6 +340,11 @@ impl Host {
         sse::EventStream::open(&self.client, &self.base, id, last_event_id).await
     }
 
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the host is running")
+    }
+
     /// The host's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
         let pid = self.child.id().expect("the host is running");

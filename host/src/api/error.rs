@@ -158,6 +158,7 @@ impl From<UploadError> for ApiError {
             UploadError::NotWasm => (StatusCode::BAD_REQUEST, "not_wasm"),
             UploadError::CoreModule => (StatusCode::UNPROCESSABLE_ENTITY, "not_a_component"),
             UploadError::Compile(_) => (StatusCode::UNPROCESSABLE_ENTITY, "compile_failed"),
+            UploadError::ValidationTimeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_timeout"),
             UploadError::Manifest(_) => (StatusCode::BAD_REQUEST, "invalid_manifest"),
             UploadError::Link(LinkError::Instantiate(_)) => (StatusCode::UNPROCESSABLE_ENTITY, "does_not_instantiate"),
             UploadError::Link(_) => (StatusCode::UNPROCESSABLE_ENTITY, "wrong_world"),

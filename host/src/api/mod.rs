@@ -81,13 +81,14 @@ pub fn router(state: AppState) -> Router {
 
 /// Liveness, load and counters.
 #[utoipa::path(get, path = "/healthz", operation_id = "health", tag = "host", security(()), responses(
-    (status = 200, description = "The host is up: load, plugins, compilations since start", body = serde_json::Value),
+    (status = 200, description = "The host is up: load, plugins (and those not served, with why), compilations since start", body = serde_json::Value),
 ))]
 async fn health(State(state): State<AppState>) -> axum::Json<Value> {
     axum::Json(json!({
         "status": "ok",
         "load": state.scheduler.load(),
         "plugins": state.registry.list().len(),
+        "unavailable_plugins": state.registry.unavailable(),
         "compilations": state.registry.compilations(),
     }))
 }

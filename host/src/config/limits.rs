@@ -87,6 +87,9 @@ pub struct Limits {
     pub queued_inputs_memory_mb: u64,
     /// Most tasks or schedules one page of `GET /v1/tasks` or `GET /v1/schedules` holds.
     pub max_list_page: u32,
+    /// How long an upload's validation (compiling the component and instantiating it once)
+    /// may take before the upload is refused.
+    pub upload_validation_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -123,6 +126,7 @@ impl Default for Limits {
             finished_memory_mb: 256,
             queued_inputs_memory_mb: 256,
             max_list_page: 1_000,
+            upload_validation_timeout_secs: 60,
         }
     }
 }
@@ -130,6 +134,10 @@ impl Default for Limits {
 impl Limits {
     pub fn task_timeout(&self) -> Duration {
         Duration::from_secs(self.task_timeout_secs)
+    }
+
+    pub fn upload_validation_timeout(&self) -> Duration {
+        Duration::from_secs(self.upload_validation_timeout_secs)
     }
 
     pub fn task_memory_bytes(&self) -> usize {
@@ -199,6 +207,7 @@ impl Limits {
             ("limits.versions_per_plugin", self.versions_per_plugin.into()),
             ("limits.listen_backlog", self.listen_backlog.into()),
             ("limits.max_tasks_per_tree", self.max_tasks_per_tree.into()),
+            ("limits.upload_validation_timeout_secs", self.upload_validation_timeout_secs),
         ] {
             positive(key, value)?;
         }

@@ -4,23 +4,30 @@
 //! Hot swap is a pointer swap: an invocation clones the live `Arc<LoadedVersion>` when it is
 //! accepted and keeps it to its end, so an upload never waits for running tasks and running
 //! tasks never see a half-made version. Compilation happens at upload (or at start, from the
-//! artifact cache), never on the invocation path.
+//! artifact cache), never on the invocation path, within `limits.upload_validation_timeout_secs`.
+//!
+//! Uploads, rollbacks and deletions of one plugin take their turn, from start to end, so that
+//! none records a live version whose files another one pruned. A plugin whose live version
+//! cannot be loaded at start is kept, shown as unavailable with the reason, and not served;
+//! the others are.
 
 mod disk;
+mod views;
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use parking_lot::RwLock;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use disk::Disk;
+pub use views::{PluginView, UploadReport, VersionView};
 
 use crate::capabilities::PluginCapabilities;
 use crate::manifest::{Ceilings, Manifest, ManifestError, TaskLimits};
@@ -39,9 +46,28 @@ pub struct LoadedVersion {
 }
 
 struct Plugin {
-    live: Arc<LoadedVersion>,
+    live: Live,
     versions: Vec<VersionInfo>,
 }
+
+/// A plugin's live version: served, or recorded but not loadable when the host started.
+enum Live {
+    Loaded(Arc<LoadedVersion>),
+    Unavailable { version: String, error: String },
+}
+
+impl Live {
+    fn version(&self) -> &str {
+        match self {
+            Self::Loaded(loaded) => &loaded.info.version,
+            Self::Unavailable { version, .. } => version,
+        }
+    }
+}
+
+/// How many locks the plugins' changes are spread over: changes to one plugin always take
+/// the same one; two plugins rarely share one.
+const CHANGE_LOCKS: usize = 64;
 
 /// Why an upload was refused; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +84,12 @@ pub enum UploadError {
     CoreModule,
     #[error("the component does not compile: {0}")]
     Compile(String),
+    #[error(
+        "compiling and instantiating the component took longer than {} s (limits.upload_validation_timeout_secs): \
+         make it smaller or its start-up cheaper, or raise that limit",
+        .0.as_secs()
+    )]
+    ValidationTimeout(Duration),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     #[error(transparent)]
@@ -78,62 +110,33 @@ pub enum RegistryError {
     Upload(#[from] UploadError),
 }
 
-/// What an upload answers.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct UploadReport {
-    pub plugin: String,
-    pub version: String,
-    pub component: String,
-    pub size: u64,
-    pub compile_ms: u64,
-    /// True when a compiled artifact was reused instead of compiling.
-    pub cached: bool,
-    /// The manifest as the host understood it (no grants without one).
-    pub manifest: serde_json::Value,
-}
-
-/// A plugin as `GET /v1/plugins/{name}` shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PluginView {
-    pub name: String,
-    pub live: String,
-    /// The live version's manifest, proxy passwords hidden.
-    pub manifest: serde_json::Value,
-    pub versions: Vec<VersionView>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct VersionView {
-    pub version: String,
-    pub component: String,
-    pub has_manifest: bool,
-    pub size: u64,
-    pub uploaded_at_ms: u64,
-    pub compile_ms: u64,
-}
-
 pub struct Registry {
     runtime: Arc<Runtime>,
     disk: Disk,
     store: Arc<dyn Store>,
     plugins: RwLock<HashMap<String, Plugin>>,
     /// Held while a plugin changes, from its record in the store to the map, so that both
-    /// take changes in the same order.
+    /// take changes in the same order, and while files are written or pruned.
     persist: tokio::sync::Mutex<()>,
+    /// Held by an upload, rollback or deletion of a plugin from its start to its end.
+    changes: Box<[tokio::sync::Mutex<()>]>,
     versions_kept: usize,
     ceilings: Ceilings,
+    validation_timeout: Duration,
     compilations: AtomicU64,
 }
 
 impl Registry {
     /// Opens the data directory and makes every recorded plugin's live version ready, reusing
-    /// compiled artifacts where they match this build.
+    /// compiled artifacts where they match this build; a plugin whose live version cannot be
+    /// loaded is reported and kept as unavailable.
     pub async fn open(
         runtime: Arc<Runtime>,
         data_dir: &Path,
         store: Arc<dyn Store>,
         versions_kept: usize,
         ceilings: Ceilings,
+        validation_timeout: Duration,
     ) -> anyhow::Result<Self> {
         let disk = Disk::open(data_dir, runtime.artifact_fingerprint())?;
         import_old_index(&disk, store.as_ref()).await?;
@@ -144,23 +147,65 @@ impl Registry {
             store,
             plugins: RwLock::new(HashMap::new()),
             persist: tokio::sync::Mutex::new(()),
+            changes: (0..CHANGE_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             versions_kept: versions_kept.max(1),
             ceilings,
+            validation_timeout,
             compilations: AtomicU64::new(0),
         };
-        for PluginRecord { name, live, versions } in records {
-            let info = versions.iter().find(|v| v.version == live).cloned().with_context(|| {
-                format!("the store names version {live} of plugin {name:?} live, but does not list it")
-            })?;
-            let loaded = registry.load(&name, info).await.with_context(|| format!("cannot load plugin {name:?}"))?;
-            registry.plugins.write().insert(name, Plugin { live: Arc::new(loaded), versions });
+        for record in records {
+            let live = match registry.load_recorded(&record).await {
+                Ok(loaded) => Live::Loaded(Arc::new(loaded)),
+                Err(e) => {
+                    let error = format!("version {} cannot be loaded: {e:#}", record.live);
+                    tracing::error!(
+                        plugin = %record.name,
+                        %error,
+                        "plugin not served: upload it again, or roll it back to a version that loads"
+                    );
+                    Live::Unavailable { version: record.live, error }
+                }
+            };
+            registry.plugins.write().insert(record.name, Plugin { live, versions: record.versions });
         }
         Ok(registry)
     }
 
+    /// The recorded live version of a plugin, loaded.
+    async fn load_recorded(&self, record: &PluginRecord) -> anyhow::Result<LoadedVersion> {
+        let info = record
+            .versions
+            .iter()
+            .find(|v| v.version == record.live)
+            .cloned()
+            .with_context(|| format!("the store names version {} live, but does not list it", record.live))?;
+        self.load(&record.name, info).await
+    }
+
+    /// The lock an upload, rollback or deletion of `name` holds from start to end.
+    fn change_lock(&self, name: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        name.hash(&mut hasher);
+        let index = usize::try_from(hasher.finish() % CHANGE_LOCKS as u64).unwrap_or(0);
+        &self.changes[index]
+    }
+
     /// The live version of `name`, to run a new task on.
     pub fn live(&self, name: &str) -> Option<Arc<LoadedVersion>> {
-        self.plugins.read().get(name).map(|p| p.live.clone())
+        self.plugins.read().get(name).and_then(|p| match &p.live {
+            Live::Loaded(loaded) => Some(loaded.clone()),
+            Live::Unavailable { .. } => None,
+        })
+    }
+
+    /// The plugins not served, and why.
+    pub fn unavailable(&self) -> HashMap<String, String> {
+        let plugins = self.plugins.read();
+        let unavailable = plugins.iter().filter_map(|(name, p)| match &p.live {
+            Live::Unavailable { error, .. } => Some((name.clone(), error.clone())),
+            Live::Loaded(_) => None,
+        });
+        unavailable.collect()
     }
 
     /// How many components this process has compiled (not loaded from the cache).
@@ -169,17 +214,17 @@ impl Registry {
     }
 
     pub fn list(&self) -> Vec<PluginView> {
-        let mut plugins: Vec<PluginView> = self.plugins.read().iter().map(|(name, p)| view(name, p)).collect();
+        let mut plugins: Vec<PluginView> = self.plugins.read().iter().map(|(name, p)| views::view(name, p)).collect();
         plugins.sort_by(|a, b| a.name.cmp(&b.name));
         plugins
     }
 
     pub fn get(&self, name: &str) -> Option<PluginView> {
-        self.plugins.read().get(name).map(|p| view(name, p))
+        self.plugins.read().get(name).map(|p| views::view(name, p))
     }
 
-    /// Validates the manifest, compiles and links `bytes`, then makes them the live version
-    /// of `name`.
+    /// Validates the manifest, compiles and links `bytes` (within the validation time limit),
+    /// then makes them the live version of `name`.
     pub async fn upload(&self, name: &str, bytes: &[u8], manifest: Option<&str>) -> Result<UploadReport, UploadError> {
         if !is_valid_name(name) {
             return Err(UploadError::InvalidName(name.to_owned()));
@@ -191,17 +236,10 @@ impl Registry {
             None => component.clone(),
             Some(text) => hex::encode(Sha256::digest(format!("{component}\n{text}"))),
         };
-        let (compiled, compile_ms, cached) = if let Some(compiled) = self.cached_component(&component) {
-            (compiled, self.first_compile_ms(&component), true)
-        } else {
-            let (compiled, compile_ms) = self.compile(bytes).await?;
-            (compiled, compile_ms, false)
-        };
-        let linked = self.runtime.link(&compiled).await?;
-        if !cached {
-            self.disk.write_component(&component, bytes)?;
-            self.disk.write_artifact(&component, &self.runtime.serialize(&compiled)?)?;
-        }
+        let _change = self.change_lock(name).lock().await;
+        let validated = tokio::time::timeout(self.validation_timeout, self.validate(&component, bytes)).await;
+        let Validated { compiled, linked, compile_ms, cached } =
+            validated.map_err(|_| UploadError::ValidationTimeout(self.validation_timeout))??;
         let info = VersionInfo {
             version: version.clone(),
             component: component.clone(),
@@ -212,7 +250,7 @@ impl Registry {
         };
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
         let loaded = Arc::new(self.loaded(name, info.clone(), linked, parsed));
-        self.make_live(name, loaded, Some(info)).await?;
+        self.make_live(name, loaded, Some(NewVersion { info, bytes, compiled: &compiled })).await?;
         Ok(UploadReport {
             plugin: name.to_owned(),
             version,
@@ -222,6 +260,18 @@ impl Registry {
             cached,
             manifest: manifest_view,
         })
+    }
+
+    /// Compiles (or loads from its artifact) and links an uploaded component.
+    async fn validate(&self, component: &str, bytes: &[u8]) -> Result<Validated, UploadError> {
+        let (compiled, compile_ms, cached) = if let Some(compiled) = self.cached_component(component) {
+            (compiled, self.first_compile_ms(component), true)
+        } else {
+            let (compiled, compile_ms) = self.compile(bytes).await?;
+            (compiled, compile_ms, false)
+        };
+        let linked = self.runtime.link(&compiled).await?;
+        Ok(Validated { compiled, linked, compile_ms, cached })
     }
 
     /// How long `component` took to compile when it was first uploaded (0 if not known).
@@ -244,6 +294,7 @@ impl Registry {
 
     /// Makes `version` (or, if none, the version before the live one) live again.
     pub async fn rollback(&self, name: &str, version: Option<&str>) -> Result<PluginView, RegistryError> {
+        let _change = self.change_lock(name).lock().await;
         let target =
             {
                 let plugins = self.plugins.read();
@@ -253,7 +304,7 @@ impl Registry {
                         RegistryError::NoSuchVersion { plugin: name.to_owned(), version: v.to_owned() }
                     })?
                 } else {
-                    let live = plugin.versions.iter().position(|i| i.version == plugin.live.info.version);
+                    let live = plugin.versions.iter().position(|i| i.version == plugin.live.version());
                     live.and_then(|i| i.checked_sub(1))
                         .map(|i| plugin.versions[i].clone())
                         .ok_or_else(|| RegistryError::NothingToRollBackTo(name.to_owned()))?
@@ -266,6 +317,7 @@ impl Registry {
 
     /// Removes a plugin and its files; tasks already running finish on their version.
     pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        let _change = self.change_lock(name).lock().await;
         let _persist = self.persist.lock().await;
         if !self.plugins.read().contains_key(name) {
             return Err(RegistryError::NoSuchPlugin(name.to_owned()));
@@ -281,16 +333,19 @@ impl Registry {
     }
 
     /// Records `loaded` as the live version of `name` (with `new_version` added to its
-    /// versions, the oldest beyond the number kept pruned), then serves it.
+    /// versions, its files written, the oldest beyond the number kept pruned), then serves it.
     async fn make_live(
         &self,
         name: &str,
         loaded: Arc<LoadedVersion>,
-        new_version: Option<VersionInfo>,
+        new_version: Option<NewVersion<'_>>,
     ) -> anyhow::Result<()> {
         let _persist = self.persist.lock().await;
         let mut versions = self.plugins.read().get(name).map(|p| p.versions.clone()).unwrap_or_default();
-        if let Some(info) = new_version {
+        if let Some(NewVersion { info, bytes, compiled }) = new_version {
+            // Here, not before: a component shared with another plugin may have been pruned
+            // since this upload found its files.
+            self.keep_files(&info.component, bytes, compiled)?;
             versions.retain(|v| v.version != info.version);
             versions.push(info);
         }
@@ -305,9 +360,18 @@ impl Registry {
             !prune
         });
         self.store.put_plugin(PluginRecord { name: name.to_owned(), live, versions: versions.clone() }).await?;
-        self.plugins.write().insert(name.to_owned(), Plugin { live: loaded, versions });
+        self.plugins.write().insert(name.to_owned(), Plugin { live: Live::Loaded(loaded), versions });
         for component in pruned.iter().filter(|c| !self.in_use(c)) {
             self.disk.remove_component(component);
+        }
+        Ok(())
+    }
+
+    /// Writes a new version's component and artifact unless they are there.
+    fn keep_files(&self, component: &str, bytes: &[u8], compiled: &Component) -> anyhow::Result<()> {
+        self.disk.write_component(component, bytes)?;
+        if !self.disk.artifact_path(component).exists() {
+            self.disk.write_artifact(component, &self.runtime.serialize(compiled)?)?;
         }
         Ok(())
     }
@@ -354,6 +418,8 @@ impl Registry {
         }
     }
 
+    /// Compiles on a thread of its own. An upload that runs out of time stops waiting; the
+    /// compiler cannot be interrupted, so the thread runs to its end and its result is dropped.
     async fn compile(&self, bytes: &[u8]) -> Result<(Component, u64), UploadError> {
         let runtime = self.runtime.clone();
         let bytes = bytes.to_vec();
@@ -365,6 +431,21 @@ impl Registry {
         self.compilations.fetch_add(1, Ordering::Relaxed);
         Ok((component, millis(started.elapsed())))
     }
+}
+
+/// An upload that compiled and linked.
+struct Validated {
+    compiled: Component,
+    linked: Linked,
+    compile_ms: u64,
+    cached: bool,
+}
+
+/// A version being uploaded, and what its files are made from.
+struct NewVersion<'a> {
+    info: VersionInfo,
+    bytes: &'a [u8],
+    compiled: &'a Component,
 }
 
 /// Moves the index file of an earlier version into the store, once.
@@ -395,27 +476,6 @@ fn check_binary(bytes: &[u8]) -> Result<(), UploadError> {
         return Err(UploadError::CoreModule);
     }
     Ok(())
-}
-
-fn view(name: &str, plugin: &Plugin) -> PluginView {
-    let versions = plugin
-        .versions
-        .iter()
-        .map(|v| VersionView {
-            version: v.version.clone(),
-            component: v.component.clone(),
-            has_manifest: v.manifest.is_some(),
-            size: v.size,
-            uploaded_at_ms: v.uploaded_at_ms,
-            compile_ms: v.compile_ms,
-        })
-        .collect();
-    PluginView {
-        name: name.to_owned(),
-        live: plugin.live.info.version.clone(),
-        manifest: serde_json::to_value(&plugin.live.manifest).unwrap_or_default(),
-        versions,
-    }
 }
 
 #[cfg(test)]

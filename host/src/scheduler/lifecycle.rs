@@ -11,12 +11,23 @@ use super::lanes::Lane;
 use super::payloads::Input;
 use super::unwind;
 use crate::registry::LoadedVersion;
-use crate::store::TaskEnd;
-use crate::task::{Outcome, Task, TaskState};
+use crate::store::{StoreError, TaskEnd};
+use crate::task::{Failure, FailureKind, Outcome, Task, TaskState};
 
 /// What a durable task that the host's shutdown stopped reads as until the next start.
 const SHUT_DOWN: &str = "the host shut down before this task ended; the next start runs it if it had not started, \
                          or applies the plugin's on_interrupt policy if it had";
+
+/// How a durable task ended, as recorded: failed, saying why, if the store could not keep its
+/// output (the store's other failures leave it as it ran; the next start finds it unfinished).
+fn as_recorded(recorded: Result<(), StoreError>, outcome: Outcome) -> Outcome {
+    match recorded {
+        Err(StoreError::OutputNotKept(message)) => {
+            Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, message })
+        }
+        _ => outcome,
+    }
+}
 
 impl Scheduler {
     pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input) {
@@ -35,9 +46,10 @@ impl Scheduler {
         };
         tracing::error!(task = %task.id, plugin = %task.plugin, panic = %panic, "a task's driver panicked; the task ends failed");
         if !task.state().is_final() {
-            let outcome = unwind::host_failure(&panic);
+            let mut outcome = unwind::host_failure(&panic);
             if task.durable {
-                self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome));
+                let recorded = self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome)).await;
+                outcome = as_recorded(recorded, outcome);
             }
             task.finish(outcome);
             self.retire(&task);
@@ -80,14 +92,15 @@ impl Scheduler {
             Ok(_) => Outcome::Cancelled,
             Err(outcome) => outcome.clone(),
         };
-        let outcome = match outcome {
+        let (outcome, recorded) = match outcome {
             // Left as recorded: the next start takes it up.
-            Outcome::Cancelled if task.durable && task.was_shut_down() => Outcome::Interrupted(SHUT_DOWN.to_owned()),
+            Outcome::Cancelled if task.durable && task.was_shut_down() => {
+                (Outcome::Interrupted(SHUT_DOWN.to_owned()), None)
+            }
             outcome => {
-                if task.durable {
-                    self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome));
-                }
-                outcome
+                let recorded =
+                    task.durable.then(|| self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome)));
+                (outcome, recorded)
             }
         };
         // Slots are free before the end is visible: whoever sees the task end and submits
@@ -95,6 +108,11 @@ impl Scheduler {
         if let Ok(permits) = permits {
             self.slots.release(&task.plugin, permits);
         }
+        // A durable task's end is visible once committed, as the store tells it.
+        let outcome = match recorded {
+            Some(recorded) => as_recorded(recorded.await, outcome),
+            None => outcome,
+        };
         tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
         task.finish(outcome);
         self.retire(&task);

@@ -131,7 +131,8 @@ impl Scheduler {
         self.queued.fetch_sub(1, Ordering::AcqRel);
         let now = SystemTime::now();
         let outcome = Outcome::Interrupted(reason);
-        self.store.finished(record.id, now, TaskEnd::of(&outcome));
+        // Recorded in the background: an end without output has nothing the store could refuse.
+        drop(self.store.finished(record.id, now, TaskEnd::of(&outcome)));
         self.remember_finished(Arc::new(self.recorded_task(record).ended(record.started_at, Some(now), outcome)));
     }
 

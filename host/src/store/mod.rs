@@ -12,7 +12,7 @@
 //!   schedule shows a run if and only if its task exists, so a run is never lost nor doubled.
 //! - [`Store::requeued`], [`Store::started`], [`Store::finished`] and
 //!   [`Store::schedule_skipped`] are recorded in the order they are called, after the writes
-//!   made before them, without the caller waiting: after a crash the store shows each task in
+//!   made before them, without the caller waiting (it may wait for an end's commit): after a crash the store shows each task in
 //!   the last state it committed, so a task may read `running` when it had finished a moment
 //!   before (at-least-once: a `retry` plugin may see such a task again; a `fail` plugin sees
 //!   it `interrupted`, never run twice).
@@ -51,6 +51,10 @@ pub enum StoreError {
     Backend(Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot write to the store: {0}")]
     Write(String),
+    /// A task's end is recorded, but not its output, which could not be written: the task is
+    /// recorded as failed with this reason.
+    #[error("{0}")]
+    OutputNotKept(String),
     #[error("the store has stopped (the host is shutting down)")]
     Stopped,
 }
@@ -65,8 +69,10 @@ pub trait Store: Send + Sync {
     fn requeued(&self, id: TaskId);
     /// Records that a task started its `attempt`-th run.
     fn started(&self, id: TaskId, attempt: u32, at: SystemTime);
-    /// Records how a task ended.
-    fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd);
+    /// Records how a task ended. The future resolves once the end is committed (the caller may
+    /// drop it instead), with [`StoreError::OutputNotKept`] if the output could not be stored
+    /// and the task was recorded as failed instead, saying why.
+    fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd) -> StoreFuture<'_>;
     /// Tasks recorded as queued or running and submitted before `before`, oldest first (by
     /// submission time, then id), after `after` if given, at most `limit`; without their
     /// inputs (read each with [`Store::input`] when it starts).

@@ -4,6 +4,7 @@
 //! a directory beside the database, named by task id; finished tasks past their retention
 //! (count and age) are deleted, files included, in the background.
 
+mod outputs;
 mod rows;
 mod schema;
 mod writer;
@@ -57,7 +58,8 @@ impl SqliteStore {
             sync_files: config.synchronous == Synchronous::Full,
         };
         std::fs::create_dir_all(&retention.outputs)
-            .map_err(|e| StoreError::Write(format!("cannot create {}: {e}", retention.outputs.display())))?;
+            .and_then(|()| outputs::remove_partials(&retention.outputs))
+            .map_err(|e| StoreError::Write(format!("cannot prepare {}: {e}", retention.outputs.display())))?;
         let reader = Connection::open(path)?;
         reader.busy_timeout(Duration::from_secs(5))?;
         let (sender, receiver) = mpsc::channel();
@@ -86,7 +88,7 @@ impl SqliteStore {
         let sent = self.send(Queued { write, done: Some(done) });
         Box::pin(async move {
             sent?;
-            committed.await.map_err(|_| StoreError::Stopped)?.map_err(StoreError::Write)
+            committed.await.map_err(|_| StoreError::Stopped)?
         })
     }
 
@@ -137,8 +139,8 @@ impl Store for SqliteStore {
         self.send_quietly(Write::Started { id, attempt, at });
     }
 
-    fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd) {
-        self.send_quietly(Write::Finished { id, at, end });
+    fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd) -> StoreFuture<'_> {
+        self.commit(Write::Finished { id, at, end })
     }
 
     fn unfinished(

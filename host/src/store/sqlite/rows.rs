@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rusqlite::Row;
 use rusqlite::types::FromSql;
 
+use super::outputs;
 use crate::store::{ScheduleRecord, TaskEnd, TaskRecord};
 use crate::task::{TaskId, TaskState, from_epoch_ms};
 
@@ -31,17 +32,20 @@ pub(super) fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, S
     let finished_at = column::<Option<u64>>(row, 10)?.map(from_epoch_ms);
     let end = match finished_at {
         None => None,
+        Some(_) if column(row, 14)? => Some(match outputs::read(outputs, &id) {
+            Ok(output) => {
+                TaskEnd { state, failure_kind: column(row, 11)?, message: column(row, 12)?, output: Some(output) }
+            }
+            Err(cause) => output_lost(&id, state, &cause),
+        }),
         Some(_) => Some(TaskEnd {
             state,
             failure_kind: column(row, 11)?,
             message: column(row, 12)?,
-            output: if column(row, 14)? {
-                output_file(outputs, &id)
-            } else {
-                column::<Option<Vec<u8>>>(row, 13)?.map(Bytes::from)
-            },
+            output: column::<Option<Vec<u8>>>(row, 13)?.map(Bytes::from),
         }),
     };
+    let state = end.as_ref().map_or(state, |end| end.state);
     Ok(TaskRecord {
         id: TaskId::from_str(&id).map_err(|e| format!("task id {id:?}: {e}"))?,
         plugin: column(row, 1)?,
@@ -111,14 +115,18 @@ pub(super) fn column<T: FromSql>(row: &Row<'_>, index: usize) -> Result<T, Strin
     row.get(index).map_err(|e| e.to_string())
 }
 
-/// A finished task's output kept as a file; a missing file is reported and read as no output.
-fn output_file(outputs: &Path, id: &str) -> Option<Bytes> {
-    match std::fs::read(outputs.join(id)) {
-        Ok(bytes) => Some(Bytes::from(bytes)),
-        Err(e) => {
-            tracing::warn!(task = %id, error = %e, "the output file of a finished task cannot be read");
-            None
-        }
+/// The end of a task whose output file is gone: it reads as interrupted, saying so, never as
+/// a task that ended with no output.
+fn output_lost(id: &str, state: TaskState, cause: &str) -> TaskEnd {
+    tracing::warn!(task = %id, error = %cause, "the output of a finished task is lost");
+    TaskEnd {
+        state: TaskState::Interrupted,
+        failure_kind: None,
+        message: Some(format!(
+            "the task ended {}, but {cause}: its output is lost; run the task again",
+            state.as_str()
+        )),
+        output: None,
     }
 }
 

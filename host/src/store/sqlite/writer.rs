@@ -1,7 +1,10 @@
 //! The writer thread: takes whatever writes have queued up and commits them in one
 //! transaction; writes large outputs to files first; prunes finished tasks past their retention.
+//!
+//! One write that cannot be made fails alone: a task whose output file cannot be written is
+//! recorded as failed, saying why, and a group whose transaction fails is committed again one
+//! write at a time, so that only the write that fails is refused to whoever waits for it.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, Transaction, params};
 use tokio::sync::oneshot;
 
+use super::outputs;
 use super::rows::{SCHEDULE_COLUMNS, millis};
-use crate::store::{PluginRecord, ScheduleRecord, TaskEnd, TaskRecord, TokenRecord};
-use crate::task::{TaskId, epoch_ms};
+use crate::store::{PluginRecord, ScheduleRecord, StoreError, TaskEnd, TaskRecord, TokenRecord};
+use crate::task::{FailureKind, TaskId, TaskState, epoch_ms};
 
 /// Writes committed in one transaction at most.
 const MAX_BATCH: usize = 4096;
@@ -31,10 +35,29 @@ pub(super) enum Write {
     DeleteToken(String),
 }
 
+impl Write {
+    /// What the write records, for the log.
+    fn describe(&self) -> String {
+        match self {
+            Self::Accept(tasks) => format!("{} accepted task(s)", tasks.len()),
+            Self::Requeued { id } => format!("task {id} queued again"),
+            Self::Started { id, .. } => format!("the start of task {id}"),
+            Self::Finished { id, .. } => format!("the end of task {id}"),
+            Self::PutSchedule(schedule) => format!("schedule {:?}", schedule.name),
+            Self::DeleteSchedule(name) => format!("the deletion of schedule {name:?}"),
+            Self::ScheduleSkipped { name, .. } => format!("a skipped run of schedule {name:?}"),
+            Self::PutPlugin(plugin) => format!("plugin {:?}", plugin.name),
+            Self::DeletePlugin(name) => format!("the deletion of plugin {name:?}"),
+            Self::PutToken(token) => format!("token {}", token.id),
+            Self::DeleteToken(id) => format!("the deletion of token {id}"),
+        }
+    }
+}
+
 /// A write, and who waits for its commit.
 pub(super) struct Queued {
     pub write: Write,
-    pub done: Option<oneshot::Sender<Result<(), String>>>,
+    pub done: Option<oneshot::Sender<Result<(), StoreError>>>,
 }
 
 /// What the writer keeps, and where large outputs go.
@@ -70,12 +93,12 @@ pub(super) fn write_loop(mut connection: Connection, writes: &mpsc::Receiver<Que
         {
             batch.push(write);
         }
-        let result = commit(&mut connection, &batch, retention);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, writes = batch.len(), "cannot commit to the store");
-        }
-        for done in batch.into_iter().filter_map(|queued| queued.done) {
-            let _ = done.send(result.clone());
+        let not_kept = write_outputs(&mut batch, retention);
+        let results = commit(&mut connection, &batch, retention);
+        for ((queued, result), not_kept) in batch.into_iter().zip(results).zip(not_kept) {
+            if let Some(done) = queued.done {
+                let _ = done.send(result.and(not_kept.map_or(Ok(()), |why| Err(StoreError::OutputNotKept(why)))));
+            }
         }
     }
 }
@@ -106,8 +129,8 @@ fn prune(connection: &Connection, retention: &Retention) -> rusqlite::Result<()>
     for row in deleted {
         let (id, in_file) = row?;
         pruned += 1;
-        if in_file && let Err(e) = std::fs::remove_file(retention.outputs.join(&id)) {
-            tracing::warn!(task = %id, error = %e, "cannot delete a pruned task's output file");
+        if in_file {
+            outputs::remove(&retention.outputs, &id);
         }
     }
     if pruned > 0 {
@@ -116,29 +139,67 @@ fn prune(connection: &Connection, retention: &Retention) -> rusqlite::Result<()>
     Ok(())
 }
 
-/// Writes an output too large for a row to its file (write, then rename), before the row that
-/// points at it is committed.
-fn write_output_file(retention: &Retention, id: &TaskId, output: &[u8]) -> std::io::Result<()> {
-    let path = retention.outputs.join(id.to_string());
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::File::create(&partial)?;
-    file.write_all(output)?;
-    if retention.sync_files {
-        file.sync_all()?;
-    }
-    std::fs::rename(partial, path)
-}
-
-fn commit(connection: &mut Connection, batch: &[Queued], retention: &Retention) -> Result<(), String> {
-    for queued in batch {
-        if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = &queued.write
-            && output.len() > retention.inline_output_bytes
-        {
-            write_output_file(retention, id, output)
-                .map_err(|e| format!("cannot write the output of task {id}: {e}"))?;
+/// Writes the outputs too large for a row to their files, before the rows that name them; a
+/// task whose output cannot be written is recorded as failed instead. For each write, why its
+/// output was not kept, if it was not.
+fn write_outputs(batch: &mut [Queued], retention: &Retention) -> Vec<Option<String>> {
+    let mut not_kept = vec![None; batch.len()];
+    for (queued, not_kept) in batch.iter_mut().zip(&mut not_kept) {
+        let Write::Finished { id, end, .. } = &mut queued.write else { continue };
+        let Some(output) = end.output.as_ref().filter(|output| output.len() > retention.inline_output_bytes) else {
+            continue;
+        };
+        if let Err(e) = outputs::write(&retention.outputs, id, output, retention.sync_files) {
+            tracing::error!(task = %id, bytes = output.len(), error = %e, "cannot write a task's output; it is recorded as failed");
+            *end = output_not_kept(output.len(), &e);
+            not_kept.clone_from(&end.message);
         }
     }
-    commit_rows(connection, batch, retention.inline_output_bytes).map_err(|e| e.to_string())
+    not_kept
+}
+
+/// The end recorded for a task whose output could not be written.
+fn output_not_kept(bytes: usize, error: &std::io::Error) -> TaskEnd {
+    TaskEnd {
+        state: TaskState::Failed,
+        failure_kind: Some(FailureKind::ResourceLimit.as_str().to_owned()),
+        message: Some(format!(
+            "the task returned {bytes} bytes of output, but the host could not store them ({error}), so they were not kept: \
+             free space for the host's data directory (or raise its file size limit), then run the task again"
+        )),
+        output: None,
+    }
+}
+
+/// Commits `batch` in one transaction; if that fails, each write in a transaction of its own,
+/// so that only the writes that fail by themselves are refused. Each write's result, in order.
+fn commit(connection: &mut Connection, batch: &[Queued], retention: &Retention) -> Vec<Result<(), StoreError>> {
+    let inline = retention.inline_output_bytes;
+    match commit_rows(connection, batch, inline) {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(e) if batch.len() == 1 => vec![refused(&batch[0], &e, retention)],
+        Err(e) => {
+            tracing::warn!(error = %e, writes = batch.len(), "a group commit failed; committing its writes one at a time");
+            batch
+                .iter()
+                .map(|queued| {
+                    commit_rows(connection, std::slice::from_ref(queued), inline)
+                        .or_else(|e| refused(queued, &e, retention))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Reports a write that could not be committed, and removes the output file no row names.
+fn refused(queued: &Queued, error: &rusqlite::Error, retention: &Retention) -> Result<(), StoreError> {
+    tracing::error!(error = %error, write = %queued.write.describe(), "cannot commit to the store");
+    if let Write::Finished { id, end: TaskEnd { output: Some(output), .. }, .. } = &queued.write
+        && output.len() > retention.inline_output_bytes
+    {
+        outputs::remove(&retention.outputs, &id.to_string());
+    }
+    Err(StoreError::Write(error.to_string()))
 }
 
 fn commit_rows(connection: &mut Connection, batch: &[Queued], inline_output_bytes: usize) -> rusqlite::Result<()> {
