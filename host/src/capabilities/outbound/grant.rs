@@ -259,8 +259,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast())
 }
 
-/// The blocks of 2001::/23 the registry marks globally reachable: two anycast services, AMT,
-/// AS112 and ORCHIDv2.
+/// The blocks of `2001::/23` the registry marks globally reachable: two anycast services, AMT,
+/// `AS112` and `ORCHIDv2`.
 fn is_global_protocol_assignment(s: [u16; 8]) -> bool {
     let anycast = s[1] == 1 && s[2..7] == [0, 0, 0, 0, 0] && (s[7] == 1 || s[7] == 2);
     anycast || s[1] == 3 || (s[1] == 4 && s[2] == 0x112) || (0x20..0x30).contains(&s[1])

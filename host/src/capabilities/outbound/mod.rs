@@ -393,7 +393,7 @@ impl TaskOutbound {
         match (url.scheme(), url.host()) {
             ("http" | "https", Some(host)) if !url.host_str().unwrap_or_default().is_empty() => {
                 grant::check(&self.plugin.grants, url).map_err(Error::Denied)?;
-                Ok(politeness::host_key(host))
+                Ok(politeness::host_key(&host))
             }
             ("http" | "https", _) => Err(Error::InvalidRequest(format!("{url} has no host"))),
             (other, _) => Err(Error::Denied(format!("scheme {other}: is not allowed, only http and https"))),

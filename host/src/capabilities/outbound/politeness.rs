@@ -76,8 +76,8 @@ pub struct PluginRules {
 /// The key of a destination's gates: a name in lowercase ASCII (the URL parser has already
 /// applied IDNA) without its trailing dot; an address in one form, an IPv6 address that
 /// carries an IPv4 one as that IPv4 address.
-pub fn host_key(host: Host<&str>) -> String {
-    match host {
+pub fn host_key(host: &Host<&str>) -> String {
+    match *host {
         Host::Domain(name) => name.trim_end_matches('.').to_ascii_lowercase(),
         Host::Ipv4(ip) => ip.to_string(),
         Host::Ipv6(ip) => match canonical(IpAddr::V6(ip)) {
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn one_host_in_any_spelling_is_one_key() {
-        let key = |url: &str| host_key(url::Url::parse(url).unwrap().host().unwrap());
+        let key = |url: &str| host_key(&url::Url::parse(url).unwrap().host().unwrap());
         for spelling in ["http://Example.COM./a", "https://example.com:8443/", "http://EXAMPLE.com../"] {
             assert_eq!(key(spelling), "example.com", "{spelling}");
         }

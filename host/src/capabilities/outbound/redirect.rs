@@ -53,6 +53,6 @@ mod tests {
             headers.insert(reqwest::header::HeaderName::from_static(name), "x".parse().unwrap());
         }
         drop_credentials(&mut headers);
-        assert_eq!(headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["accept"]);
+        assert_eq!(headers.keys().map(reqwest::header::HeaderName::as_str).collect::<Vec<_>>(), ["accept"]);
     }
 }
