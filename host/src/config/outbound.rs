@@ -129,3 +129,26 @@ impl OutboundConfig {
         self.politeness.validate("outbound.politeness.")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(text: &str) -> String {
+        toml::from_str::<OutboundConfig>(text).unwrap().validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn dns_and_idle_connection_keys_are_checked() {
+        assert!(refusal("dns_timeout_ms = 0").contains("outbound.dns_timeout_ms"));
+        assert!(refusal("max_dns_lookups = 0").contains("outbound.max_dns_lookups"));
+        assert!(
+            refusal("pool_idle_per_host = 64\nmax_idle_connections = 63").contains("outbound.max_idle_connections")
+        );
+        assert!(refusal("[static_hosts]\n\"Api.example.com\" = [\"203.0.113.7\"]").contains("outbound.static_hosts"));
+        assert!(refusal("[static_hosts]\n\"api.example.com\" = []").contains("at least one address"));
+        let config: OutboundConfig = toml::from_str("pool_idle_per_host = 100\nmax_idle_connections = 1000").unwrap();
+        assert_eq!(config.kept_clients(), 10);
+        assert_eq!(OutboundConfig { pool_idle_per_host: 0, ..config }.kept_clients(), 1000);
+    }
+}
