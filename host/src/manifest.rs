@@ -8,6 +8,7 @@
 //! memory_limit = "64MiB"        # or bytes
 //! max_response_bytes = "8MiB"   # or bytes
 //! proxies = ["http://user:pass@10.0.0.2:3128"]   # sessions take them in turn
+//! proxies_mandatory = true      # every request leaves through the pool; no other proxy, no direct
 //! on_interrupt = "retry"        # or "fail" (default): a task the host's stop interrupted
 //! max_attempts = 3              # runs in all, with "retry"
 //! spawn = ["fetch-title"]       # plugins its tasks may spawn (default: none)
@@ -66,6 +67,8 @@ struct Raw {
     max_response_bytes: Option<Amount>,
     #[serde(default)]
     proxies: Vec<String>,
+    #[serde(default)]
+    proxies_mandatory: bool,
     politeness: Option<Politeness>,
     on_interrupt: Option<OnInterrupt>,
     max_attempts: Option<u32>,
@@ -111,6 +114,7 @@ pub struct Manifest {
     /// Shown without passwords.
     #[serde(serialize_with = "as_strings")]
     pub proxies: Vec<Proxy>,
+    pub proxies_mandatory: bool,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "politeness_view")]
     pub politeness: Option<Politeness>,
     pub on_interrupt: OnInterrupt,
@@ -152,6 +156,9 @@ impl Manifest {
             .enumerate()
             .map(|(i, p)| Proxy::parse(p, true).map_err(|e| fail(format!("proxies[{i}]: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        if raw.proxies_mandatory && proxies.is_empty() {
+            return Err(fail("proxies_mandatory = true needs at least one proxy in proxies".to_owned()));
+        }
 
         if let Some(n) = raw.max_concurrency
             && !(1..=ceilings.running_per_plugin).contains(&n)
@@ -195,6 +202,7 @@ impl Manifest {
             memory_limit,
             max_response_bytes,
             proxies,
+            proxies_mandatory: raw.proxies_mandatory,
             politeness: raw.politeness.filter(|p| !p.is_empty()),
             on_interrupt,
             max_attempts: raw.max_attempts,
@@ -220,7 +228,7 @@ impl Manifest {
         let outbound = PluginOutbound {
             grants: self.allowed_hosts.clone(),
             max_response_bytes: self.max_response_bytes.unwrap_or(ceilings.max_response_bytes),
-            proxies: ProxyPool::new(self.proxies.clone()),
+            proxies: ProxyPool::new(self.proxies.clone(), self.proxies_mandatory),
             politeness: self.politeness.clone().map(|rules| PluginRules { version: Arc::from(version), rules }),
         };
         PluginCapabilities {
@@ -392,6 +400,7 @@ mod tests {
             ("max_concurrency = 0", "max_concurrency"),
             ("max_response_bytes = \"32MiB\"", "max_response_bytes"),
             ("proxies = [\"socks5://x:1\"]", "proxies[0]"),
+            ("proxies_mandatory = true", "proxies_mandatory"),
             ("[politeness]\nrequests_per_second = -1.0", "politeness.requests_per_second"),
             ("[politeness]\nrequests_per_second = 1e-300", "politeness.requests_per_second"),
             ("[politeness]\nburst = 4000000000", "politeness.burst"),

@@ -12,6 +12,17 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// Host configuration that pins the names tests send through this proxy to a public address
+/// (`[outbound.static_hosts]`): the host resolves a destination itself before it sends it
+/// through a proxy, and these names have no DNS. The proxy never connects to that address.
+pub const PINNED_NAMES: &str = "[outbound.static_hosts]\n\
+    \"shop.example.test\" = [\"93.184.216.34\"]\n\
+    \"one.example.test\" = [\"93.184.216.34\"]\n\
+    \"two.example.test\" = [\"93.184.216.34\"]\n\
+    \"three.example.test\" = [\"93.184.216.34\"]\n\
+    \"x.example.test\" = [\"93.184.216.34\"]\n\
+    \"secure.example.test\" = [\"93.184.216.34\"]\n";
+
 /// One request the proxy received.
 #[derive(Clone, Debug)]
 pub struct Seen {

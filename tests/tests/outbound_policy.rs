@@ -8,7 +8,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ignareo_e2e::proxy::TestProxy;
+use ignareo_e2e::proxy::{PINNED_NAMES, TestProxy};
 use ignareo_e2e::target::Target;
 use ignareo_e2e::{Host, LOCAL_MANIFEST};
 use serde_json::{Value, json};
@@ -66,7 +66,7 @@ async fn a_plugin_without_a_manifest_reaches_nothing() {
 
 #[tokio::test]
 async fn wildcards_grant_subdomains_and_a_proxy_carries_the_request() {
-    let host = Host::start().await;
+    let host = start_with_config(PINNED_NAMES).await;
     let target = Target::start().await;
     let proxy = TestProxy::start(&target.base, Some(("bob", "s3cret"))).await;
     let manifest = format!("allowed_hosts = [\"http://*.example.test\", \"http://127.0.0.1:{}\"]\n", port(&proxy.base));
@@ -99,7 +99,7 @@ async fn wildcards_grant_subdomains_and_a_proxy_carries_the_request() {
 
 #[tokio::test]
 async fn a_proxy_pool_rotates_across_sessions_and_a_task_input_can_bind_its_proxy() {
-    let host = Host::start().await;
+    let host = start_with_config(PINNED_NAMES).await;
     let target = Target::start().await;
     let (a, b) = (TestProxy::start(&target.base, None).await, TestProxy::start(&target.base, None).await);
     let pooled = format!("allowed_hosts = [\"http://*.example.test\"]\nproxies = [\"{}\", \"{}\"]\n", a.base, b.base);

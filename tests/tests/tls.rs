@@ -6,7 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ignareo_e2e::proxy::TestProxy;
+use ignareo_e2e::proxy::{PINNED_NAMES, TestProxy};
 use ignareo_e2e::target::Target;
 use ignareo_e2e::tls::{TLS_NAME, TestCa};
 use ignareo_e2e::{Host, TOKEN, TempDir, refused_start};
@@ -19,7 +19,8 @@ const HTTPS_LOCAL: &str = "allowed_hosts = [\"https://127.0.0.1:*\"]\n";
 /// A host trusting `ca` beside the built-in roots, with its certificate written into `dir`.
 async fn host_trusting(ca: &TestCa, dir: &TempDir) -> Host {
     let file = dir.write("ca.pem", &ca.pem);
-    Host::start_with_config(&format!("[outbound]\nca_certificates = [{:?}]\n", file.to_str().unwrap()), &[]).await
+    let config = format!("[outbound]\nca_certificates = [{:?}]\n{PINNED_NAMES}", file.to_str().unwrap());
+    Host::start_with_config(&config, &[]).await
 }
 
 /// Runs `http-probe` (uploaded as `plugin`) on `steps`: the results.
@@ -84,7 +85,8 @@ async fn https_goes_through_a_connect_proxy() {
         format!("allowed_hosts = [\"https://*.example.test\", \"http://127.0.0.1:{}\"]\n", port(&proxy.base));
     host.upload_with("probe", "http-probe", &manifest).await;
 
-    // The name resolves nowhere: only the tunnel can carry the request to the target.
+    // The name resolves nowhere but in the host's pinned names: only the tunnel can carry the
+    // request to the target.
     let url = format!("https://{TLS_NAME}/page/5");
     let results = probe(&host, "probe", json!([{"url": url, "proxy": proxy.base}])).await;
     assert_eq!(results[0]["status"], 200, "{results:?}");
@@ -104,7 +106,7 @@ async fn https_goes_through_a_connect_proxy() {
     assert_eq!(proxy.seen()[1].method, "CONNECT");
 
     // Through the tunnel, the destination's certificate is checked all the same.
-    let untrusting = Host::start().await;
+    let untrusting = Host::start_with_config(PINNED_NAMES, &[]).await;
     untrusting.upload_with("probe", "http-probe", &manifest).await;
     let results = probe(&untrusting, "probe", json!([{"url": url, "proxy": proxy.base}])).await;
     let message = results[0]["error"]["message"].as_str().unwrap_or_default();
@@ -151,7 +153,7 @@ async fn unreadable_or_empty_authority_files_are_refused_at_start() {
 async fn a_certificate_refused_through_a_tunnel_is_the_destinations_error_not_the_proxys() {
     let target = Target::start_tls(&TestCa::new()).await;
     let proxy = TestProxy::start(&target.base, None).await;
-    let host = Host::start().await;
+    let host = Host::start_with_config(PINNED_NAMES, &[]).await;
     let manifest =
         format!("allowed_hosts = [\"https://*.example.test\", \"http://127.0.0.1:{}\"]\n", port(&proxy.base));
     host.upload_with("probe", "http-probe", &manifest).await;

@@ -59,7 +59,7 @@ impl HostSession for HostState {
         proxy: Option<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let (session, outbound) = (self.session(&handle)?, self.outbound()?);
-        Ok(proxy.map(|p| outbound.check_proxy(&p)).transpose().map(|p| session.set_proxy(p)))
+        Ok(outbound.check_session_proxy(proxy.as_deref()).map(|p| session.set_proxy(p)))
     }
 
     async fn set_retry(

@@ -178,6 +178,21 @@ pub fn check(grants: &[HostGrant], url: &Url) -> Result<(), String> {
     })
 }
 
+/// Whether a grant names `url`'s host itself (a name or an address, not a wildcard) and
+/// allows it: the only way a guest may name a proxy outside the manifest's pool, so that a
+/// wildcard meant for destinations does not turn every server it covers into a relay.
+pub fn check_named(grants: &[HostGrant], url: &Url) -> Result<(), String> {
+    if grants.iter().any(|g| matches!(g.host, HostPattern::Name(_) | HostPattern::Address(_)) && g.allows(url)) {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or_default();
+    Err(format!(
+        "it is not in the manifest's proxies, and no allowed_hosts entry names it (a wildcard does not grant a proxy; add e.g. \"{}://{host}:{port}\")",
+        url.scheme()
+    ))
+}
+
 /// Whether an address is on the public internet. Everything a host's own network (or its
 /// cloud provider) answers on is not: loopback, private and shared ranges, link-local (the
 /// 169.254.169.254 metadata service), multicast, documentation and reserved ranges.
@@ -189,7 +204,7 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 /// IPv4-mapped and NAT64 IPv6 addresses are judged (and compared) as the IPv4 they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub(super) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
@@ -214,22 +229,41 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_link_local()
         || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT, some metadata services)
         || (a == 192 && b == 0 && c == 0)
+        || (a == 192 && b == 88 && c == 99) // the deprecated 6to4 relay anycast
         || ip.is_documentation()
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
         || ip.is_multicast()
         || a >= 240) // reserved, broadcast
 }
 
+/// The IANA IPv6 special-purpose registry, less what it marks globally reachable. 6to4 is
+/// judged by the IPv4 address it carries.
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    if s[0] == 0x2002 {
+        return is_public_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
-        || (first & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata included)
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || (first & 0xffc0) == 0xfec0 // site-local
-        || ip.is_multicast()
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
-        || ip.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible, deprecated
+        || s[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible, deprecated
+        || s[..6] == [0, 0, 0, 0, 0xffff, 0] // IPv4-translated (SIIT)
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // NAT64 local use: the operator's own translator
+        || (s[0] == 0x100 && s[1..3] == [0, 0] && (s[3] == 0 || s[3] == 1)) // discard-only, dummy prefix
+        || (s[0] == 0x2001 && s[1] < 0x200 && !is_global_protocol_assignment(s)) // IETF protocol assignments
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x3fff && s[1] < 0x1000) // documentation
+        || s[0] == 0x5f00 // segment routing identifiers
+        || (s[0] & 0xfe00) == 0xfc00 // unique local (fd00:ec2::254 metadata included)
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local
+        || ip.is_multicast())
+}
+
+/// The blocks of `2001::/23` the registry marks globally reachable: two anycast services, AMT,
+/// `AS112` and `ORCHIDv2`.
+fn is_global_protocol_assignment(s: [u16; 8]) -> bool {
+    let anycast = s[1] == 1 && s[2..7] == [0, 0, 0, 0, 0] && (s[7] == 1 || s[7] == 2);
+    anycast || s[1] == 3 || (s[1] == 4 && s[2] == 0x112) || (0x20..0x30).contains(&s[1])
 }
 
 #[cfg(test)]
@@ -289,6 +323,16 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_needs_a_grant_that_names_it() {
+        let named = |list: &[&str], url: &str| check_named(&grants(list), &Url::parse(url).unwrap()).is_ok();
+        assert!(named(&["http://proxy.example:3128"], "http://proxy.example:3128"));
+        assert!(named(&["http://10.0.0.2:*"], "http://10.0.0.2:3128"));
+        assert!(!named(&["http://*:*"], "http://93.184.216.34:3128"), "a wildcard is no proxy grant");
+        assert!(!named(&["http://*.example:*"], "http://proxy.example:3128"));
+        assert!(!named(&["http://proxy.example:80"], "http://proxy.example:3128"));
+    }
+
+    #[test]
     fn the_address_rule() {
         for private in [
             "127.0.0.1",
@@ -304,10 +348,32 @@ mod tests {
             "fe80::1",
             "::ffff:192.168.0.1",
             "64:ff9b::a00:1",
+            "192.88.99.1",
+            "64:ff9b:1::808:808",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:808:808",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:db8::1",
+            "3fff::1",
+            "5f00::1",
+            "ff02::1",
+            "fec0::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111", "64:ff9b::101:101"] {
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+            "2002:808:808::1",
+            "2001:4:112::1",
+            "2001:20::1",
+        ] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
     }

@@ -7,13 +7,17 @@
 //!
 //! A request is prepared once (method, URL, headers, proxy, retry policy), then tried: each
 //! try follows redirects here, not in the client, so that every hop is checked against the
-//! plugin's grants, passes the destination's politeness gate and sees the session's cookies;
-//! the body streams in under the size limit (after decompression). Retries wrap whole tries.
+//! plugin's grants, passes the destination's politeness gate, sees the session's cookies and
+//! loses its credentials when it leaves the origin (`redirect`); through a proxy, every hop's
+//! name is resolved and checked by the host first (`resolver`). The body streams in under the
+//! size limit (after decompression). Retries wrap whole tries.
 
+mod clients;
 mod errors;
 mod grant;
 mod politeness;
 mod proxy;
+mod redirect;
 mod resolver;
 mod retry;
 mod session;
@@ -86,6 +90,8 @@ struct Prepared {
     method: Method,
     url: Url,
     headers: HeaderMap,
+    /// The session's default headers the request does not set itself.
+    defaults: HeaderMap,
     explicit_cookie: bool,
     body: Option<Bytes>,
     timeout: Duration,
@@ -127,11 +133,35 @@ impl TaskOutbound {
         self.sessions.fetch_sub(1, Ordering::AcqRel);
     }
 
-    /// A proxy the guest names, held to the plugin's grants.
+    /// A proxy the guest names: one of the manifest's pool, or (unless the pool is mandatory)
+    /// one a grant names by its host, not by a wildcard.
     pub fn check_proxy(&self, text: &str) -> Result<Proxy, Error> {
         let proxy = Proxy::parse(text, false).map_err(Error::InvalidRequest)?;
-        grant::check(&self.plugin.grants, proxy.url()).map_err(|why| Error::Denied(format!("proxy {proxy}: {why}")))?;
+        let pool = &self.plugin.proxies;
+        if let Some(pooled) = pool.find(&proxy) {
+            return Ok(pooled);
+        }
+        if pool.is_mandatory() {
+            return Err(Error::Denied(format!(
+                "proxy {proxy}: this plugin's manifest makes its proxy pool mandatory (proxies_mandatory); name one of its proxies"
+            )));
+        }
+        grant::check_named(&self.plugin.grants, proxy.url())
+            .map_err(|why| Error::Denied(format!("proxy {proxy}: {why}")))?;
         Ok(proxy)
+    }
+
+    /// A session's proxy as the guest sets it: checked, and never none when the pool is
+    /// mandatory.
+    pub fn check_session_proxy(&self, text: Option<&str>) -> Result<Option<Proxy>, Error> {
+        match text {
+            Some(text) => self.check_proxy(text).map(Some),
+            None if self.plugin.proxies.is_mandatory() => Err(Error::Denied(
+                "this plugin's manifest makes its proxy pool mandatory (proxies_mandatory): its requests cannot go direct"
+                    .to_owned(),
+            )),
+            None => Ok(None),
+        }
     }
 
     pub fn check_retry(&self, policy: &WitRetryPolicy) -> Result<RetryPolicy, Error> {
@@ -200,12 +230,13 @@ impl TaskOutbound {
             .map_err(|_| Error::InvalidRequest(format!("invalid method {:?}", request.method)))?;
         let url = Url::parse(&request.url)
             .map_err(|e| Error::InvalidRequest(format!("invalid URL {:?}: {e}", request.url)))?;
-        let mut headers = header_map(&request.headers)?;
+        let headers = header_map(&request.headers)?;
         let explicit_cookie = headers.contains_key(COOKIE);
+        let mut defaults = HeaderMap::new();
         if let Some(session) = session {
             for (name, value) in header_map(&session.default_headers())? {
-                if let Some(name) = name {
-                    headers.entry(name).or_insert(value);
+                if let Some(name) = name.filter(|name| !headers.contains_key(name)) {
+                    defaults.insert(name, value);
                 }
             }
         }
@@ -223,6 +254,7 @@ impl TaskOutbound {
             method,
             url,
             headers,
+            defaults,
             explicit_cookie,
             body: request.body.map(Bytes::from),
             timeout: request
@@ -285,10 +317,10 @@ impl TaskOutbound {
         session: Option<&SessionState>,
         first: Pass,
     ) -> Result<(reqwest::Response, Url, Pass), Error> {
-        let client = self.shared.client(&request.route)?;
         let mut method = request.method.clone();
         let mut url = request.url.clone();
         let mut headers = request.headers.clone();
+        let mut defaults = request.defaults.clone();
         let mut body = request.body.clone();
         let max_redirects = self.shared.config.max_redirects;
         let mut first = Some(first);
@@ -300,7 +332,11 @@ impl TaskOutbound {
                 let host = self.check_destination(&url)?;
                 self.admit(&host).await
             };
+            if let Route::Via(_) = &request.route {
+                self.shared.resolver.check_behind_proxy(&url).await?;
+            }
             let mut hop_headers = headers.clone();
+            hop_headers.extend(defaults.clone());
             if let Some(session) = session.filter(|_| !request.explicit_cookie) {
                 let cookies = session.cookie_header(&url);
                 if !cookies.is_empty() {
@@ -309,6 +345,7 @@ impl TaskOutbound {
                     hop_headers.insert(COOKIE, value);
                 }
             }
+            let client = self.shared.client(&request.route, &url)?;
             let mut builder = client.request(method.clone(), url.clone()).headers(hop_headers);
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
@@ -329,10 +366,15 @@ impl TaskOutbound {
                 if hop == max_redirects {
                     return Err(Error::TooManyRedirects(max_redirects));
                 }
-                url = url.join(location).map_err(|e| {
+                let next = url.join(location).map_err(|e| {
                     Error::Protocol(format!("{url} redirected to an invalid location {location:?}: {e}"))
                 })?;
-                if redirect_becomes_get(response.status(), &method) {
+                if redirect::leaves_origin(&url, &next) {
+                    redirect::drop_credentials(&mut headers);
+                    defaults.clear();
+                }
+                url = next;
+                if redirect::becomes_get(response.status(), &method) {
                     method = Method::GET;
                     body = None;
                     headers.remove(CONTENT_TYPE);
@@ -346,12 +388,12 @@ impl TaskOutbound {
     }
 
     /// The destination policy, for every hop of every request: http(s) only, and a grant.
-    /// Returns the host, the key of its politeness gate.
+    /// Returns the key of the host's politeness gate.
     fn check_destination(&self, url: &Url) -> Result<String, Error> {
-        match (url.scheme(), url.host_str()) {
-            ("http" | "https", Some(host)) if !host.is_empty() => {
+        match (url.scheme(), url.host()) {
+            ("http" | "https", Some(host)) if !url.host_str().unwrap_or_default().is_empty() => {
                 grant::check(&self.plugin.grants, url).map_err(Error::Denied)?;
-                Ok(host.to_owned())
+                Ok(politeness::host_key(&host))
             }
             ("http" | "https", _) => Err(Error::InvalidRequest(format!("{url} has no host"))),
             (other, _) => Err(Error::Denied(format!("scheme {other}: is not allowed, only http and https"))),
@@ -425,15 +467,6 @@ impl TaskOutbound {
     fn note(&self, level: Level, message: String) {
         self.task.events.push(EventKind::Log { level, message });
     }
-}
-
-/// 303 always, and 301/302 after anything but GET/HEAD, turn into a GET without body, as
-/// browsers and `requests` do.
-fn redirect_becomes_get(status: StatusCode, method: &Method) -> bool {
-    status == StatusCode::SEE_OTHER
-        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
-            && *method != Method::GET
-            && *method != Method::HEAD)
 }
 
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Error> {

@@ -6,14 +6,21 @@
 //! task of every plugin; a plugin's own rules add a gate shared by that plugin version's
 //! tasks. A request passes the plugin's gate first, then the host-wide one, and holds its
 //! concurrency permits until its body has been read.
+//!
+//! A gate is keyed on the host as a server sees it ([`host_key`]): `Example.COM.`, `0x7f.1`
+//! and `[::ffff:127.0.0.1]` must not buy a plugin a fresh gate for a host it already presses.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use url::Host;
+
+use super::grant::canonical;
 
 use crate::config::{HostLimits, Politeness as Rules, Rate};
 
@@ -64,6 +71,20 @@ pub struct Waited {
 pub struct PluginRules {
     pub version: Arc<str>,
     pub rules: Rules,
+}
+
+/// The key of a destination's gates: a name in lowercase ASCII (the URL parser has already
+/// applied IDNA) without its trailing dot; an address in one form, an IPv6 address that
+/// carries an IPv4 one as that IPv4 address.
+pub fn host_key(host: &Host<&str>) -> String {
+    match *host {
+        Host::Domain(name) => name.trim_end_matches('.').to_ascii_lowercase(),
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => match canonical(IpAddr::V6(ip)) {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        },
+    }
 }
 
 impl Politeness {
@@ -180,6 +201,19 @@ mod tests {
         // Another host has its own bucket.
         let (_, waited) = politeness.enter(None, "b.example").await;
         assert!(waited.is_none());
+    }
+
+    #[test]
+    fn one_host_in_any_spelling_is_one_key() {
+        let key = |url: &str| host_key(&url::Url::parse(url).unwrap().host().unwrap());
+        for spelling in ["http://Example.COM./a", "https://example.com:8443/", "http://EXAMPLE.com../"] {
+            assert_eq!(key(spelling), "example.com", "{spelling}");
+        }
+        for spelling in ["http://127.0.0.1/", "http://0x7f.1/", "http://2130706433/", "http://[::ffff:127.0.0.1]/"] {
+            assert_eq!(key(spelling), "127.0.0.1", "{spelling}");
+        }
+        assert_eq!(key("http://Bücher.example/"), key("http://xn--bcher-kva.example/"));
+        assert_eq!(key("http://[0:0:0:0:0:0:0:1]/"), "[::1]");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,8 @@
-//! Proxies: parsing and showing them without their credentials, the round-robin pool a
-//! manifest names, and one client (with its own connection pool) per proxy in use.
+//! Proxies: parsing and showing them without their credentials, and the round-robin pool a
+//! manifest names (and whether it is mandatory).
 
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use lru::LruCache;
-use parking_lot::Mutex;
 use url::Url;
 
 /// An HTTP(S) proxy, `http://user:pass@host:port`.
@@ -64,12 +61,26 @@ fn redact_text(text: &str) -> String {
 #[derive(Default)]
 pub struct ProxyPool {
     proxies: Vec<Proxy>,
+    /// `proxies_mandatory`: every request leaves through one of `proxies`.
+    mandatory: bool,
     turn: AtomicUsize,
 }
 
 impl ProxyPool {
-    pub fn new(proxies: Vec<Proxy>) -> Self {
-        Self { proxies, turn: AtomicUsize::new(0) }
+    pub fn new(proxies: Vec<Proxy>, mandatory: bool) -> Self {
+        Self { proxies, mandatory, turn: AtomicUsize::new(0) }
+    }
+
+    pub fn is_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    /// The pool's entry for the proxy a guest names (same scheme, host and port), with the
+    /// operator's credentials.
+    pub fn find(&self, named: &Proxy) -> Option<Proxy> {
+        let endpoint =
+            |url: &Url| (url.scheme().to_owned(), url.host_str().map(str::to_owned), url.port_or_known_default());
+        self.proxies.iter().find(|p| endpoint(&p.url) == endpoint(&named.url)).cloned()
     }
 
     pub fn next(&self) -> Option<Proxy> {
@@ -78,35 +89,6 @@ impl ProxyPool {
         }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         Some(self.proxies[turn % self.proxies.len()].clone())
-    }
-}
-
-/// One reqwest client per proxy, least recently used dropped first.
-pub struct ProxyClients {
-    clients: Mutex<LruCache<Proxy, reqwest::Client>>,
-}
-
-impl ProxyClients {
-    pub fn new(capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Self { clients: Mutex::new(LruCache::new(capacity)) }
-    }
-
-    /// The client for `proxy`, built by `build` the first time.
-    pub fn get_or_build(
-        &self,
-        proxy: &Proxy,
-        build: impl FnOnce(reqwest::Proxy) -> reqwest::Result<reqwest::Client>,
-    ) -> Result<reqwest::Client, String> {
-        let mut clients = self.clients.lock();
-        if let Some(client) = clients.get(proxy) {
-            return Ok(client.clone());
-        }
-        let client = reqwest::Proxy::all(proxy.url.as_str())
-            .and_then(build)
-            .map_err(|e| format!("cannot use proxy {proxy}: {e}"))?;
-        clients.put(proxy.clone(), client.clone());
-        Ok(client)
     }
 }
 
@@ -127,10 +109,21 @@ mod tests {
 
     #[test]
     fn the_pool_rotates() {
-        let pool =
-            ProxyPool::new(vec![Proxy::parse("http://a:1", true).unwrap(), Proxy::parse("http://b:1", true).unwrap()]);
+        let pool = ProxyPool::new(
+            vec![Proxy::parse("http://a:1", true).unwrap(), Proxy::parse("http://b:1", true).unwrap()],
+            false,
+        );
         let hosts: Vec<String> = (0..4).map(|_| pool.next().unwrap().url().host_str().unwrap().to_owned()).collect();
         assert_eq!(hosts, ["a", "b", "a", "b"]);
         assert!(ProxyPool::default().next().is_none());
+    }
+
+    #[test]
+    fn a_guest_names_a_pool_proxy_without_its_credentials() {
+        let pool = ProxyPool::new(vec![Proxy::parse("http://bob:secret@10.0.0.2:3128", true).unwrap()], true);
+        let found = pool.find(&Proxy::parse("http://10.0.0.2:3128", false).unwrap()).unwrap();
+        assert!(found.is_pooled());
+        assert_eq!(found.url().password(), Some("secret"));
+        assert!(pool.find(&Proxy::parse("http://10.0.0.2:3129", false).unwrap()).is_none());
     }
 }

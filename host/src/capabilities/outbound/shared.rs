@@ -1,23 +1,25 @@
 //! The process-wide half of outbound HTTP: the clients (connection pools, rustls, the
-//! resolver that keeps only public addresses, one client per proxy in use), the politeness
-//! gates and the host's limits.
+//! resolver that keeps only public addresses; one per route and origin, see `clients`), the
+//! politeness gates and the host's limits.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use url::Url;
 
+use super::clients::Clients;
 use super::politeness::Politeness;
-use super::proxy::{Proxy, ProxyClients};
-use super::resolver::PublicOnly;
+use super::proxy::Proxy;
+use super::resolver::{ClientDns, Resolver};
 use crate::capabilities::bindings::http::Error;
 use crate::config::OutboundConfig;
 
 /// The process-wide half: clients, politeness gates, the host's limits.
 pub struct Outbound {
-    direct: reqwest::Client,
+    clients: Clients,
     /// The operator's extra certificate authorities (`outbound.ca_certificates`), read once.
     roots: Vec<reqwest::Certificate>,
-    proxied: ProxyClients,
+    pub(super) resolver: Arc<Resolver>,
     pub(super) politeness: Politeness,
     pub(super) config: OutboundConfig,
 }
@@ -40,29 +42,39 @@ impl Route {
 
 impl Outbound {
     pub fn new(config: &OutboundConfig) -> anyhow::Result<Self> {
-        let roots = extra_roots(&config.ca_certificates)?;
-        let direct = client_builder(config, &roots).no_proxy().dns_resolver(Arc::new(PublicOnly)).build()?;
-        Ok(Self {
-            direct,
-            roots,
-            proxied: ProxyClients::new(config.proxy_clients),
+        let outbound = Self {
+            clients: Clients::new(config.kept_clients()),
+            roots: extra_roots(&config.ca_certificates)?,
+            resolver: Arc::new(Resolver::new(config)),
             politeness: Politeness::new(config.politeness.clone()),
             config: config.clone(),
+        };
+        // Clients are built on first use; a configuration they refuse must stop the start.
+        outbound.build(None).context("outbound: cannot build an HTTP client")?;
+        Ok(outbound)
+    }
+
+    /// The client for a hop to `url` by `route`.
+    pub(super) fn client(&self, route: &Route, url: &Url) -> Result<reqwest::Client, Error> {
+        let proxy = route.proxy();
+        self.clients.get_or_build(proxy, url, || {
+            self.build(proxy).map_err(|e| match proxy {
+                Some(proxy) => Error::Proxy(format!("cannot use proxy {proxy}: {e}")),
+                None => Error::Connect(format!("{url}: cannot build an HTTP client: {e}")),
+            })
         })
     }
 
-    pub(super) fn client(&self, route: &Route) -> Result<reqwest::Client, Error> {
-        match route {
-            Route::Direct => Ok(self.direct.clone()),
-            Route::Via(proxy) => self
-                .proxied
-                .get_or_build(proxy, |p| {
-                    let builder = client_builder(&self.config, &self.roots).proxy(p);
-                    // A proxy the operator pooled may be private; one a guest names may not.
-                    if proxy.is_pooled() { builder.build() } else { builder.dns_resolver(Arc::new(PublicOnly)).build() }
-                })
-                .map_err(Error::Proxy),
-        }
+    fn build(&self, proxy: Option<&Proxy>) -> reqwest::Result<reqwest::Client> {
+        let builder = client_builder(&self.config, &self.roots);
+        // A proxy the operator pooled may be private; one a guest names, and any destination,
+        // may not.
+        let public_only = proxy.is_none_or(|p| !p.is_pooled());
+        let builder = match proxy {
+            Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.url().as_str())?),
+            None => builder.no_proxy(),
+        };
+        builder.dns_resolver(Arc::new(ClientDns { resolver: self.resolver.clone(), public_only })).build()
     }
 }
 
