@@ -31,6 +31,16 @@ pub struct OutboundConfig {
     pub proxy_clients: usize,
     /// Sessions one task may hold open at once.
     pub max_sessions_per_task: u32,
+    /// Default headers one session may hold; setting more ends the task (`resource-limit`).
+    pub max_session_headers: u32,
+    /// Bytes of names and values of one session's default headers.
+    pub max_session_header_kb: u64,
+    /// Cookies one session's jar may hold; a response that would store more ends the task.
+    pub max_session_cookies: u32,
+    /// Bytes of names, values, domains and paths of one session's cookies.
+    pub max_session_cookie_kb: u64,
+    /// Requests one `fetch-all` may carry; a longer list ends the task.
+    pub max_fetch_all_requests: u32,
     /// PEM files of certificate authorities trusted beside the built-in web roots (a private
     /// CA of the operator's network, say); each file may hold several certificates.
     pub ca_certificates: Vec<PathBuf>,
@@ -52,6 +62,11 @@ impl Default for OutboundConfig {
             max_retry_attempts: 10,
             proxy_clients: 64,
             max_sessions_per_task: 256,
+            max_session_headers: 64,
+            max_session_header_kb: 32,
+            max_session_cookies: 300,
+            max_session_cookie_kb: 128,
+            max_fetch_all_requests: 10_000,
             ca_certificates: Vec::new(),
             politeness: Politeness::host_default(),
         }
@@ -81,6 +96,11 @@ impl OutboundConfig {
         positive("outbound.max_retry_attempts", self.max_retry_attempts.into())?;
         positive("outbound.proxy_clients", self.proxy_clients as u64)?;
         positive("outbound.max_sessions_per_task", self.max_sessions_per_task.into())?;
+        positive("outbound.max_session_headers", self.max_session_headers.into())?;
+        positive("outbound.max_session_header_kb", self.max_session_header_kb)?;
+        positive("outbound.max_session_cookies", self.max_session_cookies.into())?;
+        positive("outbound.max_session_cookie_kb", self.max_session_cookie_kb)?;
+        positive("outbound.max_fetch_all_requests", self.max_fetch_all_requests.into())?;
         self.politeness.validate("outbound.politeness.")
     }
 }

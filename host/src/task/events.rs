@@ -36,7 +36,9 @@ pub enum EventKind {
     },
     Custom {
         name: String,
-        data: serde_json::Value,
+        /// Kept as the guest's text, not parsed: a tree of small values takes many times the
+        /// memory of its text.
+        data: Box<serde_json::value::RawValue>,
     },
     State {
         state: TaskState,

@@ -10,6 +10,7 @@
 //! plugin's grants, passes the destination's politeness gate and sees the session's cookies;
 //! the body streams in under the size limit (after decompression). Retries wrap whole tries.
 
+mod cookies;
 mod errors;
 mod grant;
 mod politeness;
@@ -40,6 +41,7 @@ pub use shared::Outbound;
 
 use crate::capabilities::LimitExceeded;
 use crate::capabilities::bindings::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
+use crate::config::OutboundConfig;
 use crate::task::Task;
 use crate::task::events::{EventKind, Level};
 use errors::{describe, transport_error};
@@ -119,7 +121,12 @@ impl TaskOutbound {
                 ))
             },
         )?;
-        Ok(SessionState::new(self.plugin.proxies.next()))
+        Ok(SessionState::new(self.plugin.proxies.next(), &self.shared.config))
+    }
+
+    /// The host's outbound limits.
+    pub fn config(&self) -> &OutboundConfig {
+        &self.shared.config
     }
 
     /// A session of this task was dropped.
