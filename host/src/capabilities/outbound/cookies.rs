@@ -3,7 +3,7 @@
 //! cap on what the jar holds, since every cookie in it is host memory a server chose to fill.
 //!
 //! The public suffix list is parsed once for the whole process, from a copy built into the
-//! binary: cookie_store can check suffixes itself, but only with a list of its own per jar,
+//! binary: `cookie_store` can check suffixes itself, but only with a list of its own per jar,
 //! which at hundreds of sessions per task would cost more than the cookies.
 
 use std::sync::LazyLock;
