@@ -144,6 +144,7 @@ impl Target {
             .route("/stream/{mib}", get(stream))
             .route("/gzip/{kib}", get(gzip))
             .route("/set-cookie", get(set_cookie))
+            .route("/cookie-flood/{n}", get(cookie_flood))
             .route("/cookies", get(echo_cookies))
             .route("/private/cookies", get(echo_cookies))
             .route("/", get(shop_home))
@@ -280,6 +281,18 @@ struct CookieQuery {
 async fn set_cookie(Query(q): Query<CookieQuery>) -> Response {
     let path = q.path.unwrap_or_else(|| "/".to_owned());
     ([(header::SET_COOKIE, format!("{}={}; Path={path}", q.name, q.value))], "set").into_response()
+}
+
+/// Cookies a hostile site sets on every answer: 50 of 2 KB each, for this page's path only,
+/// so that none comes back on the next page's request.
+async fn cookie_flood(Path(n): Path<u64>) -> Response {
+    let mut response = "crumbs".into_response();
+    let value = "c".repeat(2000);
+    for i in 0..50 {
+        let cookie = format!("crumb{i}={value}; Path=/cookie-flood/{n}");
+        response.headers_mut().append(header::SET_COOKIE, cookie.parse().expect("a valid header value"));
+    }
+    response
 }
 
 /// The request's `Cookie` header, empty if none.

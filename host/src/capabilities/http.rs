@@ -1,14 +1,15 @@
 //! The `http` interface: free requests, `fetch-all`, and the `session` resource. The work is
 //! done by [`TaskOutbound`](super::outbound::TaskOutbound); this module maps guest handles to
-//! session state.
+//! session state and ends the task when a guest (or a server it calls) passes a cap on what
+//! the host keeps for it: a `fetch-all` list, a session's default headers or cookies.
 
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::HostState;
 use super::bindings::http::{Error, Host, HostSession, Request, Response, RetryPolicy};
 use super::outbound::{SessionState, TaskOutbound};
+use super::{HostState, LimitExceeded};
 
 /// The host side of a guest's `session` handle.
 pub struct Session(Arc<SessionState>);
@@ -20,6 +21,21 @@ impl HostState {
 
     fn outbound(&self) -> wasmtime::Result<Arc<TaskOutbound>> {
         Ok(self.invocation()?.outbound.clone())
+    }
+
+    /// The task's outbound HTTP, for a `fetch-all` of `requests`: a longer list than the host
+    /// takes ends the task before anything is sent.
+    fn outbound_for_batch(&self, requests: &[Request]) -> wasmtime::Result<Arc<TaskOutbound>> {
+        let outbound = self.outbound()?;
+        let max = outbound.config().max_fetch_all_requests;
+        if requests.len() > max as usize {
+            return Err(LimitExceeded(format!(
+                "a fetch-all of {} requests is more than outbound.max_fetch_all_requests ({max})",
+                requests.len()
+            ))
+            .into());
+        }
+        Ok(outbound)
     }
 }
 
@@ -33,7 +49,7 @@ impl Host for HostState {
         requests: Vec<Request>,
         concurrency: Option<u32>,
     ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
-        Ok(self.outbound()?.fetch_all(requests, concurrency, None).await)
+        Ok(self.outbound_for_batch(&requests)?.fetch_all(requests, concurrency, None).await)
     }
 }
 
@@ -49,8 +65,7 @@ impl HostSession for HostState {
         name: String,
         value: String,
     ) -> wasmtime::Result<()> {
-        self.session(&handle)?.set_default_header(name, value);
-        Ok(())
+        Ok(self.session(&handle)?.set_default_header(name, value)?)
     }
 
     async fn set_proxy(
@@ -73,7 +88,9 @@ impl HostSession for HostState {
 
     async fn send(&mut self, handle: Resource<Session>, request: Request) -> wasmtime::Result<Result<Response, Error>> {
         let session = self.session(&handle)?;
-        Ok(self.outbound()?.send(request, Some(&session)).await)
+        let response = self.outbound()?.send(request, Some(&session)).await;
+        session.check_jar()?;
+        Ok(response)
     }
 
     async fn fetch_all(
@@ -83,7 +100,9 @@ impl HostSession for HostState {
         concurrency: Option<u32>,
     ) -> wasmtime::Result<Vec<Result<Response, Error>>> {
         let session = self.session(&handle)?;
-        Ok(self.outbound()?.fetch_all(requests, concurrency, Some(&session)).await)
+        let responses = self.outbound_for_batch(&requests)?.fetch_all(requests, concurrency, Some(&session)).await;
+        session.check_jar()?;
+        Ok(responses)
     }
 
     async fn cookies_for(&mut self, handle: Resource<Session>, url: String) -> wasmtime::Result<String> {

@@ -9,9 +9,10 @@ use wasmtime::ResourceLimiter;
 #[error("{0}")]
 pub struct LimitExceeded(pub String);
 
-/// The guest asked for more linear memory than its task may have.
+/// The guest asked for more memory than its task may have: all its linear memories and
+/// tables together.
 #[derive(Debug, thiserror::Error)]
-#[error("the guest grew a memory to {desired} bytes, past its limit of {limit} bytes")]
+#[error("the guest's memories and tables would take {desired} bytes, past its limit of {limit} bytes")]
 pub struct MemoryLimitExceeded {
     pub desired: usize,
     pub limit: usize,
@@ -25,37 +26,54 @@ pub struct TableLimitExceeded {
     pub maximum: usize,
 }
 
-/// Caps each linear memory of a task at `memory_bytes`; growing past it (or past a maximum the
-/// module declares) traps with [`MemoryLimitExceeded`] rather than failing the growth, since a
-/// Rust guest's allocator turns a failed growth into an `unreachable` that names nothing.
+/// What one table element costs the host: a pointer.
+const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
+
+/// Caps a task's linear memories and tables together at `memory_bytes`: wasmtime asks about
+/// each memory and table on its own (creation included), so the limiter keeps the sum. A
+/// component with many memories gets no more than one with a single memory. Growing past the
+/// cap (or past a maximum the module declares) traps with [`MemoryLimitExceeded`] rather than
+/// failing the growth, since a Rust guest's allocator turns a failed growth into an
+/// `unreachable` that names nothing.
 pub struct TaskLimiter {
     memory_bytes: usize,
+    /// Bytes of all memories and tables of the store so far.
+    used: usize,
 }
 
 impl TaskLimiter {
     pub fn new(memory_bytes: usize) -> Self {
-        Self { memory_bytes }
+        Self { memory_bytes, used: 0 }
+    }
+
+    /// Takes `current` to `desired` bytes of one memory or table out of the task's budget.
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let used = self.used.saturating_sub(current).saturating_add(desired);
+        if used > self.memory_bytes {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired: used, limit: self.memory_bytes }));
+        }
+        self.used = used;
+        Ok(true)
     }
 }
 
 impl ResourceLimiter for TaskLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let limit = maximum.map_or(self.memory_bytes, |maximum| maximum.min(self.memory_bytes));
-        if desired > limit {
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit }));
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if let Some(maximum) = maximum.filter(|&maximum| desired > maximum) {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { desired, limit: maximum }));
         }
-        Ok(true)
+        self.grow(current, desired)
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
         Err(error.context("the host could not grow the guest's memory"))
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        match maximum {
-            Some(maximum) if desired > maximum => Err(wasmtime::Error::new(TableLimitExceeded { desired, maximum })),
-            _ => Ok(true),
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if let Some(maximum) = maximum.filter(|&maximum| desired > maximum) {
+            return Err(wasmtime::Error::new(TableLimitExceeded { desired, maximum }));
         }
+        self.grow(current.saturating_mul(TABLE_ELEMENT_BYTES), desired.saturating_mul(TABLE_ELEMENT_BYTES))
     }
 
     fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
@@ -71,9 +89,21 @@ mod tests {
     fn memory_grows_up_to_the_limit_and_no_further() {
         let mut limiter = TaskLimiter::new(1 << 20);
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
-        let error = limiter.memory_growing(0, (1 << 20) + 1, None).unwrap_err();
+        let error = limiter.memory_growing(1 << 20, (1 << 20) + 1, None).unwrap_err();
         let exceeded = error.downcast_ref::<MemoryLimitExceeded>().expect("a typed error");
         assert_eq!((exceeded.desired, exceeded.limit), ((1 << 20) + 1, 1 << 20));
+    }
+
+    #[test]
+    fn memories_and_tables_share_one_limit() {
+        let mut limiter = TaskLimiter::new(1 << 20);
+        assert!(limiter.memory_growing(0, 1 << 19, None).unwrap());
+        assert!(limiter.memory_growing(0, 1 << 18, None).unwrap());
+        assert!(limiter.memory_growing(1 << 18, (1 << 19) + 1, None).is_err(), "a second memory takes what is left");
+        assert!(limiter.table_growing(0, (1 << 16) / TABLE_ELEMENT_BYTES, None).unwrap());
+        let error = limiter.memory_growing(0, 1 << 18, None).unwrap_err();
+        let exceeded = error.downcast_ref::<MemoryLimitExceeded>().expect("a typed error");
+        assert_eq!((exceeded.desired, exceeded.limit), ((1 << 19) + (1 << 18) + (1 << 16) + (1 << 18), 1 << 20));
     }
 
     #[test]

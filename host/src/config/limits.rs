@@ -13,6 +13,8 @@ const MAX_RUNNING_TASKS: u32 = 1_000_000;
 
 /// Most items a list page may be set to hold: one page is built in one go.
 const MAX_LIST_PAGE: u32 = 100_000;
+/// Most linear memories a task's component may have: each running slot reserves room for all.
+const MAX_MEMORIES_PER_TASK: u32 = 16;
 
 /// Admission, task and request limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,8 +28,11 @@ pub struct Limits {
     pub max_queued_tasks: u32,
     /// Wall-clock limit of one task, from its start.
     pub task_timeout_secs: u64,
-    /// Linear memory one task may use.
+    /// Memory one task may use: all the linear memories and tables of its component together.
     pub task_memory_mb: u64,
+    /// Linear memories one task's component may have; a component with more is refused at
+    /// upload. Each running slot reserves address space for this many.
+    pub max_memories_per_task: u32,
     /// Largest component upload.
     pub max_component_mb: u64,
     /// Largest task input (request body of `run` and `tasks`).
@@ -100,6 +105,7 @@ impl Default for Limits {
             max_queued_tasks: 10_000,
             task_timeout_secs: 300,
             task_memory_mb: 128,
+            max_memories_per_task: 1,
             max_component_mb: 64,
             max_input_mb: 4,
             max_batch_tasks: 10_000,
@@ -234,6 +240,12 @@ impl Limits {
         }
         if !(1..=4096).contains(&self.task_memory_mb) {
             bail!("limits.task_memory_mb must be between 1 and 4096 (got {})", self.task_memory_mb);
+        }
+        if !(1..=MAX_MEMORIES_PER_TASK).contains(&self.max_memories_per_task) {
+            bail!(
+                "limits.max_memories_per_task must be between 1 and {MAX_MEMORIES_PER_TASK} (got {})",
+                self.max_memories_per_task
+            );
         }
         if !(1..=19).contains(&self.background_nice) {
             bail!("limits.background_nice must be between 1 and 19 (got {})", self.background_nice);

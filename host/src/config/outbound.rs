@@ -35,6 +35,16 @@ pub struct OutboundConfig {
     pub max_retry_attempts: u32,
     /// Sessions one task may hold open at once.
     pub max_sessions_per_task: u32,
+    /// Default headers one session may hold; setting more ends the task (`resource-limit`).
+    pub max_session_headers: u32,
+    /// Bytes of names and values of one session's default headers.
+    pub max_session_header_kb: u64,
+    /// Cookies one session's jar may hold; a response that would store more ends the task.
+    pub max_session_cookies: u32,
+    /// Bytes of names, values, domains and paths of one session's cookies.
+    pub max_session_cookie_kb: u64,
+    /// Requests one `fetch-all` may carry; a longer list ends the task.
+    pub max_fetch_all_requests: u32,
     /// PEM files of certificate authorities trusted beside the built-in web roots (a private
     /// CA of the operator's network, say); each file may hold several certificates.
     pub ca_certificates: Vec<PathBuf>,
@@ -64,6 +74,11 @@ impl Default for OutboundConfig {
             user_agent: concat!("ignareo/", env!("CARGO_PKG_VERSION")).to_owned(),
             max_retry_attempts: 10,
             max_sessions_per_task: 256,
+            max_session_headers: 64,
+            max_session_header_kb: 32,
+            max_session_cookies: 300,
+            max_session_cookie_kb: 128,
+            max_fetch_all_requests: 10_000,
             ca_certificates: Vec::new(),
             dns_timeout_ms: 5_000,
             max_dns_lookups: 64,
@@ -126,6 +141,11 @@ impl OutboundConfig {
                 bail!("outbound.static_hosts.{name:?}: give at least one address, e.g. [\"203.0.113.7\"]");
             }
         }
+        positive("outbound.max_session_headers", self.max_session_headers.into())?;
+        positive("outbound.max_session_header_kb", self.max_session_header_kb)?;
+        positive("outbound.max_session_cookies", self.max_session_cookies.into())?;
+        positive("outbound.max_session_cookie_kb", self.max_session_cookie_kb)?;
+        positive("outbound.max_fetch_all_requests", self.max_fetch_all_requests.into())?;
         self.politeness.validate("outbound.politeness.")
     }
 }

@@ -6,10 +6,11 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 use super::capacity;
 use crate::config::Limits;
 
-/// A Rust `wasm32-wasip2` component is three core instances and two tables; leave room.
+/// A Rust `wasm32-wasip2` component is three core instances and two tables; leave room. These
+/// and `limits.max_memories_per_task` are also each component's own limits in the pool, so
+/// that no component takes the slots of several tasks.
 const CORE_INSTANCES_PER_TASK: u32 = 4;
 const TABLES_PER_TASK: u32 = 3;
-const MEMORIES_PER_TASK: u32 = 1;
 /// Pool slots kept beyond `max_running_tasks` for validating uploads, so that an upload (a hot
 /// swap) still works while every task slot is busy.
 pub(super) const VALIDATION_SLOTS: u32 = 2;
@@ -33,12 +34,17 @@ pub(super) fn warn_about_map_count(limits: &Limits) {
 
 pub(super) fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
     let instances = limits.max_running_tasks + VALIDATION_SLOTS;
+    let memories = instances.saturating_mul(limits.max_memories_per_task);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
         .total_core_instances(instances * CORE_INSTANCES_PER_TASK)
-        .total_memories(instances * MEMORIES_PER_TASK)
+        .total_memories(memories)
         .total_tables(instances * TABLES_PER_TASK)
         .total_stacks(instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_TASK)
+        .max_memories_per_component(limits.max_memories_per_task)
+        .max_memories_per_module(limits.max_memories_per_task)
+        .max_tables_per_component(TABLES_PER_TASK)
         .max_memory_size(limits.task_memory_bytes())
         // Reset in place (only the pages a task wrote, found with PAGEMAP_SCAN where the
         // kernel has it) rather than by madvise: no page faults on the next task, and no
@@ -49,8 +55,7 @@ pub(super) fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
 
     let stack_bytes = usize::try_from(limits.task_stack_kb.saturating_mul(1024)).unwrap_or(usize::MAX);
     let mut config = Config::new();
-    capacity::MemorySlots::for_pool(u64::from(instances * MEMORIES_PER_TASK), limits.task_memory_bytes() as u64)?
-        .apply(&mut config);
+    capacity::MemorySlots::for_pool(u64::from(memories), limits.task_memory_bytes() as u64)?.apply(&mut config);
     config
         .max_wasm_stack(stack_bytes)
         // The fiber a task runs on holds its wasm stack plus the host calls made from it.

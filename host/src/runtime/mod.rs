@@ -81,7 +81,15 @@ impl Runtime {
 
     /// Compiles component bytes to machine code: CPU-heavy, call from a blocking thread.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
-        Ok(Component::new(&self.engine, bytes)?)
+        Component::new(&self.engine, bytes).map_err(|e| {
+            // The pool's per-component limit speaks of the pooling allocator: name the key.
+            let message = format!("{e:#}");
+            if message.contains("linear memories") {
+                anyhow::anyhow!("{message}: this host allows that many per task (limits.max_memories_per_task)")
+            } else {
+                e.into()
+            }
+        })
     }
 
     /// The compiled form of a component, for the artifact cache.

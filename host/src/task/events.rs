@@ -36,7 +36,9 @@ pub enum EventKind {
     },
     Custom {
         name: String,
-        data: serde_json::Value,
+        /// Kept as the guest's text, not parsed: a tree of small values takes many times the
+        /// memory of its text.
+        data: Box<serde_json::value::RawValue>,
     },
     State {
         state: TaskState,
@@ -67,7 +69,7 @@ impl EventKind {
             + match self {
                 Self::Log { message, .. } => message.len(),
                 Self::Progress { message, .. } => message.as_ref().map_or(0, String::len),
-                Self::Custom { name, data } => name.len() + value_bytes(data),
+                Self::Custom { name, data } => name.len() + data.get().len(),
                 Self::State { error, .. } => error.as_ref().map_or(0, String::len),
             }
     }
@@ -75,19 +77,6 @@ impl EventKind {
 
 /// What one kept event costs beyond its text: the event, its `Arc` and its history slot.
 const EVENT_OVERHEAD: usize = 96;
-
-/// About how many bytes of heap a JSON tree holds.
-fn value_bytes(value: &serde_json::Value) -> usize {
-    const NODE: usize = std::mem::size_of::<serde_json::Value>();
-    match value {
-        serde_json::Value::String(s) => NODE + s.len(),
-        serde_json::Value::Array(items) => NODE + items.iter().map(value_bytes).sum::<usize>(),
-        serde_json::Value::Object(map) => {
-            NODE + map.iter().map(|(k, v)| NODE + k.len() + value_bytes(v)).sum::<usize>()
-        }
-        _ => NODE,
-    }
-}
 
 #[derive(Debug, Serialize)]
 pub struct Event {

@@ -13,6 +13,7 @@
 //! size limit (after decompression). Retries wrap whole tries.
 
 mod clients;
+mod cookies;
 mod errors;
 mod grant;
 mod politeness;
@@ -44,6 +45,7 @@ pub use shared::Outbound;
 
 use crate::capabilities::LimitExceeded;
 use crate::capabilities::bindings::http::{Error, Request, Response, RetryPolicy as WitRetryPolicy};
+use crate::config::OutboundConfig;
 use crate::task::Task;
 use crate::task::events::{EventKind, Level};
 use errors::{describe, transport_error};
@@ -125,7 +127,12 @@ impl TaskOutbound {
                 ))
             },
         )?;
-        Ok(SessionState::new(self.plugin.proxies.next()))
+        Ok(SessionState::new(self.plugin.proxies.next(), &self.shared.config))
+    }
+
+    /// The host's outbound limits.
+    pub fn config(&self) -> &OutboundConfig {
+        &self.shared.config
     }
 
     /// A session of this task was dropped.
