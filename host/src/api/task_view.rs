@@ -115,6 +115,19 @@ impl<'a> TaskView<'a> {
     }
 }
 
+impl TaskView<'static> {
+    /// The view of a task that succeeded but whose output the store no longer has: it reads
+    /// as interrupted, saying why, never as a task with an empty output.
+    pub(super) fn output_lost(task: &Task, why: String) -> Self {
+        let mut view = TaskView::of(task, None);
+        view.state = TaskState::Interrupted;
+        view.output = None;
+        view.output_base64 = None;
+        view.error = Some(ErrorView { kind: "interrupted", message: why });
+        view
+    }
+}
+
 fn error_kind(outcome: &Outcome) -> &'static str {
     match outcome {
         Outcome::Failed(f) => f.kind.as_str(),

@@ -16,6 +16,7 @@ use super::extract::{Body, PluginName, Query, TaskIdParam};
 use super::task_view::{TaskView, outcome_error};
 use super::{ApiError, AppState, pages};
 use crate::auth::{Caller, Forbidden};
+use crate::store::StoreError;
 use crate::task::{Outcome, Task, TaskId, TaskState};
 
 /// How long `DELETE /v1/tasks/{id}` waits for the task to stop before answering.
@@ -142,11 +143,12 @@ pub async fn show(
 
 /// The task's view, its output read from the store if it is no longer in memory.
 async fn view(state: &AppState, task: &Task) -> Result<Response, ApiError> {
-    let output = state.scheduler.output(task).await.map_err(|e| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("{e}; retry later"))
-            .with_task(task.id)
-    })?;
-    Ok(axum::Json(TaskView::of(task, output.as_deref())).into_response())
+    match state.scheduler.output(task).await {
+        Ok(output) => Ok(axum::Json(TaskView::of(task, output.as_deref())).into_response()),
+        Err(StoreError::OutputLost(why)) => Ok(axum::Json(TaskView::output_lost(task, why)).into_response()),
+        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("{e}; retry later"))
+            .with_task(task.id)),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -217,8 +219,11 @@ pub async fn list(
     Ok(pages::json_page("tasks", tasks, next.as_deref(), move |task| {
         let scheduler = scheduler.clone();
         async move {
-            let output = scheduler.output(&task).await?;
-            Ok::<_, pages::RenderError>(serde_json::to_vec(&TaskView::of(&task, output.as_deref()))?)
+            let json = match scheduler.output(&task).await {
+                Err(StoreError::OutputLost(why)) => serde_json::to_vec(&TaskView::output_lost(&task, why))?,
+                output => serde_json::to_vec(&TaskView::of(&task, output?.as_deref()))?,
+            };
+            Ok::<_, pages::RenderError>(json)
         }
     }))
 }

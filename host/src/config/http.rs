@@ -48,7 +48,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_connections: 10_000,
-            max_connections_per_address: 256,
+            max_connections_per_address: 1_024,
             first_request_timeout_secs: 5,
             reserved_descriptors: 8192,
             max_control_body_kb: 64,

@@ -213,7 +213,6 @@ impl Limits {
             ("limits.versions_per_plugin", self.versions_per_plugin.into()),
             ("limits.listen_backlog", self.listen_backlog.into()),
             ("limits.max_tasks_per_tree", self.max_tasks_per_tree.into()),
-            ("limits.upload_validation_timeout_secs", self.upload_validation_timeout_secs),
         ] {
             positive(key, value)?;
         }
@@ -226,6 +225,9 @@ impl Limits {
             ("limits.max_input_mb", self.max_input_mb, 1..=MAX_MIB),
             ("limits.max_batch_mb", self.max_batch_mb, 1..=MAX_MIB),
             ("limits.max_output_mb", self.max_output_mb, 1..=MAX_MIB),
+            ("limits.finished_memory_mb", self.finished_memory_mb, 0..=MAX_MIB),
+            ("limits.queued_inputs_memory_mb", self.queued_inputs_memory_mb, 0..=MAX_MIB),
+            ("limits.upload_validation_timeout_secs", self.upload_validation_timeout_secs, 1..=3600),
         ] {
             within(key, value, range)?;
         }

@@ -5,7 +5,7 @@
 //! them in memory than the queue's limit, and loses none.
 
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Recovered, Scheduler};
 use crate::store::StoreError;
@@ -13,6 +13,10 @@ use crate::task::TaskId;
 
 /// Recorded tasks read from the store at once, at most.
 const PAGE: usize = 256;
+
+/// Pause before a loader reads the store again after a failed read: nothing else may come to
+/// take the backlog up (the queue may hold nothing else to start).
+const RETRY_READ: Duration = Duration::from_secs(1);
 
 pub(super) struct Backlog {
     /// Recorded unfinished tasks not taken up yet.
@@ -46,8 +50,10 @@ impl Scheduler {
         (self.limits.max_queued_tasks as usize).saturating_sub(in_memory).min(backlog.left).min(PAGE)
     }
 
-    /// Takes up backlog tasks, oldest first, while the queue has room for them in memory.
+    /// Takes up backlog tasks, oldest first, while the queue has room for them in memory; one
+    /// caller at a time (the start's recovery and the loaders alike).
     pub(super) fn take_up_backlog(&self, recovered: &mut Recovered) -> Result<(), StoreError> {
+        let _taking_up = self.taking_up.lock();
         loop {
             let room = self.backlog_room();
             if room == 0 {
@@ -76,7 +82,8 @@ impl Scheduler {
     }
 
     /// After a task left the queue: takes up more of the backlog if there is any, off the
-    /// async threads, one loader at a time.
+    /// async threads, one loader at a time. A failed read is tried again until it succeeds or
+    /// the host shuts down.
     pub(super) fn refill_backlog(&self) {
         if self.closed.is_cancelled() || self.backlog.lock().left == 0 || self.loading.swap(true, Ordering::AcqRel) {
             return;
@@ -85,9 +92,13 @@ impl Scheduler {
         tokio::task::spawn_blocking(move || {
             loop {
                 if let Err(e) = this.take_up_backlog(&mut Recovered::default()) {
-                    tracing::warn!(error = %e, "cannot read recorded tasks from the store; trying again when a task starts");
-                    this.loading.store(false, Ordering::Release);
-                    return;
+                    if this.closed.is_cancelled() {
+                        this.loading.store(false, Ordering::Release);
+                        return;
+                    }
+                    tracing::warn!(error = %e, "cannot read recorded tasks from the store; trying again in a second");
+                    std::thread::sleep(RETRY_READ);
+                    continue;
                 }
                 this.loading.store(false, Ordering::Release);
                 // Room may have come while this loader was finishing, with nobody to see it.

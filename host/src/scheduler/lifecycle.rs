@@ -18,17 +18,6 @@ use crate::task::{Failure, FailureKind, Outcome, Task, TaskState};
 const SHUT_DOWN: &str = "the host shut down before this task ended; the next start runs it if it had not started, \
                          or applies the plugin's on_interrupt policy if it had";
 
-/// How a durable task ended, as recorded: failed, saying why, if the store could not keep its
-/// output (the store's other failures leave it as it ran; the next start finds it unfinished).
-fn as_recorded(recorded: Result<(), StoreError>, outcome: Outcome) -> Outcome {
-    match recorded {
-        Err(StoreError::OutputNotKept(message)) => {
-            Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, message })
-        }
-        _ => outcome,
-    }
-}
-
 impl Scheduler {
     pub(super) fn launch(&self, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input) {
         self.tasks.insert(task.clone());
@@ -49,7 +38,7 @@ impl Scheduler {
             let mut outcome = unwind::host_failure(&panic);
             if task.durable {
                 let recorded = self.store.finished(task.id, SystemTime::now(), TaskEnd::of(&outcome)).await;
-                outcome = as_recorded(recorded, outcome);
+                outcome = as_recorded(&task, recorded, outcome);
             }
             task.finish(outcome);
             self.retire(&task);
@@ -110,7 +99,7 @@ impl Scheduler {
         }
         // A durable task's end is visible once committed, as the store tells it.
         let outcome = match recorded {
-            Some(recorded) => as_recorded(recorded.await, outcome),
+            Some(recorded) => as_recorded(&task, recorded.await, outcome),
             None => outcome,
         };
         tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
@@ -159,6 +148,26 @@ impl Scheduler {
             }
         }
         self.tasks.keep_finished(task.id);
+    }
+}
+
+/// How a durable task ended, as recorded: failed, saying why, if the store could not keep
+/// its output. The store's other failures leave it as it ran, its output held in memory
+/// only (the next start finds it unfinished).
+fn as_recorded(task: &Task, recorded: Result<(), StoreError>, outcome: Outcome) -> Outcome {
+    match recorded {
+        Ok(()) => {
+            task.end_was_recorded();
+            outcome
+        }
+        Err(StoreError::OutputNotKept(message)) => {
+            task.end_was_recorded();
+            Outcome::Failed(Failure { kind: FailureKind::ResourceLimit, message })
+        }
+        Err(error) => {
+            tracing::warn!(task = %task.id, %error, "a task's end is not recorded; it is kept in memory only");
+            outcome
+        }
     }
 }
 

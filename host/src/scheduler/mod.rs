@@ -124,6 +124,9 @@ pub struct Scheduler {
     backlog: Mutex<Backlog>,
     /// A backlog loader is at work.
     loading: AtomicBool,
+    /// Held by whoever takes up backlog tasks, from reading the cursor to moving it past what
+    /// it launched: two readers of one cursor would launch the same tasks twice.
+    taking_up: Mutex<()>,
     ended: Mutex<Ended>,
     tracker: TaskTracker,
     closed: CancellationToken,
@@ -159,6 +162,7 @@ impl Scheduler {
             queued_input_bytes: AtomicUsize::new(0),
             backlog: Mutex::new(Backlog::empty()),
             loading: AtomicBool::new(false),
+            taking_up: Mutex::new(()),
             ended: Mutex::default(),
             tracker: TaskTracker::new(),
             closed: CancellationToken::new(),

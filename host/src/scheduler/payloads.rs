@@ -5,14 +5,12 @@
 //! the budget, and the queue's limit bounds those.) A finished task's output that the task
 //! table let go of is read from the store when asked for.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
-
 use bytes::Bytes;
+use std::sync::atomic::Ordering;
 
 use super::Scheduler;
 use crate::store::{Store, StoreError};
-use crate::task::{Failure, FailureKind, Outcome, Task, TaskId};
+use crate::task::{Failure, FailureKind, Outcome, Task, TaskId, TaskState};
 
 /// A queued task's input.
 pub(super) enum Input {
@@ -21,12 +19,6 @@ pub(super) enum Input {
     /// In the store only: read back when the task starts.
     Stored,
 }
-
-/// How often, and how far apart, an output is looked for in the store before the answer is
-/// that it is missing: a task's end is committed by the store's writer a moment after the
-/// task ended, and its output may be let go of in between.
-const OUTPUT_TRIES: u32 = 50;
-const OUTPUT_PAUSE: Duration = Duration::from_millis(20);
 
 impl Scheduler {
     /// Holds a queued task's input in memory if it fits the budget, or if the task is not
@@ -70,18 +62,22 @@ impl Scheduler {
         }
     }
 
-    /// A succeeded task's output: from memory, or from the store if the task let go of it.
+    /// A succeeded task's output: from memory, or from the store if the task let go of it
+    /// (only a task whose end the store committed does). `OutputLost` if the store has the
+    /// end but no longer the output.
     pub async fn output(&self, task: &Task) -> Result<Option<Bytes>, StoreError> {
+        // Held, or let go of since: the mark is set before the output is taken.
+        if let Some(output) = task.output() {
+            return Ok(Some(output));
+        }
         if !task.output_in_store() {
-            return Ok(task.output());
+            return Ok(None);
         }
-        for _ in 0..OUTPUT_TRIES {
-            if let Some(end) = read(&self.store, task.id, |store, id| store.output(id)).await? {
-                return Ok(end.output);
-            }
-            tokio::time::sleep(OUTPUT_PAUSE).await;
+        match read(&self.store, task.id, |store, id| store.output(id)).await? {
+            Some(end) if end.state == TaskState::Succeeded => Ok(end.output),
+            Some(end) => Err(StoreError::OutputLost(end.message.unwrap_or_default())),
+            None => Err(StoreError::OutputLost(format!("the end of task {} is not in the store", task.id))),
         }
-        Err(StoreError::Backend(format!("the output of task {} is not in the store", task.id).into()))
     }
 }
 

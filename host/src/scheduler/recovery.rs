@@ -133,7 +133,9 @@ impl Scheduler {
         let outcome = Outcome::Interrupted(reason);
         // Recorded in the background: an end without output has nothing the store could refuse.
         drop(self.store.finished(record.id, now, TaskEnd::of(&outcome)));
-        self.remember_finished(Arc::new(self.recorded_task(record).ended(record.started_at, Some(now), outcome)));
+        let task = self.recorded_task(record).ended(record.started_at, Some(now), outcome);
+        task.end_was_recorded();
+        self.remember_finished(Arc::new(task));
     }
 
     fn remember_finished(&self, task: Arc<Task>) {

@@ -121,7 +121,7 @@ impl TaskTable {
             && let Some((oldest, bytes)) = inner.holding.pop_front()
         {
             inner.held -= bytes;
-            match inner.by_id.get(&oldest).map(|task| (task.durable, task.clone())) {
+            match inner.by_id.get(&oldest).map(|task| (task.end_recorded(), task.clone())) {
                 Some((true, task)) => released.push(task.release_memory()),
                 Some((false, _)) => forgotten.extend(inner.by_id.remove(&oldest)),
                 None => {}
@@ -175,9 +175,13 @@ mod tests {
         Arc::new(new_task(plugin))
     }
 
+    /// A task ended; a durable one as the store committed it.
     fn ended(table: &TaskTable, task: Task, outcome: Outcome) -> Arc<Task> {
         let task = Arc::new(task);
         table.insert(task.clone());
+        if task.durable {
+            task.end_was_recorded();
+        }
         task.finish(outcome);
         table.keep_finished(task.id);
         task
@@ -200,6 +204,18 @@ mod tests {
         let newest = ended(&table, new_task("a").durable(), output());
         assert!(table.get(unrecorded.id).is_none(), "nothing to read back: forgotten");
         assert_eq!(newest.output().map(|o| o.len()), Some(1_000));
+    }
+
+    #[test]
+    fn a_task_whose_end_the_store_did_not_commit_never_lets_go_of_its_output() {
+        let table = TaskTable::new(100, Duration::from_hours(1), 1_500);
+        let uncommitted = Arc::new(new_task("a").durable());
+        table.insert(uncommitted.clone());
+        uncommitted.finish(Outcome::Succeeded(Bytes::from(vec![b'1'; 1_000])));
+        table.keep_finished(uncommitted.id);
+        ended(&table, new_task("a").durable(), Outcome::Succeeded(Bytes::from(vec![b'1'; 1_000])));
+        assert!(!uncommitted.output_in_store(), "the store has no output to read back");
+        assert!(table.get(uncommitted.id).is_none(), "over the budget it is forgotten instead");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub enum StoreError {
     OutputNotKept(String),
     #[error("the store has stopped (the host is shutting down)")]
     Stopped,
+    /// A succeeded task's end is recorded, but its output file is gone or unreadable: the
+    /// task reads as interrupted, saying so.
+    #[error("{0}")]
+    OutputLost(String),
 }
 
 pub type StoreFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;

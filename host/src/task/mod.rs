@@ -71,6 +71,8 @@ pub struct Task {
     shut_down: AtomicBool,
     /// The output was let go to keep memory within its budget: it is read from the store.
     output_in_store: AtomicBool,
+    /// The store committed how the task ended: a finished task may let go of its output.
+    end_recorded: AtomicBool,
     log_lines: LogBudget,
     status: watch::Sender<Status>,
     cancel: CancellationToken,
@@ -119,6 +121,7 @@ impl Task {
             attempts: AtomicU32::new(0),
             shut_down: AtomicBool::new(false),
             output_in_store: AtomicBool::new(false),
+            end_recorded: AtomicBool::new(false),
             log_lines: LogBudget { max: max_log_lines, written: AtomicU64::new(0) },
             status: watch::Sender::new(Status {
                 state: TaskState::Queued,
@@ -176,7 +179,18 @@ impl Task {
     #[must_use]
     pub fn output_left_in_store(self) -> Self {
         self.output_in_store.store(true, Ordering::Release);
+        self.end_recorded.store(true, Ordering::Release);
         self
+    }
+
+    /// The store committed how this task ended (see `end_recorded`).
+    pub fn end_was_recorded(&self) {
+        self.end_recorded.store(true, Ordering::Release);
+    }
+
+    /// Whether the store has how this task ended: if not, its output exists only in memory.
+    pub fn end_recorded(&self) -> bool {
+        self.end_recorded.load(Ordering::Acquire)
     }
 
     /// Whether a succeeded task's output is to be read from the store, not from its outcome.
@@ -198,12 +212,12 @@ impl Task {
         self.output().map_or(0, |output| output.len()) + self.events.bytes()
     }
 
-    /// Lets go of a finished durable task's output (the store has it) and of its events but
-    /// the first and the final one, handing them back for the caller to drop.
+    /// Lets go of a finished task's output if the store has it (see `end_recorded`) and of
+    /// its events but the first and the final one, handing them back for the caller to drop.
     #[must_use = "drop what was released after releasing any lock held"]
     pub fn release_memory(&self) -> Released {
         let mut output = None;
-        if self.durable {
+        if self.end_recorded() {
             self.status.send_if_modified(|s| {
                 if let Some(Outcome::Succeeded(kept)) = &mut s.outcome {
                     // Under the status lock: a reader that finds the mark unset reads the

@@ -56,9 +56,11 @@ impl Jar {
             // A cookie the rules refuse (domain or path mismatch) is ignored, as browsers do.
             let Ok(cookie) = Cookie::try_from_raw_cookie(&raw, url) else { continue };
             let (domain, path) = (String::from(&cookie.domain), String::from(&cookie.path));
+            self.drop_expired();
             let (count, bytes) = self.size();
-            let replaces = self.store.contains_any(&domain, &path, cookie.name());
-            let (count, bytes) = (count + usize::from(!replaces), bytes + cookie_bytes(&cookie));
+            let replaced = self.store.get_any(&domain, &path, cookie.name()).map(cookie_bytes);
+            let count = count + usize::from(replaced.is_none());
+            let bytes = bytes - replaced.unwrap_or(0) + cookie_bytes(&cookie);
             if count > self.limits.cookies || bytes > self.limits.bytes {
                 self.overflow = Some(format!(
                     "{url} set more cookies than a session may hold ({count} cookies of {bytes} bytes; \
@@ -77,9 +79,22 @@ impl Jar {
         self.overflow.take()
     }
 
-    /// Cookies held (expired ones too, until replaced) and their bytes. A jar holds a few
-    /// hundred at most: counting them anew is cheaper than keeping a count in step with the
-    /// store's replacements and expiries.
+    /// Forgets expired cookies: a site that sets short-lived cookies under ever new names
+    /// must not fill the jar.
+    fn drop_expired(&mut self) {
+        let expired: Vec<(String, String, String)> = self
+            .store
+            .iter_any()
+            .filter(|cookie| cookie.is_expired())
+            .map(|cookie| (String::from(&cookie.domain), String::from(&cookie.path), cookie.name().to_owned()))
+            .collect();
+        for (domain, path, name) in expired {
+            self.store.remove(&domain, &path, &name);
+        }
+    }
+
+    /// Cookies held and their bytes. A jar holds a few hundred at most: counting them anew is
+    /// cheaper than keeping a count in step with the store's replacements and expiries.
     fn size(&self) -> (usize, usize) {
         self.store.iter_any().fold((0, 0), |(count, bytes), cookie| (count + 1, bytes + cookie_bytes(cookie)))
     }

@@ -116,7 +116,7 @@ impl SqliteStore {
     }
 
     fn read_tasks(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<TaskRecord>, StoreError> {
-        self.read(sql, params, |row| task_record(row, &self.retention.outputs))
+        self.read(sql, params, task_record)
     }
 }
 

@@ -15,7 +15,7 @@ use crate::task::{TaskId, TaskState, from_epoch_ms};
 /// The columns [`task_record`] reads, the input and the output left out (read as empty):
 /// reads of many tasks leave their payloads in the store, to be read one at a time when needed.
 pub(super) const SUMMARY_COLUMNS: &str = "id, plugin, version, owner, x'' AS input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, \
-                       finished_at_ms, failure_kind, message, NULL AS output, 0 AS output_file, schedule";
+                       finished_at_ms, failure_kind, message, schedule";
 
 /// The columns [`task_end`] reads.
 pub(super) const END_COLUMNS: &str = "state, failure_kind, message, output, output_file, finished_at_ms";
@@ -23,29 +23,17 @@ pub(super) const END_COLUMNS: &str = "state, failure_kind, message, output, outp
 pub(super) const SCHEDULE_COLUMNS: &str = "name, plugin, input, cron, interval_ms, timeout_ms, overlap, paused, owner, created_at_ms, since_ms, \
                                 last_run_at_ms, last_task, runs, skipped";
 
-/// A row as a record (its output read from its file if it has one); `Err` names what is
-/// wrong with it.
-pub(super) fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, String> {
+/// A row of [`SUMMARY_COLUMNS`] as a record, without its input and output; `Err` names what
+/// is wrong with it.
+pub(super) fn task_record(row: &Row<'_>) -> Result<TaskRecord, String> {
     let id: String = column(row, 0)?;
     let state: String = column(row, 6)?;
     let state = TaskState::from_str(&state).map_err(|e| format!("task {id}: {e}"))?;
     let finished_at = column::<Option<u64>>(row, 10)?.map(from_epoch_ms);
     let end = match finished_at {
         None => None,
-        Some(_) if column(row, 14)? => Some(match outputs::read(outputs, &id) {
-            Ok(output) => {
-                TaskEnd { state, failure_kind: column(row, 11)?, message: column(row, 12)?, output: Some(output) }
-            }
-            Err(cause) => output_lost(&id, state, &cause),
-        }),
-        Some(_) => Some(TaskEnd {
-            state,
-            failure_kind: column(row, 11)?,
-            message: column(row, 12)?,
-            output: column::<Option<Vec<u8>>>(row, 13)?.map(Bytes::from),
-        }),
+        Some(_) => Some(TaskEnd { state, failure_kind: column(row, 11)?, message: column(row, 12)?, output: None }),
     };
-    let state = end.as_ref().map_or(state, |end| end.state);
     Ok(TaskRecord {
         id: TaskId::from_str(&id).map_err(|e| format!("task id {id:?}: {e}"))?,
         plugin: column(row, 1)?,
@@ -56,7 +44,7 @@ pub(super) fn task_record(row: &Row<'_>, outputs: &Path) -> Result<TaskRecord, S
         state,
         attempts: column(row, 7)?,
         submitted_at: from_epoch_ms(column(row, 8)?),
-        schedule: column(row, 15)?,
+        schedule: column(row, 13)?,
         started_at: column::<Option<u64>>(row, 9)?.map(from_epoch_ms),
         finished_at,
         end,
@@ -70,20 +58,16 @@ pub(super) fn task_end(row: &Row<'_>, outputs: &Path, id: &str) -> Result<Option
         return Ok(None);
     }
     let state: String = column(row, 0)?;
+    let state = TaskState::from_str(&state).map_err(|e| format!("task {id}: {e}"))?;
     let output = if column(row, 4)? {
-        let path = outputs.join(id);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("the output file {} of task {id} cannot be read: {e}", path.display()))?;
-        Some(Bytes::from(bytes))
+        match outputs::read(outputs, id) {
+            Ok(output) => Some(output),
+            Err(cause) => return Ok(Some(output_lost(id, state, &cause))),
+        }
     } else {
         column::<Option<Vec<u8>>>(row, 3)?.map(Bytes::from)
     };
-    Ok(Some(TaskEnd {
-        state: TaskState::from_str(&state).map_err(|e| format!("task {id}: {e}"))?,
-        failure_kind: column(row, 1)?,
-        message: column(row, 2)?,
-        output,
-    }))
+    Ok(Some(TaskEnd { state, failure_kind: column(row, 1)?, message: column(row, 2)?, output }))
 }
 
 pub(super) fn schedule_record(row: &Row<'_>) -> Result<ScheduleRecord, String> {
