@@ -108,6 +108,7 @@ impl Server {
             queued = recovered.queued,
             retried = recovered.retried,
             interrupted = recovered.interrupted,
+            left_for_a_later_start = recovered.left,
             schedules = schedules.list().len(),
             "store opened"
         );

@@ -71,8 +71,11 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
     let data_dir = TempDir::new("store-damaged");
     let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("healthy", "hello").await;
-    let damaged = host.upload("damaged", "sleep").await;
-    assert!(host.terminate().await.success());
+    let damaged = host.upload_with("damaged", "sleep", "max_concurrency = 1\n").await;
+    // One task runs, one waits behind it when the host is killed: both stay recorded.
+    host.submit("damaged", &json!({"ms": 60_000})).await;
+    let waiting = host.submit("damaged", &json!({"ms": 1})).await;
+    host.kill().await;
 
     // Its component removed and its compiled artifact overwritten with garbage.
     let component = damaged["component"].as_str().unwrap();
@@ -100,6 +103,13 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
     assert_eq!(host.run("damaged", &json!({"ms": 1})).await, (200, json!({"slept_ms": 1})));
     assert_eq!(host.get_json("/healthz").await["unavailable_plugins"], json!({}));
     assert!(host.get_json("/v1/plugins/damaged").await.get("unavailable").is_none());
+
+    // The task that waited while its plugin could not be loaded was kept, and runs at the
+    // next start.
+    assert!(host.terminate().await.success());
+    let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
+    let view = host.wait(&waiting, 30).await;
+    assert_eq!(view["state"], "succeeded", "a task accepted for an unloadable plugin is not lost: {view}");
 }
 
 /// Limits the size of any file the process `pid` writes (`RLIMIT_FSIZE`), as a full disk or a

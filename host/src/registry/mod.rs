@@ -198,6 +198,15 @@ impl Registry {
         })
     }
 
+    /// Why a plugin that exists is not served, if it is not: its live version could not be
+    /// loaded at start.
+    pub fn unavailable_reason(&self, name: &str) -> Option<String> {
+        self.plugins.read().get(name).and_then(|p| match &p.live {
+            Live::Unavailable { error, .. } => Some(error.clone()),
+            Live::Loaded(_) => None,
+        })
+    }
+
     /// The plugins not served, and why.
     pub fn unavailable(&self) -> HashMap<String, String> {
         let plugins = self.plugins.read();

@@ -27,6 +27,9 @@ pub struct Recovered {
     pub retried: usize,
     /// Tasks that were running and end `interrupted` (`fail`, attempts used up, plugin gone).
     pub interrupted: usize,
+    /// Tasks of plugins that could not be loaded, left in the store as they are, for a start
+    /// that can load them.
+    pub left: usize,
 }
 
 /// Why a task that was running when the host stopped is not run again.
@@ -68,6 +71,10 @@ impl Scheduler {
     /// or ended if it cannot run again.
     pub(super) fn take_up(&self, record: &TaskRecord, recovered: &mut Recovered) {
         match self.registry.live(&record.plugin) {
+            None if self.registry.unavailable_reason(&record.plugin).is_some() => {
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+                recovered.left += 1;
+            }
             None => {
                 self.end_unrunnable(
                     record,
