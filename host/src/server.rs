@@ -8,7 +8,7 @@ mod connections;
 mod tracked;
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,8 +223,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        // An IPv4 client of a dual-stack socket counts under its IPv4 address.
-        let slot = match open.admit(peer.ip().to_canonical()) {
+        let slot = match open.admit(client_address(peer.ip())) {
             Ok(slot) => slot,
             Err(refusal) => {
                 refuse(&stream, &refusal, http);
@@ -248,6 +247,16 @@ async fn accept_loop(
             }
             drop(slot);
         });
+    }
+}
+
+/// The address a client's connections count under: an IPv4 client of a dual-stack socket
+/// under its IPv4 address, an IPv6 client under its /64, the least a single host is given
+/// (it may pick any address in it).
+fn client_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        v4 @ IpAddr::V4(_) => v4,
     }
 }
 
@@ -327,5 +336,14 @@ mod tests {
         assert_eq!(fit_connections(&http, limit(1 << 20)), http.max_connections, "room to spare: as configured");
         assert_eq!(fit_connections(&http, limit(16_384)), 16_384 - 8_192, "the reserve comes first");
         assert_eq!(fit_connections(&http, limit(1024)), 512, "at most half the limit is reserved");
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_under_its_64_and_a_mapped_ipv4_one_under_its_ipv4() {
+        let address = |text: &str| client_address(text.parse().unwrap());
+        assert_eq!(address("2001:db8:1:2:aaaa::1"), address("2001:db8:1:2:bbbb::2"));
+        assert_ne!(address("2001:db8:1:2::1"), address("2001:db8:1:3::1"));
+        assert_eq!(address("::ffff:127.0.0.2"), address("127.0.0.2"));
+        assert_ne!(address("127.0.0.1"), address("127.0.0.2"));
     }
 }

@@ -96,7 +96,9 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
     assert_eq!(shown["live"], damaged["version"]);
     assert_eq!(host.run("healthy", &json!(1)).await, (200, json!({"hello": 1})), "the others are served");
     let (status, body) = host.run("damaged", &json!({"ms": 1})).await;
-    assert_eq!(status, 404, "a plugin that is not served runs nothing: {body}");
+    assert_eq!(status, 503, "a plugin that is not served runs nothing: {body}");
+    assert_eq!(body["error"]["code"], "plugin_unavailable", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(component), "it says why: {body}");
 
     // Uploading it again serves it again.
     host.upload("damaged", "sleep").await;

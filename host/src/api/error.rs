@@ -194,6 +194,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::TimeoutTooLong { .. } => (StatusCode::BAD_REQUEST, "bad_query"),
             SubmitError::QueueFull(_) | SubmitError::NoRoom { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            SubmitError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
             SubmitError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             SubmitError::Owner(_) => (StatusCode::FORBIDDEN, "forbidden"),
         };

@@ -43,7 +43,7 @@ pub struct SubmitQuery {
         (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
         (status = 500, description = "The host failed while running the task (a host call panicked)", body = ErrorBody),
         (status = 502, description = "The plugin trapped or hit a limit", body = ErrorBody),
-        (status = 503, description = "Cannot instantiate now, or shutting down (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Cannot instantiate now, shutting down (Retry-After), or the plugin's live version could not be loaded at start (plugin_unavailable)", body = ErrorBody),
         (status = 504, description = "The task ran past its deadline", body = ErrorBody),
         Refusals,
     ))]
@@ -82,7 +82,7 @@ pub async fn run(
             headers(("location" = String, description = "/v1/tasks/{id}"))),
         (status = 404, description = "No such plugin", body = ErrorBody),
         (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
-        (status = 503, description = "Shutting down, or the task could not be recorded (Retry-After)", body = ErrorBody),
+        (status = 503, description = "Shutting down, the task could not be recorded (Retry-After), or the plugin's live version could not be loaded at start (plugin_unavailable)", body = ErrorBody),
         Refusals,
     ))]
 pub async fn submit(

@@ -40,7 +40,10 @@ impl Scheduler {
         if self.closed.is_cancelled() {
             return Err(SubmitError::ShuttingDown);
         }
-        let version = self.registry.live(plugin).ok_or_else(|| SubmitError::NoSuchPlugin(plugin.to_owned()))?;
+        let version = self.registry.live(plugin).ok_or_else(|| match self.registry.unavailable_reason(plugin) {
+            Some(why) => SubmitError::Unavailable { plugin: plugin.to_owned(), why },
+            None => SubmitError::NoSuchPlugin(plugin.to_owned()),
+        })?;
         if let Some(asked) = timeout.filter(|t| *t > version.limits.timeout) {
             return Err(SubmitError::TimeoutTooLong {
                 plugin: plugin.to_owned(),

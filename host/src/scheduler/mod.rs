@@ -57,6 +57,8 @@ use table::TaskTable;
 pub enum SubmitError {
     #[error("no plugin named {0:?}: upload it with PUT /v1/plugins/{0}")]
     NoSuchPlugin(String),
+    #[error("plugin {plugin:?} is not served: {why}")]
+    Unavailable { plugin: String, why: String },
     #[error("the task queue is full ({0} tasks waiting); retry later")]
     QueueFull(usize),
     #[error(
