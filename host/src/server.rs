@@ -13,10 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::http::{Response, StatusCode, header};
+use bytes::Bytes;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
@@ -44,9 +48,6 @@ const STORE_FILE: &str = "ignareo.db";
 
 /// Pause after a failed `accept` (e.g. no file descriptors left) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Reads (of 4 KiB) of what a refused client already sent, at most, before its connection closes.
-const REFUSAL_DRAIN_READS: usize = 16;
 
 /// A host that is ready to serve: everything loaded, the socket bound.
 pub struct Server {
@@ -212,6 +213,9 @@ async fn accept_loop(
         .max_header_size(http.max_header_bytes)
         .max_headers(http.max_headers);
     let open = Connections::new(http.max_connections, http.max_connections_per_address);
+    // Refused connections being answered at once: one address's share, so that refusing
+    // cannot cost more than serving.
+    let refusals = Arc::new(Semaphore::new(http.max_connections_per_address as usize));
     let first_request = http.first_request_timeout();
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -226,7 +230,7 @@ async fn accept_loop(
         let slot = match open.admit(client_address(peer.ip())) {
             Ok(slot) => slot,
             Err(refusal) => {
-                refuse(&stream, &refusal, http);
+                refuse(stream, &refusal, http, &builder, &refusals);
                 continue;
             }
         };
@@ -260,13 +264,20 @@ fn client_address(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Answers a connection that gets no slot, as far as the socket takes it without waiting, and
-/// closes it (when `stream` is dropped). What the client already sent is read first: closing
-/// a socket with unread bytes sends a reset, which could destroy the answer before it is read.
-fn refuse(stream: &TcpStream, refusal: &Refusal, http: &HttpConfig) {
+/// Answers the first request of a connection that gets no slot with why, then closes it. A
+/// client that sends nothing within `http.first_request_timeout_secs` is closed unanswered;
+/// with more refused connections in flight than the bound, a newcomer is closed at once.
+fn refuse(
+    stream: TcpStream,
+    refusal: &Refusal,
+    http: &HttpConfig,
+    builder: &http1::Builder,
+    refusals: &Arc<Semaphore>,
+) {
+    let Ok(permit) = refusals.clone().try_acquire_owned() else { return };
     let (status, code, message) = match refusal {
         Refusal::Address => (
-            "429 Too Many Requests",
+            StatusCode::TOO_MANY_REQUESTS,
             "too_many_connections",
             format!(
                 "this address already holds http.max_connections_per_address ({}) connections to the host; \
@@ -275,7 +286,7 @@ fn refuse(stream: &TcpStream, refusal: &Refusal, http: &HttpConfig) {
             ),
         ),
         Refusal::Full => (
-            "503 Service Unavailable",
+            StatusCode::SERVICE_UNAVAILABLE,
             "connection_limit",
             format!(
                 "all http.max_connections ({}) connections have a request in progress; retry shortly",
@@ -283,20 +294,22 @@ fn refuse(stream: &TcpStream, refusal: &Refusal, http: &HttpConfig) {
             ),
         ),
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    let answer = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\n\
-         connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut sink = [0u8; 4096];
-    for _ in 0..REFUSAL_DRAIN_READS {
-        if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
-            break;
-        }
-    }
-    let _ = stream.try_write(answer.as_bytes());
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+    let body = Bytes::from(serde_json::json!({ "error": { "code": code, "message": message } }).to_string());
+    let answer = service_fn(move |_request| {
+        let response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::RETRY_AFTER, "1")
+            .header(header::CONNECTION, "close")
+            .body(axum::body::Body::from(body.clone()));
+        std::future::ready(response)
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), answer);
+    let patience = http.first_request_timeout();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(patience, connection).await;
+        drop(permit);
+    });
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -16,6 +16,9 @@ use tokio::net::{TcpSocket, TcpStream};
 /// Longest wait for an answer or a close that must come: far above what either takes.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// A request as a raw connection sends it.
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
 /// A raw connection to the host from 127.0.0.`last` (Linux routes all of 127/8 to loopback).
 async fn connect_from(host: &Host, last: u8) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
@@ -72,15 +75,20 @@ async fn idle_connections_cannot_keep_healthz_or_callers_with_a_token_out() {
     for last in [1, 1, 1, 1, 3, 3, 3, 3] {
         held.push(connect_from(&host, last).await);
     }
-    // Beyond its share, an address is told so and closed.
+    // Beyond its share, an address's requests are told so and their connections closed.
     for _ in 0..4 {
         let mut extra = connect_from(&host, 1).await;
+        extra.write_all(HEALTHZ).await.unwrap();
         let answer = read_until_closed(&mut extra, PATIENCE).await.expect("a connection over the share is closed");
         assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
         let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
         assert_eq!(body["error"]["code"], "too_many_connections");
         assert!(body["error"]["message"].as_str().unwrap().contains("http.max_connections_per_address"), "{body}");
     }
+    // An HTTP client reads that answer like any other.
+    let refused = client_from(1).get(host.url("/healthz")).send().await.expect("an answer, not a broken connection");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "1");
     // Another address is served at once: it takes the place of an idle connection.
     served_from(&host, 2).await;
     let closes = held.iter_mut().map(|stream| read_until_closed(stream, Duration::from_secs(2)));
@@ -120,6 +128,7 @@ async fn a_host_whose_connections_are_all_busy_answers_503_and_serves_again_when
         busy.push(stream);
     }
     let mut newcomer = connect_from(&host, 2).await;
+    newcomer.write_all(HEALTHZ).await.unwrap();
     let answer = read_until_closed(&mut newcomer, PATIENCE).await.expect("answered and closed, not left waiting");
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();

@@ -165,6 +165,7 @@ pub struct ListQuery {
     #[param(minimum = 1)]
     limit: Option<usize>,
     /// The page after the one whose `next` this is.
+    #[param(pattern = "^[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     after: Option<String>,
 }
 
