@@ -101,7 +101,8 @@ async fn a_flag_wins_over_the_environment_which_wins_over_the_file() {
     // Each host is stopped before the next one starts on the same data directory.
     let limits = |host: Host| async move {
         let limits = host.get_json("/v1/config").await["limits"].clone();
-        assert!(host.terminate().await.success());
+        let status = host.terminate().await;
+        assert!(status.success(), "a graceful shutdown exits 0: {status}");
         limits
     };
     let read = |l: &serde_json::Value| {

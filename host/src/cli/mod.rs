@@ -105,15 +105,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let server = Server::start(args.into_config()?).await?;
+            let shutdown = shutdown_signal();
             // Scripts and tests read this line to find the port when listening on port 0.
             println!("ignareo listening on http://{}", server.local_addr()?);
-            server.run(shutdown_signal()).await
+            server.run(shutdown).await
         }
         Command::Tokens(args) => tokens::run(args).await,
         Command::ChaosProxy(args) => {
             let proxy = ChaosProxy::bind(args.settings()?)?;
+            let shutdown = shutdown_signal();
             println!("chaos-proxy listening on http://{}", proxy.local_addr()?);
-            proxy.run(shutdown_signal()).await
+            proxy.run(shutdown).await
         }
     }
 }
