@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
@@ -24,6 +24,22 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 /// The manifest of plugins that fetch the local targets: 127.0.0.1 is a private address, so
 /// it must be granted by address.
 pub const LOCAL_MANIFEST: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\n";
+
+/// Reads until the peer closes the connection (or `limit` passes): what was received.
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let read = async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok()?;
+    Some(String::from_utf8_lossy(&received).into_owned())
+}
 
 /// Where cargo put the binaries of this workspace (target/debug or target/release).
 fn target_profile_dir() -> PathBuf {

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ignareo_e2e::{Host, TOKEN};
+use ignareo_e2e::{Host, TOKEN, read_until_closed};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,22 +29,6 @@ async fn connect_from(host: &Host, last: u8) -> TcpStream {
 /// An HTTP client whose connections come from 127.0.0.`last`.
 fn client_from(last: u8) -> reqwest::Client {
     reqwest::Client::builder().local_address(IpAddr::from([127, 0, 0, last])).no_proxy().build().unwrap()
-}
-
-/// Reads until the host closes the connection (or `limit` passes): what it said before.
-async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut received = Vec::new();
-    let read = async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(limit, read).await.ok()?;
-    Some(String::from_utf8_lossy(&received).into_owned())
 }
 
 /// `/healthz` and an authenticated request from 127.0.0.`last`, each answered within [`PATIENCE`].

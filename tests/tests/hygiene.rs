@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use ignareo_e2e::{Host, TOKEN};
+use ignareo_e2e::{Host, TOKEN, read_until_closed};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,22 +15,6 @@ use tokio::net::TcpStream;
 
 async fn connect(host: &Host) -> TcpStream {
     TcpStream::connect(host.base.trim_start_matches("http://")).await.unwrap()
-}
-
-/// Reads until the peer closes the connection (or `limit` passes): what was received.
-async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut received = Vec::new();
-    let read = async {
-        let mut buffer = [0u8; 4096];
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(limit, read).await.ok()?;
-    Some(String::from_utf8_lossy(&received).into_owned())
 }
 
 #[tokio::test]
