@@ -99,6 +99,35 @@ async fn floods_of_headers_cookies_requests_and_events_stay_within_their_caps() 
     still_serving(&host).await;
 }
 
+#[tokio::test]
+async fn arguments_whose_entries_share_one_buffer_are_copied_within_the_task_memory() {
+    let host = Host::start_with_config("[limits]\ntask_memory_mb = 32\n", &[]).await;
+    host.upload_with("hostile", "hostile", LOCAL_MANIFEST).await;
+    host.upload("hello", "hello").await;
+    let target = Target::start().await;
+    let url = target.url("/api/orders");
+    still_serving(&host).await;
+
+    // Honest sizes pass: 4 headers of 1 MiB names and values, one request of a 1 MiB body.
+    let headers = attack(&host, json!({"kind": "aliased-headers", "n": 4, "url": url})).await;
+    assert_eq!(headers["state"], "succeeded", "{headers}");
+    let bodies = attack(&host, json!({"kind": "aliased-bodies", "n": 1, "url": url})).await;
+    assert_eq!(bodies["output"], json!({"results": 1}), "{bodies}");
+
+    // 1,000 MiB of headers and 600 MiB of bodies if each entry were copied, from 1 MiB each.
+    for (kind, n) in [("aliased-headers", 500), ("aliased-bodies", 600)] {
+        let before = host.peak_rss_bytes();
+        let task = attack(&host, json!({"kind": kind, "n": n, "url": url})).await;
+        assert_ended_at(&task, "more than the task's memory limit of 32 MiB");
+        assert!(
+            host.peak_rss_bytes() - before < GROWTH_BOUND,
+            "{kind} grew the host by {} MiB",
+            (host.peak_rss_bytes() - before) >> 20
+        );
+        still_serving(&host).await;
+    }
+}
+
 /// A component of `memories` core instances, each with a memory; `run` grows every memory by
 /// `pages` pages of 64 KiB and answers `{}`.
 fn component_with_memories(memories: usize, pages: u32) -> Vec<u8> {

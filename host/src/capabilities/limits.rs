@@ -46,6 +46,10 @@ impl TaskLimiter {
         Self { memory_bytes, used: 0 }
     }
 
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
     /// Takes `current` to `desired` bytes of one memory or table out of the task's budget.
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
         let used = self.used.saturating_sub(current).saturating_add(desired);

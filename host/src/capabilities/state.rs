@@ -76,6 +76,11 @@ impl HostState {
             .unwrap_or_default()
     }
 
+    /// Bytes the task's memories and tables may take in total.
+    pub fn memory_limit(&self) -> usize {
+        self.limiter.memory_bytes()
+    }
+
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
     }

@@ -155,7 +155,7 @@ impl Runtime {
             let task = linked.pre.instantiate_async(&mut store).await.map_err(|e| trap::instantiate_failure(&e))?;
             let result = task.call_run(&mut store, input).await;
             let stderr = store.data().finish_output();
-            result.map_err(|e| trap::classify(&e, &stderr, self.task_stack_kb))
+            result.map_err(|e| trap::classify(&e, &stderr, self.task_stack_kb, store.data().memory_limit()))
         };
         match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut { ran: deadline, inherited: false },
@@ -180,7 +180,11 @@ impl Runtime {
 
     /// A store with the memory cap and the time slicing every guest runs under.
     fn store(&self, state: HostState) -> Store<HostState> {
+        // What one host call may copy out of the guest: no more than it could hold itself,
+        // however many entries of its arguments point at the same bytes.
+        let hostcall_bytes = state.memory_limit();
         let mut store = Store::new(&self.engine, state);
+        store.set_hostcall_fuel(hostcall_bytes);
         store.limiter(HostState::limiter);
         store.set_epoch_deadline(TICKS_PER_SLICE);
         // wasmtime's own yield re-polls at once and starves tokio's timers; yielding through
