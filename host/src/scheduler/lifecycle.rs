@@ -28,7 +28,7 @@ impl Scheduler {
 
     /// Drives a task; should the driver itself panic, the task still ends (`failed`, and so
     /// recorded) instead of reading `running` forever. Its slots and queue place are given
-    /// back as the panic drops them.
+    /// back as the panic drops them, a shrink of its plugin's concurrency still honoured.
     async fn drive_to_an_end(self: Arc<Self>, task: Arc<Task>, version: Arc<LoadedVersion>, input: Input, lane: Lane) {
         let Err(panic) = unwind::caught(self.clone().drive(task.clone(), version, input, lane)).await else {
             return;
@@ -94,9 +94,7 @@ impl Scheduler {
         };
         // Slots are free before the end is visible: whoever sees the task end and submits
         // another finds them free.
-        if let Ok(permits) = permits {
-            self.slots.release(&task.plugin, permits);
-        }
+        drop(permits);
         // A durable task's end is visible once committed, as the store tells it.
         let outcome = match recorded {
             Some(recorded) => as_recorded(&task, recorded.await, outcome),

@@ -19,7 +19,7 @@ pub struct Slots {
     global: Arc<Semaphore>,
     max_running: usize,
     background: Arc<Semaphore>,
-    per_plugin: Mutex<HashMap<String, PluginSlots>>,
+    per_plugin: Arc<Mutex<HashMap<String, PluginSlots>>>,
 }
 
 /// Slots of one plugin: sized by its live version's `max_concurrency`, resized when a new
@@ -33,11 +33,29 @@ struct PluginSlots {
     turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// What a running task holds; [`Slots::release`] gives them back.
+/// What a running task holds, given back when dropped (its plugin slot only if no shrink is
+/// owed one), however the task's driver ends: a driver that unwinds gives them back as well.
 pub struct Permits {
-    plugin: OwnedSemaphorePermit,
-    background: Option<OwnedSemaphorePermit>,
-    global: OwnedSemaphorePermit,
+    /// Taken only when dropped.
+    plugin: Option<OwnedSemaphorePermit>,
+    plugin_name: Arc<str>,
+    per_plugin: Arc<Mutex<HashMap<String, PluginSlots>>>,
+    _background: Option<OwnedSemaphorePermit>,
+    _global: OwnedSemaphorePermit,
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        let Some(plugin_permit) = self.plugin.take() else { return };
+        let mut per_plugin = self.per_plugin.lock();
+        if let Some(slots) = per_plugin.get_mut(&*self.plugin_name)
+            && slots.owed > 0
+            && Arc::ptr_eq(plugin_permit.semaphore(), &slots.semaphore)
+        {
+            slots.owed -= 1;
+            plugin_permit.forget();
+        }
+    }
 }
 
 impl Slots {
@@ -46,7 +64,7 @@ impl Slots {
             global: Arc::new(Semaphore::new(max_running as usize)),
             max_running: max_running as usize,
             background: Arc::new(Semaphore::new(background_max_running as usize)),
-            per_plugin: Mutex::default(),
+            per_plugin: Arc::default(),
         }
     }
 
@@ -69,22 +87,13 @@ impl Slots {
         };
         let _turn = turn.lock().await;
         let global = self.global.clone().acquire_owned().await.expect("global semaphore is never closed");
-        Permits { plugin: plugin_permit, background, global }
-    }
-
-    /// Gives a running task's slots back (its plugin slot only if no shrink is owed one).
-    pub fn release(&self, plugin: &str, permits: Permits) {
-        let Permits { plugin: plugin_permit, background, global } = permits;
-        let mut per_plugin = self.per_plugin.lock();
-        if let Some(slots) = per_plugin.get_mut(plugin)
-            && slots.owed > 0
-            && Arc::ptr_eq(plugin_permit.semaphore(), &slots.semaphore)
-        {
-            slots.owed -= 1;
-            plugin_permit.forget();
+        Permits {
+            plugin: Some(plugin_permit),
+            plugin_name: plugin.into(),
+            per_plugin: self.per_plugin.clone(),
+            _background: background,
+            _global: global,
         }
-        drop(per_plugin);
-        drop((background, global));
     }
 
     /// The plugin's semaphore, resized first if its live version wants another size: grown at
@@ -142,7 +151,7 @@ mod tests {
         let _second = slots.acquire("b", 10, Lane::Foreground).await;
         assert_eq!(slots.running(), 2);
         assert!(waits(slots.acquire("c", 10, Lane::Foreground)).await);
-        slots.release("a", first);
+        drop(first);
         assert_eq!(slots.running(), 1);
         assert!(!waits(slots.acquire("c", 10, Lane::Foreground)).await);
     }
@@ -159,10 +168,27 @@ mod tests {
         // Shrunk to 1 with 3 running: the next task starts only once all three have ended.
         assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await);
         for _ in 0..2 {
-            slots.release("p", held.pop().expect("three are held"));
+            drop(held.pop());
             assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await, "a shrink takes back slots first");
         }
-        slots.release("p", held.pop().expect("one is held"));
+        drop(held.pop());
+        assert!(!waits(slots.acquire("p", 1, Lane::Foreground)).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_of_a_driver_that_unwinds_still_pay_a_shrink() {
+        let slots = Slots::new(10, 10);
+        let first = slots.acquire("p", 2, Lane::Foreground).await;
+        let second = slots.acquire("p", 2, Lane::Foreground).await;
+        assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await, "shrunk to 1 with 2 running");
+        let unwound = tokio::spawn(async move {
+            let _held = second;
+            panic!("a driver panics while its task runs");
+        })
+        .await;
+        assert!(unwound.is_err());
+        assert!(waits(slots.acquire("p", 1, Lane::Foreground)).await, "one still runs at a concurrency of 1");
+        drop(first);
         assert!(!waits(slots.acquire("p", 1, Lane::Foreground)).await);
     }
 
@@ -178,11 +204,11 @@ mod tests {
                 let permits = slots.acquire(plugin, 10, Lane::Foreground).await;
                 let _ = started.send(name);
                 let _ = released.recv().await;
-                slots.release(plugin, permits);
+                drop(permits);
             });
             tokio::task::yield_now().await;
         }
-        slots.release("first", blocker);
+        drop(blocker);
         let mut seen = Vec::new();
         for _ in 0..4 {
             seen.push(order.recv().await.expect("every task starts"));
