@@ -112,7 +112,7 @@ pub enum RegistryError {
 
 pub struct Registry {
     runtime: Arc<Runtime>,
-    disk: Disk,
+    disk: Arc<Disk>,
     store: Arc<dyn Store>,
     plugins: RwLock<HashMap<String, Plugin>>,
     /// Held while a plugin changes, from its record in the store to the map, so that both
@@ -143,7 +143,7 @@ impl Registry {
         let records = store.plugins()?;
         let registry = Self {
             runtime,
-            disk,
+            disk: Arc::new(disk),
             store,
             plugins: RwLock::new(HashMap::new()),
             persist: tokio::sync::Mutex::new(()),
@@ -354,7 +354,7 @@ impl Registry {
         if let Some(NewVersion { info, bytes, compiled }) = new_version {
             // Here, not before: a component shared with another plugin may have been pruned
             // since this upload found its files.
-            self.keep_files(&info.component, bytes, compiled)?;
+            self.keep_files(&info.component, bytes, compiled).await?;
             versions.retain(|v| v.version != info.version);
             versions.push(info);
         }
@@ -376,13 +376,20 @@ impl Registry {
         Ok(())
     }
 
-    /// Writes a new version's component and artifact unless they are there.
-    fn keep_files(&self, component: &str, bytes: &[u8], compiled: &Component) -> anyhow::Result<()> {
-        self.disk.write_component(component, bytes)?;
-        if !self.disk.artifact_path(component).exists() {
-            self.disk.write_artifact(component, &self.runtime.serialize(compiled)?)?;
-        }
-        Ok(())
+    /// Writes a new version's component and artifact unless they are there, off the async
+    /// threads (each is written and fsynced).
+    async fn keep_files(&self, component: &str, bytes: &[u8], compiled: &Component) -> anyhow::Result<()> {
+        let (disk, runtime) = (self.disk.clone(), self.runtime.clone());
+        let (component, bytes, compiled) = (component.to_owned(), bytes.to_vec(), compiled.clone());
+        tokio::task::spawn_blocking(move || {
+            disk.write_component(&component, &bytes)?;
+            if !disk.artifact_path(&component).exists() {
+                disk.write_artifact(&component, &runtime.serialize(&compiled)?)?;
+            }
+            Ok(())
+        })
+        .await
+        .context("the thread writing the plugin's files failed")?
     }
 
     /// Whether any version of any plugin still uses this component (files are shared by
