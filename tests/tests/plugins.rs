@@ -39,6 +39,12 @@ async fn upload_list_show_and_delete() {
     assert_eq!(again.status(), 404);
 }
 
+/// Components the host has compiled since it started, as `/healthz` counts them.
+async fn compilations(host: &Host) -> u64 {
+    let health: Value = host.client.get(host.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    health["compilations"].as_u64().expect("a count of compilations")
+}
+
 async fn refusal(response: reqwest::Response) -> (u16, String, String) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("refusals are JSON");
@@ -62,9 +68,16 @@ async fn bad_uploads_are_refused_with_a_reason() {
     assert_eq!((status, code.as_str()), (422, "not_a_component"));
     assert!(message.contains("wasm32-wasip2"), "{message}");
 
+    // Components for another world are refused from their imports and exports, uncompiled.
+    let compiled = compilations(&host).await;
     let (status, code, message) = refusal(host.upload_bytes("p", plugin_bytes("not-a-task")).await).await;
     assert_eq!((status, code.as_str()), (422, "wrong_world"));
     assert!(message.contains("ignareo:task/task") && message.contains("run"), "{message}");
+    let wasi_http = wat::parse_str(r#"(component (import "wasi:http/types@0.2.10" (instance)))"#).unwrap();
+    let (status, code, message) = refusal(host.upload_bytes("p", wasi_http).await).await;
+    assert_eq!((status, code.as_str()), (422, "wrong_world"));
+    assert!(message.contains("wasi:http/types@0.2.10, which this host does not link"), "{message}");
+    assert_eq!(compilations(&host).await, compiled, "nothing was compiled to refuse them");
 
     let mut truncated = plugin_bytes("hello");
     truncated.truncate(truncated.len() / 2);

@@ -239,6 +239,7 @@ impl Registry {
             return Err(UploadError::InvalidName(name.to_owned()));
         }
         check_binary(bytes)?;
+        self.runtime.check_world(bytes)?;
         let parsed = Manifest::parse(manifest.unwrap_or_default(), &self.ceilings)?;
         let component = hex::encode(Sha256::digest(bytes));
         let version = match manifest {

@@ -11,14 +11,13 @@ mod capacity;
 mod engine;
 mod epoch;
 mod trap;
+mod world;
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
@@ -113,38 +112,21 @@ impl Runtime {
         format!("{:016x}", hasher.finish())
     }
 
+    /// Refuses, before it is compiled, a component built for another world (see [`world`]).
+    pub fn check_world(&self, bytes: &[u8]) -> Result<(), LinkError> {
+        world::check(bytes)
+    }
+
     /// Links a component against the host and checks it exports `run`, then instantiates it
     /// once to prove it fits the pool's limits.
     pub async fn link(&self, component: &Component) -> Result<Linked, LinkError> {
-        let instance_pre = self.linker.instantiate_pre(component).map_err(|e| {
-            let mut message = format!("{e:#}");
-            if let Some(import) = self.older_interface(component) {
-                let _ = write!(
-                    message,
-                    "; the component imports {import}, another version of the ignareo:task interfaces: rebuild it with the SDK for {WORLD}"
-                );
-            }
-            LinkError::Imports(message)
-        })?;
+        let instance_pre = self.linker.instantiate_pre(component).map_err(|e| LinkError::Imports(format!("{e:#}")))?;
         let pre = TaskPre::new(instance_pre).map_err(|e| LinkError::Exports(format!("{e:#}")))?;
         // The semaphore is never closed.
         let _slot = self.validations.acquire().await.map_err(|e| LinkError::Instantiate(e.to_string()))?;
         let mut store = self.store(HostState::for_validation(self.task_memory_bytes));
         pre.instantiate_async(&mut store).await.map_err(|e| LinkError::Instantiate(format!("{e:#}")))?;
         Ok(Linked { pre })
-    }
-
-    /// An `ignareo:task` interface the component imports at another version than this host's.
-    fn older_interface(&self, component: &Component) -> Option<String> {
-        let ours = WORLD.rsplit_once('@').map_or(WORLD, |(_, version)| version);
-        let ty = component.component_type();
-        let mut interfaces = ty
-            .imports(&self.engine)
-            .filter(|(_, import)| matches!(import.ty, ComponentItem::ComponentInstance(_)))
-            .map(|(name, _)| name);
-        interfaces
-            .find(|name| name.starts_with("ignareo:task/") && !name.ends_with(&format!("@{ours}")))
-            .map(str::to_owned)
     }
 
     /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
