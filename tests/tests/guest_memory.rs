@@ -1,6 +1,7 @@
 //! Host memory a guest drives: each flood (`plugins/fixtures/hostile`) and a component with
 //! many memories is stopped at a configured cap, with the host's memory within a stated bound,
-//! `/healthz` answering and another caller's task succeeding alongside.
+//! `/healthz` answering and another caller's task succeeding alongside; a component of many
+//! core instances (as a Python one is) gets its pool share with every slot, and no more.
 
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
@@ -131,6 +132,13 @@ async fn arguments_whose_entries_share_one_buffer_are_copied_within_the_task_mem
 /// A component of `memories` core instances, each with a memory; `run` grows every memory by
 /// `pages` pages of 64 KiB and answers `{}`.
 fn component_with_memories(memories: usize, pages: u32) -> Vec<u8> {
+    component(memories, pages, 0)
+}
+
+/// A component as [`component_with_memories`], with `empty` more core instances of a module
+/// that has nothing in it.
+fn component(memories: usize, pages: u32, empty: usize) -> Vec<u8> {
+    let empties = (0..empty).map(|i| format!("(core instance $e{i} (instantiate $empty))")).collect::<String>();
     // One piece of text per memory beyond the main module's.
     let each = |piece: &dyn Fn(usize) -> String| (0..memories - 1).map(piece).collect::<Vec<_>>().concat();
     let imports = each(&|i| format!("(import \"m{i}\" \"grow\" (func $grow{i} (param i32) (result i32)))"));
@@ -142,6 +150,8 @@ fn component_with_memories(memories: usize, pages: u32) -> Vec<u8> {
           (core module $grower
             (memory (export "memory") 1)
             (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+          (core module $empty)
+          {empties}
           (core module $main
             {imports}
             (memory (export "memory") 1)
@@ -186,4 +196,36 @@ async fn a_component_with_many_memories_gets_the_task_memory_in_total_and_no_mor
     assert!(status.is_client_error(), "{status} {message}");
     assert!(message.contains("limits.max_memories_per_task"), "{message}");
     assert_eq!(host.run("hello", &json!(1)).await, (200, json!({"hello": 1})));
+}
+
+#[tokio::test]
+async fn a_component_of_many_core_instances_runs_in_every_slot_and_queues_beyond() {
+    let host =
+        Host::start_with_config("[limits]\nmax_running_tasks = 8\nmax_core_instances_per_task = 16\n", &[]).await;
+
+    // 14 core instances, as a Python component has: a thousand tasks at once all run, eight
+    // at a time, none failing for want of pool room.
+    let response = host.upload_bytes("fourteen", component(1, 1, 13)).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let inputs = vec![json!({}); 1_000];
+    let response = host
+        .client
+        .post(host.url("/v1/plugins/fourteen/tasks:batch"))
+        .json(&json!({"inputs": inputs}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    for id in accepted["ids"].as_array().unwrap() {
+        let task = host.wait(id.as_str().unwrap(), 60).await;
+        assert_eq!(task["state"], "succeeded", "{task}");
+    }
+
+    // More than the configured share is refused at upload, naming the key.
+    let response = host.upload_bytes("seventeen", component(1, 1, 16)).await;
+    let status = response.status();
+    let message = response.text().await.unwrap();
+    assert!(status.is_client_error(), "{status} {message}");
+    assert!(message.contains("limits.max_core_instances_per_task"), "{message}");
 }

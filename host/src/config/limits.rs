@@ -15,6 +15,10 @@ const MAX_RUNNING_TASKS: u32 = 1_000_000;
 const MAX_LIST_PAGE: u32 = 100_000;
 /// Most linear memories a task's component may have: each running slot reserves room for all.
 const MAX_MEMORIES_PER_TASK: u32 = 16;
+/// Most core instances a task's component may have (a Python application with NumPy has 34).
+const MAX_CORE_INSTANCES_PER_TASK: u32 = 1_000;
+/// Most tables a task's component may have: each running slot reserves room for all.
+const MAX_TABLES_PER_TASK: u32 = 64;
 
 /// Admission, task and request limits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +37,14 @@ pub struct Limits {
     /// Linear memories one task's component may have; a component with more is refused at
     /// upload. Each running slot reserves address space for this many.
     pub max_memories_per_task: u32,
+    /// Core module instances one task's component may have (a Rust component has 3, a
+    /// Python one 14); a component with more is refused at upload. The pool holds this many
+    /// for every running slot, which costs only bookkeeping.
+    pub max_core_instances_per_task: u32,
+    /// Tables one task's component may have (Rust, Python and JavaScript components have 2);
+    /// a component with more is refused at upload. Each running slot reserves address space
+    /// for this many.
+    pub max_tables_per_task: u32,
     /// Largest component upload.
     pub max_component_mb: u64,
     /// Largest task input (request body of `run` and `tasks`).
@@ -106,6 +118,8 @@ impl Default for Limits {
             task_timeout_secs: 300,
             task_memory_mb: 128,
             max_memories_per_task: 1,
+            max_core_instances_per_task: 32,
+            max_tables_per_task: 4,
             max_component_mb: 64,
             max_input_mb: 4,
             max_batch_tasks: 10_000,
@@ -247,6 +261,18 @@ impl Limits {
             bail!(
                 "limits.max_memories_per_task must be between 1 and {MAX_MEMORIES_PER_TASK} (got {})",
                 self.max_memories_per_task
+            );
+        }
+        if !(1..=MAX_CORE_INSTANCES_PER_TASK).contains(&self.max_core_instances_per_task) {
+            bail!(
+                "limits.max_core_instances_per_task must be between 1 and {MAX_CORE_INSTANCES_PER_TASK} (got {})",
+                self.max_core_instances_per_task
+            );
+        }
+        if !(1..=MAX_TABLES_PER_TASK).contains(&self.max_tables_per_task) {
+            bail!(
+                "limits.max_tables_per_task must be between 1 and {MAX_TABLES_PER_TASK} (got {})",
+                self.max_tables_per_task
             );
         }
         if !(1..=19).contains(&self.background_nice) {

@@ -6,11 +6,6 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 use super::capacity;
 use crate::config::Limits;
 
-/// A Rust `wasm32-wasip2` component is three core instances and two tables; leave room. These
-/// and `limits.max_memories_per_task` are also each component's own limits in the pool, so
-/// that no component takes the slots of several tasks.
-const CORE_INSTANCES_PER_TASK: u32 = 4;
-const TABLES_PER_TASK: u32 = 3;
 /// Pool slots kept beyond `max_running_tasks` for validating uploads, so that an upload (a hot
 /// swap) still works while every task slot is busy.
 pub(super) const VALIDATION_SLOTS: u32 = 2;
@@ -32,19 +27,25 @@ pub(super) fn warn_about_map_count(limits: &Limits) {
     }
 }
 
+/// The pool holds, for every running slot, as many core instances, memories and tables as one
+/// task's component may have (`limits.max_*_per_task`, also each component's own limits): a
+/// task admitted to a slot always finds its component's share free, whatever its language, so
+/// a full host queues tasks instead of failing them, and no component takes the share of
+/// several tasks.
 pub(super) fn engine_config(limits: &Limits) -> anyhow::Result<Config> {
     let instances = limits.max_running_tasks + VALIDATION_SLOTS;
     let memories = instances.saturating_mul(limits.max_memories_per_task);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(instances)
-        .total_core_instances(instances * CORE_INSTANCES_PER_TASK)
+        .total_core_instances(instances.saturating_mul(limits.max_core_instances_per_task))
         .total_memories(memories)
-        .total_tables(instances * TABLES_PER_TASK)
+        .total_tables(instances.saturating_mul(limits.max_tables_per_task))
         .total_stacks(instances)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_TASK)
+        .max_core_instances_per_component(limits.max_core_instances_per_task)
         .max_memories_per_component(limits.max_memories_per_task)
         .max_memories_per_module(limits.max_memories_per_task)
-        .max_tables_per_component(TABLES_PER_TASK)
+        .max_tables_per_component(limits.max_tables_per_task)
+        .max_tables_per_module(limits.max_tables_per_task)
         .max_memory_size(limits.task_memory_bytes())
         // Reset in place (only the pages a task wrote, found with PAGEMAP_SCAN where the
         // kernel has it) rather than by madvise: no page faults on the next task, and no

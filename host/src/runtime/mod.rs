@@ -81,12 +81,19 @@ impl Runtime {
     /// Compiles component bytes to machine code: CPU-heavy, call from a blocking thread.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<Component> {
         Component::new(&self.engine, bytes).map_err(|e| {
-            // The pool's per-component limit speaks of the pooling allocator: name the key.
+            // The pool's per-component limits speak of the pooling allocator: name the key.
+            // (wasmtime's error for them is text only.)
             let message = format!("{e:#}");
-            if message.contains("linear memories") {
-                anyhow::anyhow!("{message}: this host allows that many per task (limits.max_memories_per_task)")
-            } else {
-                e.into()
+            let key = [
+                ("core module instances", "limits.max_core_instances_per_task"),
+                ("linear memories", "limits.max_memories_per_task"),
+                ("tables, which exceeds", "limits.max_tables_per_task"),
+            ]
+            .into_iter()
+            .find_map(|(what, key)| message.contains(what).then_some(key));
+            match key {
+                Some(key) => anyhow::anyhow!("{message}: this host allows that many per task ({key})"),
+                None => e.into(),
             }
         })
     }
