@@ -15,7 +15,7 @@ const MAX_RUNNING_TASKS: u32 = 1_000_000;
 const MAX_LIST_PAGE: u32 = 100_000;
 /// Most linear memories a task's component may have: each running slot reserves room for all.
 const MAX_MEMORIES_PER_TASK: u32 = 16;
-/// Most core instances a task's component may have (a Python application with NumPy has 34).
+/// Most core instances a task's component may have (a Python application with `numpy` has 34).
 const MAX_CORE_INSTANCES_PER_TASK: u32 = 1_000;
 /// Most tables a task's component may have: each running slot reserves room for all.
 const MAX_TABLES_PER_TASK: u32 = 64;
