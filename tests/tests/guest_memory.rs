@@ -138,7 +138,8 @@ fn component_with_memories(memories: usize, pages: u32) -> Vec<u8> {
 /// A component as [`component_with_memories`], with `empty` more core instances of a module
 /// that has nothing in it.
 fn component(memories: usize, pages: u32, empty: usize) -> Vec<u8> {
-    let empties = (0..empty).map(|i| format!("(core instance $e{i} (instantiate $empty))")).collect::<String>();
+    let empties =
+        (0..empty).map(|i| format!("(core instance $e{i} (instantiate $empty))")).collect::<Vec<_>>().concat();
     // One piece of text per memory beyond the main module's.
     let each = |piece: &dyn Fn(usize) -> String| (0..memories - 1).map(piece).collect::<Vec<_>>().concat();
     let imports = each(&|i| format!("(import \"m{i}\" \"grow\" (func $grow{i} (param i32) (result i32)))"));
