@@ -122,6 +122,20 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     })
 }
 
+/// A Python plugin component built by `scripts/build-python-plugins`, by its directory name
+/// in `plugins/tasks-python/`.
+pub fn python_plugin_bytes(name: &str) -> Vec<u8> {
+    let profile_dir = target_profile_dir();
+    let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
+    let path = target_dir.join("python-plugins").join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}): build the Python plugins first with `scripts/build-python-plugins`",
+            path.display()
+        )
+    })
+}
+
 /// The `ignareo` binary under test.
 pub fn binary() -> PathBuf {
     target_profile_dir().join("ignareo")
