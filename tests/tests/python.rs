@@ -49,3 +49,34 @@ async fn python_plugins_keep_the_contracts_of_the_rust_ones() {
     assert!(message.starts_with("ignareo.http.Denied: destination denied: http://example.com:80"), "{message}");
     assert!(message.contains("app.py"), "the task's own line is named: {message}");
 }
+
+#[tokio::test]
+async fn a_bot_written_for_plain_requests_keeps_its_session_cookie_through_the_host() {
+    let host = Host::start().await;
+    let target = Target::start_with_stock_after(4).await;
+    upload_python(&host, "monitor-and-order", "monitor-and-order", Some(LOCAL_MANIFEST)).await;
+    let input = json!({"shop": target.base, "item": "rtx-5090", "poll_ms": 50});
+
+    // `requests.Session`, `time.sleep`: polls until in stock, then orders with the cookie the
+    // shop set on the first page.
+    let id = host.submit("monitor-and-order", &input).await;
+    let task = host.wait(&id, 60).await;
+    assert_eq!(task["output"], json!({"order_id": "order-1", "polls": 4}), "{task}");
+    let orders = target.shop.orders.lock().unwrap().clone();
+    assert_eq!((orders.len(), orders[0].1.as_str()), (1, "rtx-5090"));
+    let events = host.events(&id).await;
+    assert!(events.iter().any(|(name, data)| name == "progress" && data["done"] == 3), "{events:?}");
+
+    // Two bots at once keep separate sessions: each needs its own four polls.
+    let (a, b) = tokio::join!(host.run("monitor-and-order", &input), host.run("monitor-and-order", &input));
+    assert_eq!((a.1["polls"].as_u64(), b.1["polls"].as_u64()), (Some(4), Some(4)), "{a:?} {b:?}");
+    let orders = target.shop.orders.lock().unwrap().clone();
+    assert_ne!(orders[1].0, orders[2].0, "cookies never leak between tasks");
+
+    // A destination the manifest does not allow is refused under `requests` too.
+    let (status, body) =
+        host.run("monitor-and-order", &json!({"shop": "http://example.com", "item": "x", "poll_ms": 1})).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("requests.exceptions.ConnectionError: destination denied"), "{message}");
+}

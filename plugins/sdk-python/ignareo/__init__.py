@@ -14,7 +14,9 @@ Everything a task does outside its own memory goes through the host, under the p
 manifest: HTTP (:class:`Session`, :func:`get` and friends, :func:`fetch_all`), time
 (:func:`sleep`), events callers can watch (:func:`log`, :func:`progress`, :func:`emit`) and
 other tasks (:func:`spawn`). Calls that wait hold no thread on the host: a sleeping or
-fetching task costs its memory only.
+fetching task costs its memory only. If the task imports ``requests`` (bundled with it), its
+sessions send through the host too (see :mod:`ignareo.requests_adapter`): code written for
+``requests`` runs unchanged.
 """
 
 from ._task import InvalidInput, task

@@ -7,6 +7,8 @@ import traceback
 from componentize_py_types import Err
 from wit_world.imports.types import TaskError_Failed, TaskError_InvalidInput
 
+from . import requests_adapter
+
 # Frames of a failure's traceback kept in its message: where it happened, not the whole stack.
 _FRAMES_KEPT = 8
 
@@ -21,11 +23,13 @@ def task(function):
     an empty input) and returns what the task outputs, serialized to JSON (``bytes`` are
     returned as they are). :class:`InvalidInput` ends the task as ``invalid-input``; any
     other exception ends it as ``failed``, its message being the exception and where it was
-    raised."""
+    raised. ``requests``, if the task imports it, sends through the host."""
     module = sys.modules[function.__module__]
+    requests_adapter.install()
 
     class WitWorld:
         def run(self, input: bytes) -> bytes:
+            requests_adapter.install()
             try:
                 value = json.loads(input) if input else None
             except ValueError as error:
