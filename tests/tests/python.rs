@@ -9,10 +9,13 @@ use ignareo_e2e::target::Target;
 use ignareo_e2e::{Host, LOCAL_MANIFEST, python_plugin_bytes};
 use serde_json::{Value, json};
 
-async fn upload_python(host: &Host, name: &str, file: &str, manifest: Option<&str>) {
+/// Uploads a Python plugin; the upload's answer (its `version` among others).
+async fn upload_python(host: &Host, name: &str, file: &str, manifest: Option<&str>) -> Value {
     let response = host.upload_form(name, python_plugin_bytes(file), manifest).await;
     let status = response.status();
-    assert!(status.is_success(), "upload of {file}: {status} {}", response.text().await.unwrap());
+    let body = response.text().await.unwrap();
+    assert!(status.is_success(), "upload of {file}: {status} {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// An answer as the contract has it: an error's `task_id` is the run's own.
@@ -122,4 +125,39 @@ async fn a_bot_written_for_plain_requests_keeps_its_session_cookie_through_the_h
     assert_eq!(status, 422, "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("requests.exceptions.ConnectionError: destination denied"), "{message}");
+}
+
+#[tokio::test]
+async fn a_rust_plugin_is_swapped_for_a_python_one_with_tasks_in_flight() {
+    let host = Host::start().await;
+    let rust_version = host.upload("sleep", "sleep").await["version"].clone();
+    // Compiled once ahead: the swap itself then takes no compile, while the tasks still run.
+    upload_python(&host, "sleep-compiled", "sleep", None).await;
+    let mut before = Vec::new();
+    for _ in 0..20 {
+        before.push(host.submit("sleep", &json!({"ms": 1_500})).await);
+    }
+
+    let python_version = upload_python(&host, "sleep", "sleep", None).await["version"].clone();
+    assert_ne!(python_version, rust_version);
+    let first = host.get_json(&format!("/v1/tasks/{}", before[0])).await;
+    assert_eq!(first["state"], "running", "swapped with tasks in flight: {first}");
+    let mut after = Vec::new();
+    for _ in 0..20 {
+        after.push(host.submit("sleep", &json!({"ms": 100})).await);
+    }
+
+    // Each task ends on the version it started with (or was accepted for, if still queued).
+    for (ids, ms) in [(&before, 1_500), (&after, 100)] {
+        for id in ids {
+            let task = host.wait(id, 60).await;
+            assert_eq!(task["output"], json!({"slept_ms": ms}), "{task}");
+        }
+    }
+    for id in &before {
+        assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["version"], rust_version);
+    }
+    for id in &after {
+        assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["version"], python_version);
+    }
 }
