@@ -161,3 +161,32 @@ async fn a_rust_plugin_is_swapped_for_a_python_one_with_tasks_in_flight() {
         assert_eq!(host.get_json(&format!("/v1/tasks/{id}")).await["version"], python_version);
     }
 }
+
+#[tokio::test]
+async fn a_python_task_ends_with_the_right_state_at_each_limit() {
+    let host = Host::start().await;
+    let target = Target::start().await;
+    upload_python(&host, "limits", "limits", Some(LOCAL_MANIFEST)).await;
+
+    // A gigabyte in a bytearray: past the task's memory limit (128 MiB by default).
+    let (status, body) = host.run("limits", &json!({"kind": "memory"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("memory_limit")), "{body}");
+    assert_eq!(host.run("limits", &json!({"kind": "memory", "mib": 8})).await, (200, json!({"held": 8 << 20})));
+
+    // A deadline reached while it sleeps, then while it waits for an answer.
+    for input in [json!({"kind": "sleep", "ms": 30_000}), json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})]
+    {
+        let response =
+            host.client.post(host.url("/v1/plugins/limits/run?timeout=1")).json(&input).send().await.unwrap();
+        assert_eq!(response.status(), 504, "{input}");
+    }
+
+    // Cancelled in the middle of a request.
+    let id = host.submit("limits", &json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})).await;
+    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancel = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(host.wait(&id, 10).await["state"], "cancelled");
+}
