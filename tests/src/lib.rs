@@ -122,18 +122,33 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
     })
 }
 
+/// An answer of `run` as a plugin's contract has it: the output, or the error's code (its
+/// message is in the words of the plugin's language, its `task_id` the run's own).
+pub fn as_contract((status, body): (u16, Value)) -> (u16, Value) {
+    match body["error"]["code"].as_str() {
+        Some(code) => (status, serde_json::json!({"error": {"code": code}})),
+        None => (status, body),
+    }
+}
+
 /// A Python plugin component built by `scripts/build-python-plugins`, by its directory name
-/// in `plugins/tasks-python/`.
+/// in `plugins/tasks-python/` or `plugins/fixtures-python/`.
 pub fn python_plugin_bytes(name: &str) -> Vec<u8> {
+    built_plugin_bytes("python-plugins", name, "scripts/build-python-plugins")
+}
+
+/// A JavaScript plugin component built by `scripts/build-js-plugins`, by its directory name in
+/// `plugins/tasks-js/` or `plugins/fixtures-js/`.
+pub fn js_plugin_bytes(name: &str) -> Vec<u8> {
+    built_plugin_bytes("js-plugins", name, "scripts/build-js-plugins")
+}
+
+fn built_plugin_bytes(dir: &str, name: &str, script: &str) -> Vec<u8> {
     let profile_dir = target_profile_dir();
     let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-    let path = target_dir.join("python-plugins").join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {} ({e}): build the Python plugins first with `scripts/build-python-plugins`",
-            path.display()
-        )
-    })
+    let path = target_dir.join(dir).join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e}): build the plugins first with `{script}`", path.display()))
 }
 
 /// The `ignareo` binary under test.
@@ -289,11 +304,17 @@ impl Host {
 
     /// Uploads plugin component `file` with a manifest (multipart), as plugin `name`.
     pub async fn upload_with(&self, name: &str, file: &str, manifest: &str) -> Value {
-        let response = self.upload_form(name, plugin_bytes(file), Some(manifest)).await;
+        self.upload_component(name, plugin_bytes(file), Some(manifest)).await
+    }
+
+    /// Uploads component bytes (with a manifest, if any), asserting it is accepted; the
+    /// upload's answer (its `version` among others).
+    pub async fn upload_component(&self, name: &str, bytes: Vec<u8>, manifest: Option<&str>) -> Value {
+        let response = self.upload_form(name, bytes, manifest).await;
         let status = response.status();
-        let body: Value = response.json().await.expect("upload answers JSON");
-        assert!(status.is_success(), "upload of {file} as {name} failed: {status} {body}");
-        body
+        let body = response.text().await.expect("the host answers");
+        assert!(status.is_success(), "upload of {name}: {status} {body}");
+        serde_json::from_str(&body).expect("an upload's answer is JSON")
     }
 
     /// `PUT /v1/plugins/{name}` as `multipart/form-data`: a `component` part and, if given, a

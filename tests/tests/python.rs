@@ -6,24 +6,11 @@
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
 use ignareo_e2e::target::Target;
-use ignareo_e2e::{Host, LOCAL_MANIFEST, python_plugin_bytes};
+use ignareo_e2e::{Host, LOCAL_MANIFEST, as_contract, python_plugin_bytes};
 use serde_json::{Value, json};
 
-/// Uploads a Python plugin; the upload's answer (its `version` among others).
 async fn upload_python(host: &Host, name: &str, file: &str, manifest: Option<&str>) -> Value {
-    let response = host.upload_form(name, python_plugin_bytes(file), manifest).await;
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert!(status.is_success(), "upload of {file}: {status} {body}");
-    serde_json::from_str(&body).unwrap()
-}
-
-/// An answer as the contract has it: an error's `task_id` is the run's own.
-fn without_task_id((status, mut body): (u16, Value)) -> (u16, Value) {
-    if let Some(error) = body["error"].as_object_mut() {
-        error.remove("task_id");
-    }
-    (status, body)
+    host.upload_component(name, python_plugin_bytes(file), manifest).await
 }
 
 #[tokio::test]
@@ -59,8 +46,8 @@ async fn python_plugins_keep_the_contracts_of_the_rust_ones() {
     ] {
         let (python, rust) = (host.run("crawler-py", &input).await, host.run("crawler", &input).await);
         assert_eq!(
-            without_task_id(python),
-            without_task_id(rust),
+            as_contract(python),
+            as_contract(rust),
             "crawler of {}",
             &input.to_string()[..60.min(input.to_string().len())]
         );
@@ -166,7 +153,7 @@ async fn a_rust_plugin_is_swapped_for_a_python_one_with_tasks_in_flight() {
 async fn a_python_task_ends_with_the_right_state_at_each_limit() {
     let host = Host::start().await;
     let target = Target::start().await;
-    upload_python(&host, "limits", "limits", Some(LOCAL_MANIFEST)).await;
+    upload_python(&host, "limits", "py-limits", Some(LOCAL_MANIFEST)).await;
 
     // A gigabyte in a bytearray: past the task's memory limit (128 MiB by default).
     let (status, body) = host.run("limits", &json!({"kind": "memory"})).await;

@@ -1,4 +1,4 @@
-"""`limits`: a Python task that reaches the host's limits on purpose. `{"kind": K, ...}`:
+"""`py-limits`: a Python task that reaches the host's limits on purpose. `{"kind": K, ...}`:
 - `memory`: holds `mib` MiB (default 1,024) in a bytearray;
 - `sleep`: sleeps `ms` milliseconds;
 - `fetch`: GETs `url` (for a cancel or a deadline in the middle of a request)."""

@@ -1,0 +1,103 @@
+//! JavaScript plugins (`plugins/tasks-js`, built with componentize-js by
+//! `scripts/build-js-plugins`) keep the JSON contracts of their Rust namesakes, reach the
+//! network only through the host (the standard `fetch` included) and end at each limit as a
+//! Rust plugin does. One host serves each group of checks: a JavaScript component takes
+//! seconds to compile.
+
+#![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
+
+use ignareo_e2e::target::Target;
+use ignareo_e2e::{Host, LOCAL_MANIFEST, as_contract, js_plugin_bytes};
+use serde_json::{Value, json};
+
+async fn upload_js(host: &Host, name: &str, file: &str, manifest: Option<&str>) -> Value {
+    host.upload_component(name, js_plugin_bytes(file), manifest).await
+}
+
+#[tokio::test]
+async fn javascript_plugins_keep_the_contracts_of_the_rust_ones() {
+    let host = Host::start().await;
+    let target = Target::start().await;
+    for (name, manifest) in
+        [("hello", None), ("sleep", None), ("fetch-title", Some(LOCAL_MANIFEST)), ("crawler", Some(LOCAL_MANIFEST))]
+    {
+        match manifest {
+            Some(manifest) => host.upload_with(name, name, manifest).await,
+            None => host.upload(name, name).await,
+        };
+        upload_js(&host, &format!("{name}-js"), name, manifest).await;
+    }
+
+    let urls: Vec<String> = (0..200)
+        .map(|i| if i % 50 == 49 { target.url("/status/503") } else { target.url(&format!("/page/{i}")) })
+        .collect();
+    let cases = [
+        ("hello", json!({"n": 1})),
+        ("hello", json!([1, 2.5, null, true, "text"])),
+        ("hello", Value::Null),
+        ("sleep", json!({"ms": 20})),
+        ("sleep", json!({"ms": -1})),
+        // The standard `fetch`, through the host.
+        ("fetch-title", json!({"url": target.url("/page/7")})),
+        ("fetch-title", json!({"url": target.url("/redirect")})),
+        ("fetch-title", json!({"url": target.url("/status/404")})),
+        ("crawler", json!({"urls": urls, "concurrency": 20})),
+        ("crawler", json!({"urls": urls[..60], "retries": 2})),
+        ("crawler", json!({"urls": [], "concurrency": 0})),
+    ];
+    for (plugin, input) in cases {
+        let js = host.run(&format!("{plugin}-js"), &input).await;
+        assert_eq!(as_contract(js), as_contract(host.run(plugin, &input).await), "{plugin} of {input}");
+    }
+
+    let not_json = host.client.post(host.url("/v1/plugins/hello-js/run")).body("nope").send().await.unwrap();
+    assert_eq!(not_json.status(), 422);
+
+    // Deny by default, for the standard `fetch` too: the task fails, saying why.
+    let (status, body) = host.run("fetch-title-js", &json!({"url": "http://example.com/"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("task_failed")), "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("TypeError: fetch failed: destination denied: http://example.com:80"), "{message}");
+
+    // A thousand JavaScript tasks at once: they queue for the pool, none fails for want of room.
+    let inputs: Vec<Value> = (0..1_000).map(|n| json!({"n": n})).collect();
+    let response = host
+        .client
+        .post(host.url("/v1/plugins/hello-js/tasks:batch"))
+        .json(&json!({"inputs": inputs}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    for (n, id) in accepted["ids"].as_array().unwrap().iter().enumerate() {
+        let task = host.wait(id.as_str().unwrap(), 60).await;
+        assert_eq!(task["output"], json!({"hello": {"n": n}}), "{task}");
+    }
+}
+
+#[tokio::test]
+async fn a_javascript_task_ends_with_the_right_state_at_each_limit() {
+    let host = Host::start().await;
+    let target = Target::start().await;
+    upload_js(&host, "limits", "js-limits", Some(LOCAL_MANIFEST)).await;
+
+    let (status, body) = host.run("limits", &json!({"kind": "memory"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("memory_limit")), "{body}");
+    assert_eq!(host.run("limits", &json!({"kind": "memory", "mib": 8})).await, (200, json!({"held": 8 << 20})));
+
+    for input in [json!({"kind": "sleep", "ms": 30_000}), json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})]
+    {
+        let response =
+            host.client.post(host.url("/v1/plugins/limits/run?timeout=1")).json(&input).send().await.unwrap();
+        assert_eq!(response.status(), 504, "{input}");
+    }
+
+    let id = host.submit("limits", &json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})).await;
+    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancel = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    assert_eq!(cancel.status(), 200);
+    assert_eq!(host.wait(&id, 10).await["state"], "cancelled");
+}
