@@ -328,3 +328,112 @@ async fn a_plugin_index_file_of_an_earlier_version_is_imported_into_the_store_on
     let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     assert_eq!(host.get_json("/v1/plugins/hello").await["live"], version, "from the store now");
 }
+
+/// `DELETE /v1/tasks/{id}`: (status, body).
+async fn cancel(host: &Host, id: &str) -> (u16, Value) {
+    let response = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+/// Waits until task `id` runs.
+async fn until_running(host: &Host, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
+        assert!(Instant::now() < deadline, "task {id} never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn tasks_left_in_the_backlog_at_a_restart_are_shown_and_cancelled_before_they_are_taken_up() {
+    let (data_dir, config) = data_dir_with_config("[limits]\nmax_running_tasks = 1\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
+    host.upload("sleep", "sleep").await;
+    let blocker = host.submit("sleep", &json!({"ms": 600_000})).await;
+    until_running(&host, &blocker).await;
+    // After the restart the gate runs first and holds the only slot: two tasks wait in memory
+    // (the queue's limit), the others in the backlog, as long as the gate runs.
+    let gate = host.submit("sleep", &json!({"ms": 600_000})).await;
+    let mut waiting = Vec::new();
+    for _ in 0..12 {
+        waiting.push(host.submit("sleep", &json!({"ms": 10})).await);
+    }
+    host.kill().await;
+
+    data_dir.write("test-config.toml", "[limits]\nmax_running_tasks = 1\nmax_queued_tasks = 2\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
+    until_running(&host, &gate).await;
+    let (shown, withdrawn) = (&waiting[11], &waiting[10]);
+    let view = host.get_json(&format!("/v1/tasks/{shown}")).await;
+    assert_eq!(
+        (&view["id"], &view["state"], &view["attempts"]),
+        (&json!(shown), &json!("queued"), &json!(0)),
+        "{view}"
+    );
+    let request = json!({"name": "other", "scopes": ["trigger"], "plugins": ["sleep"]});
+    let other: Value =
+        host.client.post(host.url("/v1/tokens")).json(&request).send().await.unwrap().json().await.unwrap();
+    let seen = reqwest::Client::new()
+        .get(host.url(&format!("/v1/tasks/{shown}")))
+        .bearer_auth(other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(seen.status(), 404, "another trigger token's task does not exist to it, in the backlog too");
+
+    let queued = host.get_json("/healthz").await["load"]["queued"].as_u64().unwrap();
+    let (status, view) = cancel(&host, withdrawn).await;
+    assert_eq!((status, &view["state"]), (200, &json!("cancelled")), "{view}");
+    assert_eq!(host.get_json(&format!("/v1/tasks/{withdrawn}")).await["state"], "cancelled");
+    assert_eq!(host.get_json("/healthz").await["load"]["queued"], queued - 1, "it left the backlog");
+    let (status, again) = cancel(&host, withdrawn).await;
+    assert_eq!((status, &again["error"]["code"]), (409, &json!("task_finished")), "{again}");
+
+    // Once the gate is gone the backlog drains: a wait on a task read from the store follows
+    // it as it is taken up and runs.
+    assert_eq!(cancel(&host, &gate).await.0, 200);
+    let view = host.get_json(&format!("/v1/tasks/{shown}?wait=30")).await;
+    assert_eq!(view["state"], "succeeded", "{view}");
+    let others: Vec<String> = waiting.iter().filter(|id| *id != withdrawn).cloned().collect();
+    let views = final_views(&host, &others).await;
+    assert_eq!(count(views.values(), "succeeded"), 11, "{views:?}");
+    let view = host.get_json(&format!("/v1/tasks/{withdrawn}")).await;
+    assert_eq!(
+        (&view["state"], &view["started_at_ms"], &view["attempts"]),
+        (&json!("cancelled"), &Value::Null, &json!(0))
+    );
+    let load = &host.get_json("/healthz").await["load"];
+    assert_eq!((&load["queued"], &load["ended"]["succeeded"]), (&json!(0), &json!(11)), "{load}");
+    assert_eq!(load["ended"]["cancelled"], 2, "the gate and the task cancelled in the backlog: {load}");
+    host.submit("sleep", &json!({"ms": 1})).await;
+}
+
+#[tokio::test]
+async fn finished_tasks_the_memory_no_longer_holds_are_read_from_the_store_after_a_restart() {
+    let (data_dir, config) = data_dir_with_config("[limits]\nretain_finished_tasks = 3\n");
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
+    host.upload("hello", "hello").await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = host.submit("hello", &json!({"n": n})).await;
+        assert_eq!(host.wait(&id, 30).await["state"], "succeeded");
+        ids.push(id);
+    }
+    assert!(host.terminate().await.success());
+
+    let host = Host::start_in(data_dir.path(), &["--config", &config]).await.unwrap();
+    // Runs that are not recorded count among the finished tasks in memory, not in the store:
+    // the recorded ones leave the memory and stay in the store.
+    for n in 0..3 {
+        assert_eq!(host.run("hello", &json!(n)).await.0, 200);
+    }
+    let listed = host.get_json("/v1/tasks?plugin=hello").await;
+    let in_memory: Vec<&Value> = listed["tasks"].as_array().unwrap().iter().map(|t| &t["id"]).collect();
+    assert!(ids.iter().all(|id| !in_memory.contains(&&json!(id))), "the listing shows what memory holds: {listed}");
+    for (n, id) in ids.iter().enumerate() {
+        let view = host.get_json(&format!("/v1/tasks/{id}")).await;
+        assert_eq!((&view["state"], &view["output"]), (&json!("succeeded"), &json!({"hello": {"n": n}})), "{view}");
+    }
+    let (status, view) = cancel(&host, &ids[0]).await;
+    assert_eq!((status, &view["error"]["code"]), (409, &json!("task_finished")), "{view}");
+}

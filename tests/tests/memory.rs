@@ -198,6 +198,8 @@ async fn a_backlog_over_the_queue_limit_is_kept_at_restart_within_the_input_budg
     let host = Host::start_in(data_dir.path(), &args).await.unwrap();
     let late = host.client.post(host.url("/v1/plugins/hello/tasks")).json(&json!(1)).send().await.unwrap();
     assert_eq!(late.status(), StatusCode::TOO_MANY_REQUESTS, "the recovered backlog fills the queue");
+    let last = host.get_json(&format!("/v1/tasks/{}", ids[399])).await;
+    assert_eq!(last["id"], json!(ids[399]), "a task of the backlog is shown before it is taken up: {last}");
     until_succeeded(&host, 400).await;
     let peak = host.peak_rss_bytes();
     let bound = baseline + 48 * MIB;

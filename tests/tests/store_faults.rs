@@ -72,9 +72,18 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
     let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     host.upload("healthy", "hello").await;
     let damaged = host.upload_with("damaged", "sleep", "max_concurrency = 1\n").await;
+    host.upload_with("bystander", "chatter", "max_concurrency = 1\non_interrupt = \"retry\"\nmax_attempts = 3\n").await;
     // One task runs, one waits behind it when the host is killed: both stay recorded.
-    host.submit("damaged", &json!({"ms": 60_000})).await;
+    let running = host.submit("damaged", &json!({"ms": 60_000})).await;
     let waiting = host.submit("damaged", &json!({"ms": 1})).await;
+    // Then a bystander's task that runs again after the restart, and three that wait behind
+    // it, the last two in the backlog (submitted a few milliseconds apart: taken up in order).
+    let gate = host.submit("bystander", &json!({"steps": 1, "ms": 60_000})).await;
+    let mut behind = Vec::new();
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        behind.push(host.submit("bystander", &json!({"steps": 1, "ms": 1})).await);
+    }
     host.kill().await;
 
     // Its component removed and its compiled artifact overwritten with garbage.
@@ -87,7 +96,26 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
         }
     }
 
-    let host = Host::start_in(data_dir.path(), &[]).await.expect("one damaged plugin does not stop the host");
+    let config = data_dir.write("test-config.toml", "[limits]\nmax_queued_tasks = 1\n");
+    let args = ["--config", config.to_str().unwrap()];
+    let host = Host::start_in(data_dir.path(), &args).await.expect("one damaged plugin does not stop the host");
+    // The damaged plugin's tasks stay in the store, shown as they wait; cancelling one does not
+    // take it from the backlog's count a second time (the start already left it out).
+    assert_eq!(host.get_json(&format!("/v1/tasks/{waiting}")).await["state"], "queued");
+    while host.get_json(&format!("/v1/tasks/{gate}")).await["state"] != "running" {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let queued = || async { host.get_json("/healthz").await["load"]["queued"].as_u64().unwrap() };
+    assert_eq!(queued().await, 3, "one bystander task in memory, two in the backlog");
+    assert_eq!(cancel(&host, &running).await, 200);
+    assert_eq!(queued().await, 3, "the damaged plugin's tasks are not counted");
+    assert_eq!(cancel(&host, &behind[2]).await, 200);
+    assert_eq!(queued().await, 2, "a backlog task cancelled leaves the count");
+    assert_eq!(cancel(&host, &gate).await, 200);
+    for id in &behind[..2] {
+        assert_eq!(host.wait(id, 30).await["state"], "succeeded");
+    }
+    assert_eq!(queued().await, 0);
     let health = host.get_json("/healthz").await;
     let why = health["unavailable_plugins"]["damaged"].as_str().unwrap_or_else(|| panic!("{health}"));
     assert!(why.contains("cannot be loaded") && why.contains(component), "the reason names the file: {why}");
@@ -107,11 +135,20 @@ async fn a_plugin_whose_files_are_damaged_is_reported_and_skipped_and_the_others
     assert!(host.get_json("/v1/plugins/damaged").await.get("unavailable").is_none());
 
     // The task that waited while its plugin could not be loaded was kept, and runs at the
-    // next start.
+    // next start; the cancelled ones never run.
     assert!(host.terminate().await.success());
     let host = Host::start_in(data_dir.path(), &[]).await.unwrap();
     let view = host.wait(&waiting, 30).await;
     assert_eq!(view["state"], "succeeded", "a task accepted for an unloadable plugin is not lost: {view}");
+    for id in [&running, &behind[2]] {
+        let view = host.get_json(&format!("/v1/tasks/{id}")).await;
+        assert_eq!((&view["state"], &view["finished_at_ms"].is_u64()), (&json!("cancelled"), &true), "{view}");
+    }
+    assert_eq!(host.get_json(&format!("/v1/tasks/{}", behind[2])).await["started_at_ms"], Value::Null);
+}
+
+async fn cancel(host: &Host, id: &str) -> u16 {
+    host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap().status().as_u16()
 }
 
 /// Limits the size of any file the process `pid` writes (`RLIMIT_FSIZE`), as a full disk or a

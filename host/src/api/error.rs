@@ -209,6 +209,7 @@ impl From<CancelError> for ApiError {
             CancelError::AlreadyFinished(id) => {
                 Self::new(StatusCode::CONFLICT, "task_finished", error.to_string()).with_task(id)
             }
+            CancelError::Store(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", error.to_string()),
         }
     }
 }

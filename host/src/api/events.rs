@@ -25,6 +25,7 @@ use crate::task::events::{Event, Subscription};
         (status = 200, description = "The event stream (state, log, progress, custom)", content(
             (ref("#/components/schemas/TaskEvent") = "text/event-stream"))),
         (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
+        (status = 503, description = "The task is not in memory and the store cannot be read now", body = ErrorBody),
         Refusals,
     ))]
 pub async fn events(
@@ -33,7 +34,7 @@ pub async fn events(
     TaskIdParam(id): TaskIdParam,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>, ApiError> {
-    let task = find(&state, &caller, id)?;
+    let task = find(&state, &caller, id).await?;
     let after = match headers.get("last-event-id") {
         None => 0,
         Some(value) => value

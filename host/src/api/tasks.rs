@@ -119,6 +119,7 @@ pub struct ShowQuery {
 #[utoipa::path(get, path = "/v1/tasks/{id}", operation_id = "show_task", tag = "tasks", params(TaskIdParam, ShowQuery), responses(
     (status = 200, description = "The task", body = TaskView),
     (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
+    (status = 503, description = "The task is not in memory and the store cannot be read now", body = ErrorBody),
     Refusals,
 ))]
 pub async fn show(
@@ -127,7 +128,7 @@ pub async fn show(
     TaskIdParam(id): TaskIdParam,
     Query(query): Query<ShowQuery>,
 ) -> Result<Response, ApiError> {
-    let task = find(&state, &caller, id)?;
+    let mut task = find(&state, &caller, id).await?;
     if let Some(wait) = query.wait {
         let max = state.scheduler.limits().max_wait_secs;
         if !(0.0..=max as f64).contains(&wait) {
@@ -136,7 +137,7 @@ pub async fn show(
                 format!("wait must be between 0 and {max} seconds (limits.max_wait_secs)"),
             ));
         }
-        let _ = tokio::time::timeout(Duration::from_secs_f64(wait), task.finished()).await;
+        task = state.scheduler.wait(task, Duration::from_secs_f64(wait)).await;
     }
     view(&state, &task).await
 }
@@ -234,6 +235,7 @@ pub async fn list(
     (status = 200, description = "The task, cancelled (or ending)", body = TaskView),
     (status = 404, description = "No such task (or not visible to this token)", body = ErrorBody),
     (status = 409, description = "The task had already ended", body = ErrorBody),
+    (status = 503, description = "The task is not in memory and the store cannot be read or written now", body = ErrorBody),
     Refusals,
 ))]
 pub async fn cancel(
@@ -241,22 +243,29 @@ pub async fn cancel(
     State(state): State<AppState>,
     TaskIdParam(id): TaskIdParam,
 ) -> Result<Response, ApiError> {
-    let task = find(&state, &caller, id)?;
+    let task = find(&state, &caller, id).await?;
     if !caller.can_cancel_task_of(task.owner.as_deref()) {
         return Err(Forbidden(
             "cancelling a task needs the admin scope, or the trigger token that submitted it".into(),
         )
         .into());
     }
-    let task = state.scheduler.cancel(task.id)?;
+    let task = state.scheduler.cancel(task.id).await?;
     let _ = tokio::time::timeout(CANCEL_WAIT, task.finished()).await;
     view(&state, &task).await
 }
 
-/// The task, if this caller may see it: to a `trigger` token, other callers' tasks do not exist.
-pub(super) fn find(state: &AppState, caller: &Caller, id: TaskId) -> Result<Arc<Task>, ApiError> {
-    state.scheduler.get(id).filter(|task| caller.can_see_task_of(task.owner.as_deref())).ok_or_else(|| {
-        ApiError::not_found(format!("no task with id {id} (finished tasks are kept for a while, then forgotten)"))
+/// The task, from memory or from the store, if this caller may see it: to a `trigger` token,
+/// other callers' tasks do not exist.
+pub(super) async fn find(state: &AppState, caller: &Caller, id: TaskId) -> Result<Arc<Task>, ApiError> {
+    let found = state.scheduler.find(id).await.map_err(|e| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", format!("{e}; retry later")).with_task(id)
+    })?;
+    found.filter(|task| caller.can_see_task_of(task.owner.as_deref())).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no task with id {id} (finished tasks are found as long as the store keeps them: \
+             store.retain_finished_secs, at most limits.retain_finished_tasks of them)"
+        ))
     })
 }
 

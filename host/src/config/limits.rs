@@ -55,7 +55,8 @@ pub struct Limits {
     pub max_batch_mb: u64,
     /// Longest `?wait=` a long-poll may ask for.
     pub max_wait_secs: u64,
-    /// Finished tasks kept in memory for `GET /v1/tasks/{id}`; the oldest go first.
+    /// Finished tasks kept in memory, and recorded ones in the store, for `GET /v1/tasks/{id}`;
+    /// the oldest go first.
     pub retain_finished_tasks: u32,
     /// Events (logs, progress) kept per task for late subscribers; older ones are dropped.
     pub events_per_task: u32,

@@ -7,8 +7,10 @@
 //!   count also bounds the instance pool).
 //! - `lifecycle`: each runs as its own tokio task with its own store, and ends succeeded,
 //!   failed, timed out, cancelled or interrupted, exactly once.
-//! - `table`: the tasks the API can see, finished ones within their retention, their outputs
+//! - `table`: the tasks held in memory, finished ones within their retention, their outputs
 //!   and events within `limits.finished_memory_mb`.
+//! - `lookup`: tasks asked for by id, from the table or else from the store (the backlog's,
+//!   finished ones the table forgot); their cancellation.
 //! - `payloads`: the inputs of queued tasks within `limits.queued_inputs_memory_mb`, and the
 //!   payloads that are left in the store, read back when needed.
 //!
@@ -25,6 +27,7 @@ mod admission;
 mod backlog;
 mod lanes;
 mod lifecycle;
+mod lookup;
 mod payloads;
 mod recovery;
 mod slots;
@@ -82,6 +85,9 @@ pub enum CancelError {
     NotFound(TaskId),
     #[error("task {0} has already ended")]
     AlreadyFinished(TaskId),
+    /// The task is only in the store, which cannot cancel it now.
+    #[error("{0}; retry later")]
+    Store(#[from] StoreError),
 }
 
 /// Counts for health checks and operators.
@@ -229,6 +235,7 @@ impl Scheduler {
         self.owners.may_start(owner, plugin)
     }
 
+    /// A task held in memory (see [`Scheduler::find`] for any task the store keeps).
     pub fn get(&self, id: TaskId) -> Option<Arc<Task>> {
         self.tasks.get(id)
     }
@@ -242,15 +249,6 @@ impl Scheduler {
         limit: usize,
     ) -> Vec<Arc<Task>> {
         self.tasks.list(filter, after, limit)
-    }
-
-    pub fn cancel(&self, id: TaskId) -> Result<Arc<Task>, CancelError> {
-        let task = self.get(id).ok_or(CancelError::NotFound(id))?;
-        if task.state().is_final() {
-            return Err(CancelError::AlreadyFinished(id));
-        }
-        task.cancel();
-        Ok(task)
     }
 
     pub fn load(&self) -> Load {

@@ -82,7 +82,7 @@ impl Scheduler {
 }
 
 /// One read of the store, off the async threads (it may read a file of many megabytes).
-async fn read<T: Send + 'static>(
+pub(super) async fn read<T: Send + 'static>(
     store: &std::sync::Arc<dyn Store>,
     id: TaskId,
     query: impl FnOnce(&dyn Store, TaskId) -> Result<T, StoreError> + Send + 'static,

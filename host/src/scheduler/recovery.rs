@@ -52,14 +52,7 @@ impl Scheduler {
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut recovered = Recovered::default();
         for record in self.store.recent_finished(self.limits.retain_finished_tasks as usize)? {
-            let outcome = record.outcome();
-            let succeeded = outcome.state() == TaskState::Succeeded;
-            let mut task = self.recorded_task(&record).ended(record.started_at, record.finished_at, outcome);
-            if succeeded {
-                task = task.output_left_in_store();
-            }
-            let task = Arc::new(task);
-            self.remember_finished(task);
+            self.remember_finished(Arc::new(self.as_recorded(&record)));
             recovered.finished += 1;
         }
         self.open_backlog()?;
@@ -98,8 +91,20 @@ impl Scheduler {
         }
     }
 
+    /// A task as its record reads: ended as recorded, its output (if any) left in the store;
+    /// or, unfinished, queued (a task recorded as running is queued again when taken up).
+    pub(super) fn as_recorded(&self, record: &TaskRecord) -> Task {
+        if record.end.is_none() {
+            return self.recorded_task(record);
+        }
+        let outcome = record.outcome();
+        let succeeded = outcome.state() == TaskState::Succeeded;
+        let task = self.recorded_task(record).ended(record.started_at, record.finished_at, outcome);
+        if succeeded { task.output_left_in_store() } else { task }
+    }
+
     /// A task as recorded, not yet started.
-    fn recorded_task(&self, record: &TaskRecord) -> Task {
+    pub(super) fn recorded_task(&self, record: &TaskRecord) -> Task {
         let owner = Origin::Caller(record.owner.as_deref().map(Arc::from));
         Task::new(
             record.plugin.clone(),

@@ -16,9 +16,10 @@
 //!   the last state it committed, so a task may read `running` when it had finished a moment
 //!   before (at-least-once: a `retry` plugin may see such a task again; a `fail` plugin sees
 //!   it `interrupted`, never run twice).
-//! - Reads are for the start of the host, before any write; except [`Store::input`] and
-//!   [`Store::output`], which read one task's payload while the host runs (what the host does
-//!   not keep in memory), and see every write committed before them.
+//! - Reads are for the start of the host, before any write; except those of tasks, which the
+//!   host makes while it runs too (what it does not keep in memory: the backlog's pages
+//!   ([`Store::unfinished`]), one task ([`Store::task`]), one task's payload
+//!   ([`Store::input`], [`Store::output`])), and which see every write committed before them.
 
 mod records;
 mod sqlite;
@@ -29,7 +30,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-pub use records::{PluginRecord, ScheduleRecord, Scope, TaskEnd, TaskRecord, TokenRecord, VersionInfo};
+pub use records::{PluginRecord, RecordedBefore, ScheduleRecord, Scope, TaskEnd, TaskRecord, TokenRecord, VersionInfo};
 pub use sqlite::SqliteStore;
 
 use crate::task::TaskId;
@@ -77,17 +78,23 @@ pub trait Store: Send + Sync {
     /// drop it instead), with [`StoreError::OutputNotKept`] if the output could not be stored
     /// and the task was recorded as failed instead, saying why.
     fn finished(&self, id: TaskId, at: SystemTime, end: TaskEnd) -> StoreFuture<'_>;
-    /// Tasks recorded as queued or running and submitted before `before`, oldest first (by
-    /// submission time, then id), after `after` if given, at most `limit`; without their
-    /// inputs (read each with [`Store::input`] when it starts).
+    /// Where the records held now end: tasks recorded from then on are not before it, whatever
+    /// the clock stamped them with.
+    fn recorded_before(&self) -> Result<RecordedBefore, StoreError>;
+    /// Tasks recorded before `before` as queued or running, oldest first (by submission
+    /// time, then id), after `after` if given, at most `limit`; without their inputs (read
+    /// each with [`Store::input`] when it starts).
     fn unfinished(
         &self,
         after: Option<(SystemTime, TaskId)>,
-        before: SystemTime,
+        before: &RecordedBefore,
         limit: usize,
     ) -> Result<Vec<TaskRecord>, StoreError>;
-    /// How many tasks submitted before `before` are recorded as queued or running.
-    fn count_unfinished(&self, before: SystemTime) -> Result<usize, StoreError>;
+    /// How many of the tasks recorded before `before` are queued or running.
+    fn count_unfinished(&self, before: &RecordedBefore) -> Result<usize, StoreError>;
+    /// A recorded task in whatever state, without its input and output (read them with
+    /// [`Store::input`] and [`Store::output`]); `None` if no such task is recorded.
+    fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError>;
     /// The `limit` most recently finished tasks, oldest first, without their inputs and
     /// outputs (read an output with [`Store::output`] when asked for).
     fn recent_finished(&self, limit: usize) -> Result<Vec<TaskRecord>, StoreError>;

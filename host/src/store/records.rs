@@ -2,7 +2,7 @@
 //! above build their own state from these and hand these back to be written.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,33 @@ pub struct TaskRecord {
     pub finished_at: Option<SystemTime>,
     /// Set once the task has ended.
     pub end: Option<TaskEnd>,
+    /// Where the store placed the record in the order it wrote records (`SQLite`'s rowid, a
+    /// stream's sequence), on a record read back from it; `None` on one not written yet.
+    pub sequence: Option<u64>,
+}
+
+/// Where the records a store held at one moment end, for the backlog: the tasks recorded
+/// before it were accepted by an earlier process, those recorded after it by this one. A
+/// record is before it if it was written up to `sequence` and submitted before `time`: the
+/// order of writing tells the two apart even when the clock steps back, and the time keeps a
+/// sequence the store gives out again (`SQLite` may give a new row the rowid of a deleted one)
+/// from counting a later task in by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedBefore {
+    /// The moment, at the precision the store keeps times with.
+    pub time: SystemTime,
+    /// The sequence of the last record written by then (0 if there was none).
+    pub sequence: u64,
+}
+
+impl RecordedBefore {
+    /// Before anything was recorded: holds no record.
+    pub const NOTHING: Self = Self { time: UNIX_EPOCH, sequence: 0 };
+
+    /// Whether `record`, read back from the store, was recorded before this mark.
+    pub fn holds(&self, record: &TaskRecord) -> bool {
+        record.submitted_at < self.time && record.sequence.is_some_and(|sequence| sequence <= self.sequence)
+    }
 }
 
 /// How a task ended, as recorded.
@@ -59,6 +86,7 @@ impl TaskRecord {
             started_at: None,
             finished_at: None,
             end: None,
+            sequence: None,
         }
     }
 

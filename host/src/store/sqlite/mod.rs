@@ -20,10 +20,11 @@ use rusqlite::{Connection, Row};
 use tokio::sync::oneshot;
 
 use super::{
-    PluginRecord, ScheduleRecord, Store, StoreError, StoreFuture, TaskEnd, TaskRecord, TokenRecord, VersionInfo,
+    PluginRecord, RecordedBefore, ScheduleRecord, Store, StoreError, StoreFuture, TaskEnd, TaskRecord, TokenRecord,
+    VersionInfo,
 };
 use crate::config::{StoreConfig, Synchronous};
-use crate::task::{TaskId, epoch_ms};
+use crate::task::{TaskId, epoch_ms, from_epoch_ms};
 use rows::{END_COLUMNS, SCHEDULE_COLUMNS, SUMMARY_COLUMNS, schedule_record, task_end, task_record};
 use schema::open_writer;
 use writer::{Queued, Retention, Write, write_loop};
@@ -143,31 +144,53 @@ impl Store for SqliteStore {
         self.commit(Write::Finished { id, at, end })
     }
 
+    fn recorded_before(&self) -> Result<RecordedBefore, StoreError> {
+        // The sequence first: a row written before the time is read is after the mark by its
+        // sequence, whatever time it was stamped with.
+        let last = self.read("SELECT COALESCE(MAX(rowid), 0) FROM tasks", [], |row| rows::column::<u64>(row, 0))?;
+        Ok(RecordedBefore {
+            time: from_epoch_ms(epoch_ms(SystemTime::now())),
+            sequence: last.into_iter().next().unwrap_or(0),
+        })
+    }
+
     fn unfinished(
         &self,
         after: Option<(SystemTime, TaskId)>,
-        before: SystemTime,
+        before: &RecordedBefore,
         limit: usize,
     ) -> Result<Vec<TaskRecord>, StoreError> {
         let (after_ms, after_id) = after
             .map_or((-1, String::new()), |(at, id)| (i64::try_from(epoch_ms(at)).unwrap_or(i64::MAX), id.to_string()));
         self.read_tasks(
             &format!(
-                "SELECT {SUMMARY_COLUMNS} FROM tasks WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1
+                "SELECT {SUMMARY_COLUMNS} FROM tasks
+                 WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1 AND rowid <= ?5
                      AND (submitted_at_ms > ?2 OR (submitted_at_ms = ?2 AND id > ?3))
                  ORDER BY submitted_at_ms, id LIMIT ?4"
             ),
-            rusqlite::params![epoch_ms(before), after_ms, after_id, u64::try_from(limit).unwrap_or(u64::MAX)],
+            rusqlite::params![
+                epoch_ms(before.time),
+                after_ms,
+                after_id,
+                u64::try_from(limit).unwrap_or(u64::MAX),
+                before.sequence
+            ],
         )
     }
 
-    fn count_unfinished(&self, before: SystemTime) -> Result<usize, StoreError> {
+    fn count_unfinished(&self, before: &RecordedBefore) -> Result<usize, StoreError> {
         let counts = self.read(
-            "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1",
-            [epoch_ms(before)],
+            "SELECT COUNT(*) FROM tasks WHERE state IN ('queued', 'running') AND submitted_at_ms < ?1 AND rowid <= ?2",
+            rusqlite::params![epoch_ms(before.time), before.sequence],
             |row| rows::column::<u64>(row, 0),
         )?;
         Ok(counts.into_iter().next().map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)))
+    }
+
+    fn task(&self, id: TaskId) -> Result<Option<TaskRecord>, StoreError> {
+        let found = self.read_tasks(&format!("SELECT {SUMMARY_COLUMNS} FROM tasks WHERE id = ?1"), [id.to_string()])?;
+        Ok(found.into_iter().next())
     }
 
     fn input(&self, id: TaskId) -> Result<Option<Bytes>, StoreError> {
@@ -282,9 +305,36 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use futures::executor::block_on;
+
     use super::*;
+    use crate::task::TaskState;
     use crate::testing::TempDir;
     use schema::MIGRATIONS;
+
+    fn open(dir: &TempDir) -> SqliteStore {
+        SqliteStore::open(&dir.path().join("ignareo.db"), &StoreConfig::default(), 10).unwrap()
+    }
+
+    /// A task of `hello` as accepted, submitted at `submitted_at`.
+    fn accepted(submitted_at: SystemTime) -> TaskRecord {
+        TaskRecord {
+            id: TaskId::random(),
+            plugin: "hello".to_owned(),
+            version: "v1".to_owned(),
+            owner: Some("t1".to_owned()),
+            input: Bytes::from_static(b"{}"),
+            timeout: Duration::from_secs(5),
+            state: TaskState::Queued,
+            attempts: 0,
+            submitted_at,
+            schedule: None,
+            started_at: None,
+            finished_at: None,
+            end: None,
+            sequence: None,
+        }
+    }
 
     #[test]
     fn a_store_of_the_first_schema_is_migrated_and_keeps_its_tasks() {
@@ -302,8 +352,9 @@ mod tests {
             .unwrap();
         }
         let store = SqliteStore::open(&path, &StoreConfig::default(), 10).unwrap();
-        let unfinished = store.unfinished(None, SystemTime::now(), 10).unwrap();
-        assert_eq!(store.count_unfinished(SystemTime::now()).unwrap(), 1);
+        let mark = store.recorded_before().unwrap();
+        let unfinished = store.unfinished(None, &mark, 10).unwrap();
+        assert_eq!(store.count_unfinished(&mark).unwrap(), 1);
         assert_eq!(unfinished.len(), 1);
         assert_eq!((unfinished[0].plugin.as_str(), unfinished[0].schedule.as_deref()), ("hello", None));
         assert!(
@@ -315,5 +366,59 @@ mod tests {
         let version: i64 =
             Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
         assert_eq!(usize::try_from(version).unwrap(), MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_task_is_read_back_by_id_in_whatever_state_it_is_recorded() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let now = SystemTime::now();
+        let (queued, running, finished) = (accepted(now), accepted(now), accepted(now));
+        block_on(store.accept(vec![queued.clone(), running.clone(), finished.clone()])).unwrap();
+        store.started(running.id, 1, now);
+        store.started(finished.id, 1, now);
+        let output = Bytes::from_static(b"\"done\"");
+        let end =
+            TaskEnd { state: TaskState::Succeeded, failure_kind: None, message: None, output: Some(output.clone()) };
+        block_on(store.finished(finished.id, now, end)).unwrap();
+
+        let read = |id| store.task(id).unwrap().unwrap();
+        let (queued, running, finished) = (read(queued.id), read(running.id), read(finished.id));
+        assert_eq!((queued.state, queued.attempts, queued.owner.as_deref()), (TaskState::Queued, 0, Some("t1")));
+        assert!(queued.end.is_none() && queued.started_at.is_none() && queued.input.is_empty(), "{queued:?}");
+        assert_eq!((running.state, running.attempts), (TaskState::Running, 1));
+        assert!(running.end.is_none() && running.started_at.is_some(), "{running:?}");
+        assert_eq!(finished.state, TaskState::Succeeded);
+        assert!(finished.finished_at.is_some() && finished.end.as_ref().is_some_and(|end| end.output.is_none()));
+        assert_eq!(store.output(finished.id).unwrap().and_then(|end| end.output), Some(output), "read on demand");
+        assert!(queued.sequence < running.sequence && running.sequence < finished.sequence, "in the order written");
+        assert!(store.task(TaskId::random()).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_backlog_mark_leaves_out_tasks_recorded_after_it_even_if_the_clock_stepped_back() {
+        let dir = TempDir::new();
+        let store = open(&dir);
+        let an_hour_ago = SystemTime::now() - Duration::from_hours(1);
+        let earlier = accepted(an_hour_ago);
+        block_on(store.accept(vec![earlier.clone()])).unwrap();
+        let mark = store.recorded_before().unwrap();
+        // The clock stepped back: a task accepted after the mark reads as submitted before it.
+        let later = accepted(an_hour_ago - Duration::from_mins(1));
+        block_on(store.accept(vec![later.clone()])).unwrap();
+
+        assert_eq!(store.count_unfinished(&mark).unwrap(), 1);
+        let page: Vec<TaskId> = store.unfinished(None, &mark, 10).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(page, [earlier.id]);
+        let (earlier, later) = (store.task(earlier.id).unwrap().unwrap(), store.task(later.id).unwrap().unwrap());
+        assert!(mark.holds(&earlier) && !mark.holds(&later));
+
+        let now = store.recorded_before().unwrap();
+        let page: Vec<TaskId> = store.unfinished(None, &now, 10).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(page, [later.id, earlier.id], "a mark taken later holds both, oldest first");
+        // A record written before the mark but stamped after its time is not held either: a
+        // sequence the store reused cannot count a later task in by itself.
+        let stamped_later = TaskRecord { submitted_at: now.time, ..earlier.clone() };
+        assert!(!now.holds(&stamped_later) && !RecordedBefore::NOTHING.holds(&earlier));
     }
 }

@@ -14,8 +14,13 @@ use crate::task::{TaskId, TaskState, from_epoch_ms};
 
 /// The columns [`task_record`] reads, the input and the output left out (read as empty):
 /// reads of many tasks leave their payloads in the store, to be read one at a time when needed.
+/// The rowid is the record's sequence: `tasks` is a rowid table, and a row inserted later has
+/// a higher one (unless the highest rows were deleted since: see [`RecordedBefore`]); nothing
+/// here runs `VACUUM`, which may renumber the rows of a table without an integer key.
+///
+/// [`RecordedBefore`]: crate::store::RecordedBefore
 pub(super) const SUMMARY_COLUMNS: &str = "id, plugin, version, owner, x'' AS input, timeout_ms, state, attempts, submitted_at_ms, started_at_ms, \
-                       finished_at_ms, failure_kind, message, schedule";
+                       finished_at_ms, failure_kind, message, schedule, rowid";
 
 /// The columns [`task_end`] reads.
 pub(super) const END_COLUMNS: &str = "state, failure_kind, message, output, output_file, finished_at_ms";
@@ -48,6 +53,7 @@ pub(super) fn task_record(row: &Row<'_>) -> Result<TaskRecord, String> {
         started_at: column::<Option<u64>>(row, 9)?.map(from_epoch_ms),
         finished_at,
         end,
+        sequence: Some(column(row, 14)?),
     })
 }
 
