@@ -262,9 +262,14 @@ export function request(url, options = {}) {
   };
 }
 
+// Header pairs from pairs, a `Map`, anything with `entries()` (a `Headers`), or an object.
 function pairs(headers) {
   if (!headers) return [];
-  const entries = headers instanceof Map || Array.isArray(headers) ? [...headers] : Object.entries(headers);
+  const entries = Array.isArray(headers)
+    ? headers
+    : typeof headers.entries === 'function'
+      ? [...headers.entries()]
+      : Object.entries(headers);
   return entries.map(([name, value]) => [String(name), String(value)]);
 }
 
@@ -416,6 +421,9 @@ class FetchHeaders {
   forEach(callback) {
     this.#map.forEach((value, key) => callback(value, key, this));
   }
+  entries() {
+    return this.#map.entries();
+  }
   [Symbol.iterator]() {
     return this.#map.entries();
   }
@@ -428,11 +436,8 @@ class FetchHeaders {
  */
 export async function fetch(resource, init = {}) {
   const url = typeof resource === 'string' ? resource : resource.url;
-  const headers = init.headers && typeof init.headers.forEach === 'function' && !(init.headers instanceof Map)
-    ? (() => { const list = []; init.headers.forEach((value, name) => list.push([name, value])); return list; })()
-    : init.headers;
   try {
-    return new FetchResponse(send(request(url, { method: init.method, headers, body: init.body })));
+    return new FetchResponse(send(request(url, { method: init.method, headers: init.headers, body: init.body })));
   } catch (error) {
     throw new TypeError(`fetch failed: ${error.message}`, { cause: error });
   }

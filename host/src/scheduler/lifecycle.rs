@@ -92,9 +92,6 @@ impl Scheduler {
                 (outcome, recorded)
             }
         };
-        // Slots are free before the end is visible: whoever sees the task end and submits
-        // another finds them free.
-        drop(permits);
         // A durable task's end is visible once committed, as the store tells it.
         let outcome = match recorded {
             Some(recorded) => as_recorded(&task, recorded.await, outcome),
@@ -102,6 +99,10 @@ impl Scheduler {
         };
         tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
         task.finish(outcome);
+        // Its slots go back as its end becomes visible, with nothing awaited in between: the
+        // API never shows more of a plugin's tasks running than its slots allow, and whoever
+        // sees the task end and submits another finds them free.
+        drop(permits);
         self.retire(&task);
     }
 
