@@ -98,11 +98,12 @@ impl Scheduler {
             None => outcome,
         };
         tracing::debug!(task = %task.id, plugin = %task.plugin, outcome = %outcome.describe(), "task ended");
-        task.finish(outcome);
-        // Its slots go back as its end becomes visible, with nothing awaited in between: the
-        // API never shows more of a plugin's tasks running than its slots allow, and whoever
-        // sees the task end and submits another finds them free.
+        // Its slots go back once its end is recorded, just before the end is visible (nothing
+        // awaited in between): whoever sees the task end and submits another finds them free,
+        // and no task of the plugin starts while this one still shows running for the length
+        // of a commit.
         drop(permits);
+        task.finish(outcome);
         self.retire(&task);
     }
 
