@@ -40,10 +40,12 @@ fn pages() -> usize {
 
 /// The `crawler` plugin's manifest: the target granted, room for 1,000 tasks of it at once.
 pub const GRANT: &str = "allowed_hosts = [\"http://127.0.0.1:*\"]\nmax_concurrency = 1000\ntimeout = 600\n";
-/// Room for 1,000 tasks and 1,000 requests in flight to one host, connections kept. The
-/// report states what differs from the defaults as the host reports it (`GET /v1/config`).
+/// Room for 1,000 tasks and 1,000 requests in flight to one host, connections kept, and for
+/// one `fetch-all` of every page. The report states what differs from the defaults as the
+/// host reports it (`GET /v1/config`).
 const HOST_CONFIG: &str = "[limits]\nmax_running_tasks = 2000\nmax_running_per_plugin = 1000\ntask_timeout_secs = 600\n\
-                           [outbound]\npool_idle_per_host = 2000\n[outbound.politeness]\nmax_concurrent_per_host = 100000\n";
+                           [outbound]\npool_idle_per_host = 2000\nmax_fetch_all_requests = 100000\n\
+                           [outbound.politeness]\nmax_concurrent_per_host = 100000\n";
 
 pub const FETCH_ALL: &str = "ignareo: one task, fetch-all";
 pub const TASK_PER_CONNECTION: &str = "ignareo: one task per connection, sequential";
