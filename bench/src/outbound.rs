@@ -67,11 +67,13 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundRe
         ));
     }
 
-    let uncapped = format!("[outbound.politeness]\nmax_concurrent_per_host = {UNCAPPED}\n");
+    // Every host takes one fetch-all of all the pages (the default stops at 10,000).
+    let one_fetch_all = "[outbound]\nmax_fetch_all_requests = 100000\n";
+    let uncapped = format!("{one_fetch_all}[outbound.politeness]\nmax_concurrent_per_host = {UNCAPPED}\n");
     let paced = format!("{uncapped}requests_per_second = {PACED_RATE}\n");
     for (what, config, count) in [
         ("cap lifted", uncapped.clone(), count),
-        ("default cap", String::new(), count),
+        ("default cap", one_fetch_all.to_owned(), count),
         ("cap lifted, rate capped", paced, crate::scale::count(PACED_REQUESTS)),
     ] {
         let host = host_with(paths, &config).await?;
