@@ -61,27 +61,30 @@ pub async fn run(paths: &Paths, repetitions: usize) -> anyhow::Result<OutboundRe
         result.sequential.push(("policy layer", sequential(|url| policy_get(&policy, url), &urls).await?));
         result.parallel.push(("bare reqwest, in-process".into(), count, bare_parallel(&bare, &urls).await?));
         result.parallel.push((
-            "policy layer fetch-all, in-process, cap lifted".into(),
+            format!("policy layer fetch-all, in-process, cap lifted, {CONCURRENCY} idle kept"),
             count,
             policy_parallel(&policy, &urls).await?,
         ));
     }
 
-    // Every host takes one fetch-all of all the pages (the default stops at 10,000).
-    let one_fetch_all = "[outbound]\nmax_fetch_all_requests = 100000\n";
+    // Every host takes one fetch-all of all the pages (the default stops at 10,000) and keeps
+    // as many idle connections to the target as requests run at once (the default keeps 16).
+    let one_fetch_all = format!("[outbound]\nmax_fetch_all_requests = 100000\npool_idle_per_host = {CONCURRENCY}\n");
     let uncapped = format!("{one_fetch_all}[outbound.politeness]\nmax_concurrent_per_host = {UNCAPPED}\n");
     let paced = format!("{uncapped}requests_per_second = {PACED_RATE}\n");
     for (what, config, count) in [
         ("cap lifted", uncapped.clone(), count),
-        ("default cap", one_fetch_all.to_owned(), count),
+        ("default cap", one_fetch_all.clone(), count),
         ("cap lifted, rate capped", paced, crate::scale::count(PACED_REQUESTS)),
     ] {
         let host = host_with(paths, &config).await?;
         // The caps as the host reports them, so that the label says what was in effect.
-        let politeness = &host.config().await?["outbound"]["politeness"];
+        let outbound = &host.config().await?["outbound"];
+        let politeness = &outbound["politeness"];
         let mut label = format!(
-            "host: crawler task fetch-all, {what} ({} per host",
-            politeness["max_concurrent_per_host"].as_u64().context("no max_concurrent_per_host in /v1/config")?
+            "host: crawler task fetch-all, {what} ({} per host, {} idle kept",
+            politeness["max_concurrent_per_host"].as_u64().context("no max_concurrent_per_host in /v1/config")?,
+            outbound["pool_idle_per_host"].as_u64().context("no pool_idle_per_host in /v1/config")?
         );
         if let Some(rate) = politeness["requests_per_second"].as_f64() {
             let _ = write!(label, ", {rate} requests/s");
@@ -106,10 +109,12 @@ async fn start_target() -> anyhow::Result<String> {
 }
 
 /// The host's outbound machinery for one task of a plugin granted 127.0.0.1, with the
-/// per-host cap lifted so that only the layer's own cost shows.
+/// per-host cap lifted so that only the layer's own cost shows, and as many idle connections
+/// kept as requests run at once (bare reqwest keeps every one).
 fn policy_layer() -> anyhow::Result<Arc<TaskOutbound>> {
     let mut config = Config::default();
     config.outbound.politeness.max_concurrent_per_host = Some(100_000);
+    config.outbound.pool_idle_per_host = CONCURRENCY as usize;
     let ceilings = Ceilings::of(&config);
     let manifest = Manifest::parse(GRANT, &ceilings)?;
     let capabilities = Capabilities::new(&config.outbound)?;
