@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
+pub mod guests;
 pub mod proxy;
 pub mod sse;
 pub mod target;
@@ -315,6 +316,26 @@ impl Host {
         let body = response.text().await.expect("the host answers");
         assert!(status.is_success(), "upload of {name}: {status} {body}");
         serde_json::from_str(&body).expect("an upload's answer is JSON")
+    }
+
+    /// Submits one task of `plugin` per input in one `tasks:batch`, and waits for each to end
+    /// (a minute at most each): their views, in the inputs' order.
+    pub async fn run_batch_to_end(&self, plugin: &str, inputs: Vec<Value>) -> Vec<Value> {
+        let body = serde_json::json!({ "inputs": inputs });
+        let response = self
+            .client
+            .post(self.url(&format!("/v1/plugins/{plugin}/tasks:batch")))
+            .json(&body)
+            .send()
+            .await
+            .expect("the host answers");
+        assert_eq!(response.status(), 202, "a batch of {plugin}");
+        let accepted: Value = response.json().await.expect("a batch's answer is JSON");
+        let mut ended = Vec::new();
+        for id in accepted["ids"].as_array().expect("the batch's ids") {
+            ended.push(self.wait(id.as_str().expect("an id"), 60).await);
+        }
+        ended
     }
 
     /// `PUT /v1/plugins/{name}` as `multipart/form-data`: a `component` part and, if given, a

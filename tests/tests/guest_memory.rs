@@ -208,18 +208,7 @@ async fn a_component_of_many_core_instances_runs_in_every_slot_and_queues_beyond
     // at a time, none failing for want of pool room.
     let response = host.upload_bytes("fourteen", component(1, 1, 13)).await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let inputs = vec![json!({}); 1_000];
-    let response = host
-        .client
-        .post(host.url("/v1/plugins/fourteen/tasks:batch"))
-        .json(&json!({"inputs": inputs}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
-    for id in accepted["ids"].as_array().unwrap() {
-        let task = host.wait(id.as_str().unwrap(), 60).await;
+    for task in host.run_batch_to_end("fourteen", vec![json!({}); 1_000]).await {
         assert_eq!(task["state"], "succeeded", "{task}");
     }
 

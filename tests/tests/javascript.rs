@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
+use ignareo_e2e::guests::assert_each_limit_ends_the_task;
 use ignareo_e2e::target::Target;
 use ignareo_e2e::{Host, LOCAL_MANIFEST, as_contract, js_plugin_bytes};
 use serde_json::{Value, json};
@@ -60,18 +61,8 @@ async fn javascript_plugins_keep_the_contracts_of_the_rust_ones() {
     assert!(message.starts_with("TypeError: fetch failed: destination denied: http://example.com:80"), "{message}");
 
     // A thousand JavaScript tasks at once: they queue for the pool, none fails for want of room.
-    let inputs: Vec<Value> = (0..1_000).map(|n| json!({"n": n})).collect();
-    let response = host
-        .client
-        .post(host.url("/v1/plugins/hello-js/tasks:batch"))
-        .json(&json!({"inputs": inputs}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
-    let accepted: Value = response.json().await.unwrap();
-    for (n, id) in accepted["ids"].as_array().unwrap().iter().enumerate() {
-        let task = host.wait(id.as_str().unwrap(), 60).await;
+    let inputs = (0..1_000).map(|n| json!({"n": n})).collect();
+    for (n, task) in host.run_batch_to_end("hello-js", inputs).await.iter().enumerate() {
         assert_eq!(task["output"], json!({"hello": {"n": n}}), "{task}");
     }
 }
@@ -81,23 +72,5 @@ async fn a_javascript_task_ends_with_the_right_state_at_each_limit() {
     let host = Host::start().await;
     let target = Target::start().await;
     upload_js(&host, "limits", "js-limits", Some(LOCAL_MANIFEST)).await;
-
-    let (status, body) = host.run("limits", &json!({"kind": "memory"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("memory_limit")), "{body}");
-    assert_eq!(host.run("limits", &json!({"kind": "memory", "mib": 8})).await, (200, json!({"held": 8 << 20})));
-
-    for input in [json!({"kind": "sleep", "ms": 30_000}), json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})]
-    {
-        let response =
-            host.client.post(host.url("/v1/plugins/limits/run?timeout=1")).json(&input).send().await.unwrap();
-        assert_eq!(response.status(), 504, "{input}");
-    }
-
-    let id = host.submit("limits", &json!({"kind": "fetch", "url": target.url("/slow?ms=30000")})).await;
-    while host.get_json(&format!("/v1/tasks/{id}")).await["state"] != "running" {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    let cancel = host.client.delete(host.url(&format!("/v1/tasks/{id}"))).send().await.unwrap();
-    assert_eq!(cancel.status(), 200);
-    assert_eq!(host.wait(&id, 10).await["state"], "cancelled");
+    assert_each_limit_ends_the_task(&host, &target, "limits").await;
 }
