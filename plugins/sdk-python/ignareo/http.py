@@ -254,28 +254,18 @@ class Session:
         self._handle = _wit.Session()
         self.headers = Headers(headers or {})
         if proxy is not None:
-            self.proxy = proxy
+            self.set_proxy(proxy)
         if retry is not None:
-            self.retry = retry
+            self.set_retry(retry)
 
-    @property
-    def proxy(self):
-        raise AttributeError("a session's proxy is write-only")
-
-    @proxy.setter
-    def proxy(self, proxy):
+    def set_proxy(self, proxy):
         """Sends this session's requests through ``proxy`` (``None``: directly)."""
         try:
             self._handle.set_proxy(proxy)
         except Err as error:
             raise _exception(error.value) from None
 
-    @property
-    def retry(self):
-        raise AttributeError("a session's retry policy is write-only")
-
-    @retry.setter
-    def retry(self, retry):
+    def set_retry(self, retry):
         """Retries this session's requests by ``retry`` (``None``: not at all)."""
         try:
             self._handle.set_retry(None if retry is None else retry.policy)
