@@ -1,8 +1,8 @@
 // Builds one JavaScript plugin into a component for the `ignareo:task` world:
 //   node scripts/componentize-js.mjs SOURCE.js OUT.wasm
-// with componentize-js from target/js-tools (scripts/build-js-plugins installs it). WASI's
-// HTTP and the fetch-event handler are left out: a task reaches the network through the host's
-// `ignareo:task/http` (the SDK's `fetch` included), under the plugin's manifest.
+// with componentize-js from target/js-tools (scripts/build-js-plugins installs it). The
+// fetch-event handler is left out (a task exports `run`); the standard `fetch` stays, over
+// WASI's HTTP, which the host sends under the plugin's manifest like `ignareo:task/http`.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -18,6 +18,6 @@ const { component } = await componentize({
   sourcePath: source,
   witPath: 'wit',
   worldName: 'task',
-  disableFeatures: ['http', 'fetch-event'],
+  disableFeatures: ['fetch-event'],
 });
 await writeFile(out, component);

@@ -9,8 +9,8 @@
 //
 // Every call that leaves the task goes through the host under the plugin's manifest. Calls
 // are synchronous: a waiting task is suspended by the host, holding no thread, so there is
-// nothing to `await` (the standard `fetch`, which returns a promise, is provided too and goes
-// through the host like the rest).
+// nothing to `await`. The standard `fetch` is the engine's own, over wasi:http, which the host
+// sends under the same manifest.
 
 import * as wit from 'ignareo:task/http@0.2.0';
 import * as events from 'ignareo:task/events@0.2.0';
@@ -379,71 +379,6 @@ export function post(url, options = {}) {
 export function fetchAll(requests, concurrency) {
   return results(wit.fetchAll(requests.map(prepare), concurrency));
 }
-
-// --- the standard fetch, through the host ----------------------------------------------------
-
-class FetchResponse {
-  #response;
-  constructor(response) {
-    this.#response = response;
-    this.status = response.status;
-    this.ok = response.ok;
-    this.url = response.url;
-    this.redirected = false;
-    this.headers = new FetchHeaders(response.rawHeaders);
-  }
-  async text() {
-    return this.#response.text();
-  }
-  async json() {
-    return this.#response.json();
-  }
-  async arrayBuffer() {
-    const bytes = this.#response.bytes();
-    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  }
-}
-
-class FetchHeaders {
-  #map = new Map();
-  constructor(raw) {
-    for (const [name, value] of raw) {
-      const key = name.toLowerCase();
-      this.#map.set(key, this.#map.has(key) ? `${this.#map.get(key)}, ${value}` : value);
-    }
-  }
-  get(name) {
-    return this.#map.get(name.toLowerCase()) ?? null;
-  }
-  has(name) {
-    return this.#map.has(name.toLowerCase());
-  }
-  forEach(callback) {
-    this.#map.forEach((value, key) => callback(value, key, this));
-  }
-  entries() {
-    return this.#map.entries();
-  }
-  [Symbol.iterator]() {
-    return this.#map.entries();
-  }
-}
-
-/**
- * The standard `fetch(url, init)`, sent by the host under the manifest: `init.method`,
- * `init.headers`, `init.body` (a string or bytes). It resolves once the whole answer is in; a
- * request the host refuses rejects with a `TypeError` whose `cause` is the `HttpError`.
- */
-export async function fetch(resource, init = {}) {
-  const url = typeof resource === 'string' ? resource : resource.url;
-  try {
-    return new FetchResponse(send(request(url, { method: init.method, headers: init.headers, body: init.body })));
-  } catch (error) {
-    throw new TypeError(`fetch failed: ${error.message}`, { cause: error });
-  }
-}
-
-globalThis.fetch = fetch;
 
 // --- pages ----------------------------------------------------------------------------------
 

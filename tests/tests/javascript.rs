@@ -54,11 +54,21 @@ async fn javascript_plugins_keep_the_contracts_of_the_rust_ones() {
     let not_json = host.client.post(host.url("/v1/plugins/hello-js/run")).body("nope").send().await.unwrap();
     assert_eq!(not_json.status(), 422);
 
-    // Deny by default, for the standard `fetch` too: the task fails, saying why.
+    // Deny by default, for the standard `fetch` too (the engine's own, over wasi:http): the
+    // task fails with fetch's network error, and its events say why.
     let (status, body) = host.run("fetch-title-js", &json!({"url": "http://example.com/"})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("task_failed")), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.starts_with("TypeError: fetch failed: destination denied: http://example.com:80"), "{message}");
+    assert!(message.starts_with("TypeError: NetworkError"), "{message}");
+    let events = host.events(body["error"]["task_id"].as_str().unwrap()).await;
+    let denial = events.iter().find(|(kind, data)| kind == "log" && data["level"] == "warn").map(|(_, data)| data);
+    let denial = denial.and_then(|data| data["message"].as_str()).unwrap_or_default();
+    let expected = "wasi:http request denied: http://example.com:80 is not in this plugin's allowed_hosts";
+    assert_eq!(denial, expected, "{events:?}");
+    // A redirect's every hop is checked: a granted page that redirects elsewhere is denied too.
+    let away = target.url("/redirect-to?url=http://example.com/");
+    let (status, body) = host.run("fetch-title-js", &json!({ "url": away })).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("task_failed")), "{body}");
 
     // A thousand JavaScript tasks at once: they queue for the pool, none fails for want of room.
     let inputs = (0..1_000).map(|n| json!({"n": n})).collect();

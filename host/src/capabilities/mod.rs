@@ -2,7 +2,8 @@
 //!
 //! This module owns the `ignareo:task` world: its bindings ([`bindings`]), the per-invocation
 //! [`HostState`] a task's store holds, and one module per interface implementing it (`context`,
-//! `events`, `http` over [`outbound`], `timer`, and stdio for WASI's streams). Like the runtime
+//! `events`, `http` over [`outbound`], `timer`, stdio for WASI's streams, and `wasi_http` for
+//! the guest's own HTTP API over the same [`outbound`]). Like the runtime
 //! it serves, it is built in three steps:
 //! - once per process, [`Capabilities::new`] (the outbound clients and politeness gates) and
 //!   [`add_to_linker`] (every import, linked once into the engine's linker);
@@ -19,6 +20,7 @@ pub mod outbound;
 mod state;
 mod stdio;
 mod timer;
+mod wasi_http;
 
 use std::sync::Arc;
 
@@ -64,9 +66,13 @@ impl Capabilities {
     }
 }
 
-/// Links WASI and every `ignareo:task` interface into `linker`, once per engine.
+/// Links WASI (its HTTP too) and every `ignareo:task` interface into `linker`, once per
+/// engine.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker).map_err(anyhow::Error::from).context("cannot link WASI")?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+        .map_err(anyhow::Error::from)
+        .context("cannot link wasi:http")?;
     bindings::Task::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
         .map_err(anyhow::Error::from)
         .context("cannot link the ignareo:task imports")

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::context::{SpawnGrant, Spawner};
 use super::limits::TaskLimiter;
 use super::outbound::TaskOutbound;
 use super::stdio::GuestOutput;
+use super::wasi_http::GuestHttp;
 use crate::task::Task;
 use crate::task::events::Level;
 
@@ -28,6 +30,8 @@ pub struct Invocation {
 
 pub struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: GuestHttp,
     pub(super) table: ResourceTable,
     limiter: TaskLimiter,
     /// `None` only while an upload is validated: no guest code runs then.
@@ -62,7 +66,16 @@ impl HostState {
         invocation: Option<Invocation>,
         output: Option<(GuestOutput, GuestOutput)>,
     ) -> Self {
-        Self { wasi, table: ResourceTable::new(), limiter: TaskLimiter::new(memory_bytes), invocation, output }
+        let outbound = invocation.as_ref().map(|i| i.outbound.clone());
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks: GuestHttp::new(outbound, memory_bytes as u64),
+            table: ResourceTable::new(),
+            limiter: TaskLimiter::new(memory_bytes),
+            invocation,
+            output,
+        }
     }
 
     /// Emits unterminated output lines; returns the end of stderr (a panic message, typically).
@@ -94,5 +107,11 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }

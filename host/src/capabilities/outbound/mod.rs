@@ -130,6 +130,11 @@ impl TaskOutbound {
         Ok(SessionState::new(self.plugin.proxies.next(), &self.shared.config))
     }
 
+    /// The task these requests are for.
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+
     /// The host's outbound limits.
     pub fn config(&self) -> &OutboundConfig {
         &self.shared.config
