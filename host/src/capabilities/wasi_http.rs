@@ -5,7 +5,7 @@
 //! proxies, response limits and events are those of `ignareo:task/http`. There is no other
 //! way out: without a running task (an upload being validated) every request is denied.
 //!
-//! Redirects are followed here, each hop checked, as `fetch` does by default (StarlingMonkey's
+//! Redirects are followed here, each hop checked, as `fetch` does by default (the JavaScript engine's
 //! `fetch` leaves them to the host); the answer is the last hop's. The request's body is
 //! gathered before it is sent, within the task's memory limit; the response's body is read
 //! within the plugin's response limit, as for `ignareo:task/http`.
