@@ -9,7 +9,7 @@ use ignareo::capabilities::context::SpawnError;
 use ignareo::capabilities::{Capabilities, Spawner};
 use ignareo::config::Config;
 use ignareo::manifest::{Ceilings, Manifest};
-use ignareo::runtime::Runtime;
+use ignareo::runtime::{Call, Runtime};
 use ignareo::task::{Origin, Outcome, Task};
 
 use crate::Paths;
@@ -42,7 +42,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     let plugin = Manifest::parse("", &ceilings)?.capabilities("bench", &ceilings);
     let capabilities = Capabilities::new(&config.outbound)?;
     let spawner: Arc<dyn Spawner> = Arc::new(NoSpawn);
-    let input = br#"{"bench":true}"#;
+    let input = Bytes::from_static(br#"{"bench":true}"#);
     let deadline = Duration::from_secs(10);
 
     let mut samples = Vec::with_capacity(iterations);
@@ -50,7 +50,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
         let task = Arc::new(Task::new("hello".into(), "bench".into(), Origin::Caller(None), deadline, 16, 1_000));
         let started = Instant::now();
         let invocation = capabilities.prepare(&plugin, task, spawner.clone());
-        let outcome = runtime.invoke(&linked, invocation, input, deadline).await;
+        let outcome = runtime.invoke(&linked, invocation, Call::Run(input.clone()), deadline).await;
         let elapsed = started.elapsed();
         if !matches!(outcome, Outcome::Succeeded(_)) {
             bail!("hello did not succeed: {}", outcome.describe());

@@ -191,6 +191,7 @@ impl From<SubmitError> for ApiError {
     fn from(error: SubmitError) -> Self {
         let (status, code) = match error {
             SubmitError::NoSuchPlugin(_) => (StatusCode::NOT_FOUND, "not_found"),
+            SubmitError::WrongKind { .. } => (StatusCode::CONFLICT, "wrong_kind"),
             SubmitError::TimeoutTooLong { .. } => (StatusCode::BAD_REQUEST, "bad_query"),
             SubmitError::QueueFull(_) | SubmitError::NoRoom { .. } => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             SubmitError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::ErrorBody;
-use super::{AppState, batch, events, plugins, schedules, tasks, tokens};
+use super::{AppState, batch, events, http_plugins, plugins, schedules, tasks, tokens};
 use crate::config::Limits;
 
 /// The bearer scheme, required by every operation that does not opt out.
@@ -38,6 +38,7 @@ impl Modify for BearerAuth {
         tasks::run,
         tasks::submit,
         batch::submit_batch,
+        http_plugins::serve,
         tasks::list,
         tasks::show,
         tasks::cancel,

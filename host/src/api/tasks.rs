@@ -281,7 +281,7 @@ pub(super) fn task_timeout(state: &AppState, query: &SubmitQuery) -> Result<Opti
     }
 }
 
-fn identify(response: &mut Response, task: &Task) {
+pub(super) fn identify(response: &mut Response, task: &Task) {
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&task.id.to_string()) {
         headers.insert("ignareo-task-id", id);

@@ -259,6 +259,7 @@ impl Registry {
             compile_ms,
         };
         let manifest_view = serde_json::to_value(&parsed).map_err(anyhow::Error::from)?;
+        let kind = linked.kind();
         let loaded = Arc::new(self.loaded(name, info.clone(), linked, parsed));
         self.make_live(name, loaded, Some(NewVersion { info, bytes, compiled: &compiled })).await?;
         Ok(UploadReport {
@@ -268,6 +269,7 @@ impl Registry {
             size: bytes.len() as u64,
             compile_ms,
             cached,
+            kind,
             manifest: manifest_view,
         })
     }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{Live, Plugin};
+use crate::runtime::PluginKind;
 
 /// What an upload answers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -15,6 +16,9 @@ pub struct UploadReport {
     pub compile_ms: u64,
     /// True when a compiled artifact was reused instead of compiling.
     pub cached: bool,
+    /// `task` (runs with `/run` and `/tasks`) or `http` (a `wasi:http` handler, served at
+    /// `/v1/plugins/{name}/http/…`).
+    pub kind: PluginKind,
     /// The manifest as the host understood it (no grants without one).
     pub manifest: serde_json::Value,
 }
@@ -24,6 +28,9 @@ pub struct UploadReport {
 pub struct PluginView {
     pub name: String,
     pub live: String,
+    /// The live version's kind (`task` or `http`); none when it is not served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PluginKind>,
     /// The live version's manifest, proxy passwords hidden.
     pub manifest: serde_json::Value,
     pub versions: Vec<VersionView>,
@@ -56,9 +63,11 @@ pub(super) fn view(name: &str, plugin: &Plugin) -> PluginView {
             compile_ms: v.compile_ms,
         })
         .collect();
-    let (manifest, unavailable) = match &plugin.live {
-        Live::Loaded(loaded) => (serde_json::to_value(&loaded.manifest).unwrap_or_default(), None),
-        Live::Unavailable { error, .. } => (serde_json::Value::Null, Some(error.clone())),
+    let (manifest, kind, unavailable) = match &plugin.live {
+        Live::Loaded(loaded) => {
+            (serde_json::to_value(&loaded.manifest).unwrap_or_default(), Some(loaded.linked.kind()), None)
+        }
+        Live::Unavailable { error, .. } => (serde_json::Value::Null, None, Some(error.clone())),
     };
-    PluginView { name: name.to_owned(), live: plugin.live.version().to_owned(), manifest, versions, unavailable }
+    PluginView { name: name.to_owned(), live: plugin.live.version().to_owned(), kind, manifest, versions, unavailable }
 }

@@ -6,10 +6,15 @@
 //! scheduler never exceeds); the epoch ticker makes computing guests yield to tokio every
 //! millisecond, which is also how their deadline and cancellation reach them. How a failed run
 //! ended is told from the error's types (`trap`).
+//!
+//! A plugin is of one of two kinds, told from its exports when it is linked: a task plugin
+//! (the `ignareo:task` world: `run(input) -> output`) or an HTTP plugin (the standard
+//! `wasi:http/proxy` world: one request in, one streamed response out; see `http`).
 
 mod capacity;
 mod engine;
 mod epoch;
+mod http;
 mod trap;
 mod world;
 
@@ -22,6 +27,9 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use capacity::small_pages_only;
+pub use http::{Answer, Exchange};
+
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::capabilities::bindings::{TaskPre, types};
 use crate::capabilities::{self, HostState, Invocation, WORLD};
@@ -44,7 +52,37 @@ pub struct Runtime {
 
 /// A plugin version linked against this host, ready to instantiate.
 pub struct Linked {
-    pre: TaskPre<HostState>,
+    entry: Entry,
+}
+
+enum Entry {
+    Task(TaskPre<HostState>),
+    Http(ProxyPre<HostState>),
+}
+
+/// What a plugin is called with, by its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    /// `run(input) -> output`: tasks.
+    Task,
+    /// A `wasi:http` handler: requests to `/v1/plugins/{name}/http/…`.
+    Http,
+}
+
+/// What one invocation does: run a task's input, or answer an HTTP request.
+pub enum Call {
+    Run(Bytes),
+    Serve(Box<Exchange>),
+}
+
+impl Linked {
+    pub fn kind(&self) -> PluginKind {
+        match self.entry {
+            Entry::Task(_) => PluginKind::Task,
+            Entry::Http(_) => PluginKind::Http,
+        }
+    }
 }
 
 /// Why a component cannot run here; the messages are meant for the plugin's author.
@@ -124,27 +162,51 @@ impl Runtime {
         world::check(bytes)
     }
 
-    /// Links a component against the host and checks it exports `run`, then instantiates it
-    /// once to prove it fits the pool's limits.
+    /// Links a component against the host and checks what it exports (`run`, or a
+    /// `wasi:http` handler), then instantiates it once to prove it fits the pool's limits.
     pub async fn link(&self, component: &Component) -> Result<Linked, LinkError> {
         let instance_pre = self.linker.instantiate_pre(component).map_err(|e| LinkError::Imports(format!("{e:#}")))?;
-        let pre = TaskPre::new(instance_pre).map_err(|e| LinkError::Exports(format!("{e:#}")))?;
+        let exports = |e: wasmtime::Error| LinkError::Exports(format!("{e:#}"));
+        let entry = if http::serves_http(component, &self.engine) {
+            Entry::Http(ProxyPre::new(instance_pre).map_err(exports)?)
+        } else {
+            Entry::Task(TaskPre::new(instance_pre).map_err(exports)?)
+        };
         // The semaphore is never closed.
         let _slot = self.validations.acquire().await.map_err(|e| LinkError::Instantiate(e.to_string()))?;
         let mut store = self.store(HostState::for_validation(self.task_memory_bytes));
-        pre.instantiate_async(&mut store).await.map_err(|e| LinkError::Instantiate(format!("{e:#}")))?;
-        Ok(Linked { pre })
+        let instantiated = match &entry {
+            Entry::Task(pre) => pre.instantiate_async(&mut store).await.map(drop),
+            Entry::Http(pre) => pre.instantiate_async(&mut store).await.map(drop),
+        };
+        instantiated.map_err(|e| LinkError::Instantiate(format!("{e:#}")))?;
+        Ok(Linked { entry })
     }
 
-    /// Runs one task to its end: a fresh store, instantiate, `run(input)`, within `deadline`
-    /// and the invocation's memory (at most the pool's slot size).
-    pub async fn invoke(&self, linked: &Linked, invocation: Invocation, input: &[u8], deadline: Duration) -> Outcome {
+    /// Runs one invocation to its end in a fresh store: `run(input)` of a task plugin, or an
+    /// HTTP plugin's handler for a request (whose output is empty), within `deadline` and the
+    /// invocation's memory (at most the pool's slot size).
+    pub async fn invoke(&self, linked: &Linked, invocation: Invocation, call: Call, deadline: Duration) -> Outcome {
         let mut store = self.store(HostState::new(invocation, self.task_memory_bytes));
         let run = async {
-            let task = linked.pre.instantiate_async(&mut store).await.map_err(|e| trap::instantiate_failure(&e))?;
-            let result = task.call_run(&mut store, input).await;
-            let stderr = store.data().finish_output();
-            result.map_err(|e| trap::classify(&e, &stderr, self.task_stack_kb, store.data().memory_limit()))
+            match (&linked.entry, call) {
+                (Entry::Task(pre), Call::Run(input)) => {
+                    let task = pre.instantiate_async(&mut store).await.map_err(|e| trap::instantiate_failure(&e))?;
+                    let result = task.call_run(&mut store, &input).await;
+                    let stderr = store.data().finish_output();
+                    result.map_err(|e| trap::classify(&e, &stderr, self.task_stack_kb, store.data().memory_limit()))
+                }
+                (Entry::Http(pre), Call::Serve(exchange)) => {
+                    // Boxed: a request's handling is the larger future, and tasks are the many.
+                    Box::pin(http::handle(pre, &mut store, *exchange, self.task_stack_kb))
+                        .await
+                        .map(|()| Ok(Vec::new()))
+                }
+                (_, _) => Err(Failure {
+                    kind: FailureKind::HostError,
+                    message: format!("a {:?} plugin was called as the other kind", linked.kind()),
+                }),
+            }
         };
         match tokio::time::timeout(deadline, run).await {
             Err(_elapsed) => Outcome::TimedOut { ran: deadline, inherited: false },

@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::payloads::Input;
 use super::{Scheduler, SubmitError};
 use crate::registry::LoadedVersion;
+use crate::runtime::{Exchange, PluginKind};
 use crate::store::{StoreError, TaskRecord};
 use crate::task::{Origin, Task};
 
@@ -22,10 +24,20 @@ impl Scheduler {
         timeout: Option<Duration>,
         origin: Origin<'_>,
     ) -> Result<Arc<Task>, SubmitError> {
-        let version = self.admission(plugin, timeout, 1)?;
+        let version = self.admission(plugin, PluginKind::Task, timeout, 1)?;
         let task = Arc::new(self.new_task(&version, timeout, origin));
         let input = self.hold_input(input, false);
         self.launch(task.clone(), version, input);
+        Ok(task)
+    }
+
+    /// Takes a request for `plugin`, an HTTP plugin, to answer as soon as it has a slot, like
+    /// a task that is not recorded (its caller waits for the answer); `owner` is the caller's
+    /// token id.
+    pub fn serve(&self, plugin: &str, exchange: Exchange, owner: Option<Arc<str>>) -> Result<Arc<Task>, SubmitError> {
+        let version = self.admission(plugin, PluginKind::Http, None, 1)?;
+        let task = Arc::new(self.new_task(&version, None, Origin::Caller(owner)));
+        self.launch(task.clone(), version, Input::Exchange(Box::new(exchange)));
         Ok(task)
     }
 
@@ -34,6 +46,7 @@ impl Scheduler {
     fn admission(
         &self,
         plugin: &str,
+        kind: PluginKind,
         timeout: Option<Duration>,
         count: usize,
     ) -> Result<Arc<LoadedVersion>, SubmitError> {
@@ -44,6 +57,9 @@ impl Scheduler {
             Some(why) => SubmitError::Unavailable { plugin: plugin.to_owned(), why },
             None => SubmitError::NoSuchPlugin(plugin.to_owned()),
         })?;
+        if version.linked.kind() != kind {
+            return Err(SubmitError::WrongKind { plugin: plugin.to_owned(), kind: version.linked.kind() });
+        }
         if let Some(asked) = timeout.filter(|t| *t > version.limits.timeout) {
             return Err(SubmitError::TimeoutTooLong {
                 plugin: plugin.to_owned(),
@@ -83,7 +99,7 @@ impl Scheduler {
         owner: Option<Arc<str>>,
         schedule: Option<Arc<str>>,
     ) -> Result<Vec<Arc<Task>>, SubmitError> {
-        let version = self.admission(plugin, timeout, inputs.len())?;
+        let version = self.admission(plugin, PluginKind::Task, timeout, inputs.len())?;
         let tasks: Vec<Arc<Task>> = inputs
             .iter()
             .map(|_| {

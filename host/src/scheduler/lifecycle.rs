@@ -11,6 +11,7 @@ use super::lanes::Lane;
 use super::payloads::Input;
 use super::unwind;
 use crate::registry::LoadedVersion;
+use crate::runtime::Call;
 use crate::store::{StoreError, TaskEnd};
 use crate::task::{Failure, FailureKind, Outcome, Task, TaskState};
 
@@ -74,7 +75,7 @@ impl Scheduler {
                     self.store.started(task.id, task.attempts(), SystemTime::now());
                 }
                 match self.take_input(&task, input).await {
-                    Ok(input) => self.run(&task, &version, &input).await,
+                    Ok(call) => self.run(&task, &version, call).await,
                     Err(outcome) => outcome,
                 }
             }
@@ -108,14 +109,14 @@ impl Scheduler {
     }
 
     /// Runs a started task to its end, within its own deadline or the one it inherited.
-    async fn run(self: &Arc<Self>, task: &Arc<Task>, version: &LoadedVersion, input: &[u8]) -> Outcome {
+    async fn run(self: &Arc<Self>, task: &Arc<Task>, version: &LoadedVersion, call: Call) -> Outcome {
         let budget = task
             .deadline()
             .map_or(task.timeout, |deadline| deadline.saturating_duration_since(tokio::time::Instant::now()));
         let invocation = self.capabilities.prepare(&version.capabilities, task.clone(), self.clone());
         let outcome = tokio::select! {
             () = task.cancellation().cancelled() => Outcome::Cancelled,
-            outcome = invoked(task, self.runtime.invoke(&version.linked, invocation, input, budget)) => {
+            outcome = invoked(task, self.runtime.invoke(&version.linked, invocation, call, budget)) => {
                 self.lanes.record(&task.plugin, &outcome, task.exceeded_log_lines());
                 outcome
             }

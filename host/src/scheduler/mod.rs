@@ -47,7 +47,7 @@ use crate::capabilities::context::SpawnError;
 use crate::capabilities::{Capabilities, Spawner};
 use crate::config::Limits;
 use crate::registry::Registry;
-use crate::runtime::Runtime;
+use crate::runtime::{PluginKind, Runtime};
 use crate::store::{Store, StoreError};
 use crate::task::{Origin, OwnerRefusal, Owners, Task, TaskId};
 use backlog::Backlog;
@@ -62,6 +62,8 @@ pub enum SubmitError {
     NoSuchPlugin(String),
     #[error("plugin {plugin:?} is not served: {why}")]
     Unavailable { plugin: String, why: String },
+    #[error("{}", wrong_kind(plugin, *kind))]
+    WrongKind { plugin: String, kind: PluginKind },
     #[error("the task queue is full ({0} tasks waiting); retry later")]
     QueueFull(usize),
     #[error(
@@ -77,6 +79,18 @@ pub enum SubmitError {
     /// The token the task would run for may not start it (now).
     #[error("{0}")]
     Owner(#[from] OwnerRefusal),
+}
+
+/// How `plugin`, of `kind`, is called instead.
+fn wrong_kind(plugin: &str, kind: PluginKind) -> String {
+    match kind {
+        PluginKind::Http => format!(
+            "plugin {plugin:?} is an HTTP plugin (a wasi:http handler): send it requests at /v1/plugins/{plugin}/http/…"
+        ),
+        PluginKind::Task => format!(
+            "plugin {plugin:?} is a task plugin: run it with POST /v1/plugins/{plugin}/run or /v1/plugins/{plugin}/tasks"
+        ),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

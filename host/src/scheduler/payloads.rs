@@ -9,6 +9,7 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 use super::Scheduler;
+use crate::runtime::{Call, Exchange};
 use crate::store::{Store, StoreError};
 use crate::task::{Failure, FailureKind, Outcome, Task, TaskId, TaskState};
 
@@ -18,6 +19,8 @@ pub(super) enum Input {
     Held(Bytes),
     /// In the store only: read back when the task starts.
     Stored,
+    /// A request for an HTTP plugin, its caller waiting for the answer.
+    Exchange(Box<Exchange>),
 }
 
 impl Scheduler {
@@ -43,11 +46,13 @@ impl Scheduler {
         }
     }
 
-    /// A starting task's input, read back from the store if it was left there; a failure to
-    /// read it ends the task.
-    pub(super) async fn take_input(&self, task: &Task, input: Input) -> Result<Bytes, Outcome> {
-        if let Input::Held(bytes) = input {
-            return Ok(bytes);
+    /// What a starting task is called with: its input, read back from the store if it was
+    /// left there (a failure to read it ends the task), or its request.
+    pub(super) async fn take_input(&self, task: &Task, input: Input) -> Result<Call, Outcome> {
+        match input {
+            Input::Held(bytes) => return Ok(Call::Run(bytes)),
+            Input::Exchange(exchange) => return Ok(Call::Serve(exchange)),
+            Input::Stored => {}
         }
         let cannot_start = |why: String| {
             Outcome::Failed(Failure {
@@ -56,7 +61,7 @@ impl Scheduler {
             })
         };
         match read(&self.store, task.id, |store, id| store.input(id)).await {
-            Ok(Some(input)) => Ok(input),
+            Ok(Some(input)) => Ok(Call::Run(input)),
             Ok(None) => Err(cannot_start("it is not recorded".to_owned())),
             Err(e) => Err(cannot_start(e.to_string())),
         }
