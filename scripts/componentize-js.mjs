@@ -1,22 +1,24 @@
 // Builds one JavaScript plugin into a component for the `ignareo:task` world:
-//   node scripts/componentize-js.mjs SOURCE.js OUT.wasm
-// with componentize-js from target/js-tools (scripts/build-js-plugins installs it). The
-// fetch-event handler is left out (a task exports `run`); the standard `fetch` stays, over
-// WASI's HTTP, which the host sends under the plugin's manifest like `ignareo:task/http`.
+//   node scripts/componentize-js.mjs SOURCE.js OUT.wasm [TOOLS_DIR [WIT_DIR]]
+// with componentize-js from TOOLS_DIR (default target/js-tools, which scripts/build-js-plugins
+// installs) and the WIT package in WIT_DIR (default wit). `ignareo build` runs a copy of this
+// script, embedded in the binary, naming its own tools and WIT. The fetch-event handler is
+// left out (a task exports `run`); the standard `fetch` stays, over WASI's HTTP, which the host
+// sends under the plugin's manifest like `ignareo:task/http`.
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [source, out] = process.argv.slice(2);
+const [source, out, tools = 'target/js-tools', wit = 'wit'] = process.argv.slice(2);
 if (!source || !out) {
-  console.error('usage: node scripts/componentize-js.mjs SOURCE.js OUT.wasm');
+  console.error('usage: node scripts/componentize-js.mjs SOURCE.js OUT.wasm [TOOLS_DIR [WIT_DIR]]');
   process.exit(2);
 }
-const tool = resolve('target/js-tools/node_modules/@bytecodealliance/componentize-js/src/componentize.js');
+const tool = resolve(tools, 'node_modules/@bytecodealliance/componentize-js/src/componentize.js');
 const { componentize } = await import(pathToFileURL(tool).href);
 const { component } = await componentize({
   sourcePath: source,
-  witPath: 'wit',
+  witPath: wit,
   worldName: 'task',
   disableFeatures: ['fetch-event'],
 });
