@@ -7,7 +7,7 @@
 //! fails the test command on an import against it.
 //!
 //! ```text
-//! cli           → server, chaos, config
+//! cli           → server, chaos, manifest, config
 //! server        → every module below: it wires the host
 //! api           → schedules, scheduler, registry, runtime, manifest, auth, store
 //! schedules     → scheduler, store
@@ -40,8 +40,9 @@
 //! (every limit, validated before anything binds), [`net`] (listening sockets).
 //!
 //! On top: [`server`] wires the host from a configuration and serves it; [`cli`] is the command
-//! line. [`chaos`] is `ignareo chaos-proxy`, the fault-injecting proxy, which shares nothing
-//! with the host but the vocabulary.
+//! line, with the tooling for plugin projects (`ignareo new`, `ignareo build`). [`chaos`] is
+//! `ignareo chaos-proxy`, the fault-injecting proxy, which shares nothing with the host but the
+//! vocabulary.
 
 pub mod api;
 pub mod auth;

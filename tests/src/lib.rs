@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
 
 pub mod guests;
+pub mod projects;
 pub mod proxy;
 pub mod sse;
 pub mod target;
@@ -47,6 +48,11 @@ fn target_profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     // target/<profile>/deps/<test-binary>
     exe.parent().and_then(Path::parent).expect("test binaries live in target/<profile>/deps").to_path_buf()
+}
+
+/// The workspace's target directory, where the plugins are built too.
+pub fn target_dir() -> PathBuf {
+    target_profile_dir().parent().expect("target/<profile> has a parent").to_path_buf()
 }
 
 /// A directory of its own under the system's temp directory, created empty and removed with
@@ -108,9 +114,7 @@ pub fn client() -> reqwest::Client {
 
 /// A plugin component built by `cargo build --release` in `plugins/`, by its package name.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let profile_dir = target_profile_dir();
-    let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-    target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")))
+    target_dir().join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 pub fn plugin_bytes(name: &str) -> Vec<u8> {
@@ -145,9 +149,7 @@ pub fn js_plugin_bytes(name: &str) -> Vec<u8> {
 }
 
 fn built_plugin_bytes(dir: &str, name: &str, script: &str) -> Vec<u8> {
-    let profile_dir = target_profile_dir();
-    let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-    let path = target_dir.join(dir).join(format!("{name}.wasm"));
+    let path = target_dir().join(dir).join(format!("{name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("cannot read {} ({e}): build the plugins first with `{script}`", path.display()))
 }

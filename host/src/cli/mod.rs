@@ -1,6 +1,8 @@
 //! The command line: `ignareo serve` (flags also read from the environment),
-//! `ignareo tokens` and `ignareo chaos-proxy`.
+//! `ignareo tokens`, `ignareo chaos-proxy`, and `ignareo new` and `ignareo build` for plugin
+//! projects.
 
+mod project;
 mod tokens;
 
 use std::net::SocketAddr;
@@ -31,6 +33,10 @@ pub enum Command {
     Tokens(tokens::TokensArgs),
     /// Run a proxy that degrades the HTTP links through it (latency, speed, jitter, resets).
     ChaosProxy(ChaosArgs),
+    /// Make a plugin project (task, manifest, README) in Rust, Python or JavaScript.
+    New(project::NewArgs),
+    /// Build a plugin project into a component, installing its language's tools on first use.
+    Build(project::BuildArgs),
 }
 
 /// Flags override the environment, which overrides the config file, which overrides defaults.
@@ -117,5 +123,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("chaos-proxy listening on http://{}", proxy.local_addr()?);
             proxy.run(shutdown).await
         }
+        Command::New(args) => project::new(args),
+        Command::Build(args) => project::build(args),
     }
 }
