@@ -1,7 +1,7 @@
 //! HTTP plugins: stock `wasi:http/proxy` components, written to componentize-py's and
 //! componentize-js's own conventions (`plugins/fixtures-http`, no ignareo SDK), answer at
 //! `/v1/plugins/{name}/http/…`; each request is a task of the plugin, under its manifest's
-//! grants and timeout, the caller's token, and hot swap. One host serves the checks: the
+//! grants and timeout, the caller's token, cancellation and hot swap. One host serves the checks: the
 //! components take seconds to compile.
 
 #![allow(clippy::unwrap_used, reason = "a test's unwrap is its assertion that the call succeeds")]
@@ -112,15 +112,31 @@ async fn http_plugins_are_triggered_swapped_and_refused_like_task_plugins() {
     let unauthenticated = reqwest::Client::new().get(host.url("/v1/plugins/shop/http/")).send().await.unwrap();
     assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
 
+    // A request is cancelled like a task, mid-request: its caller gets the task's end.
+    let slow_request = |ms: u64| {
+        let (client, url) = (host.client.clone(), host.url("/v1/plugins/shop/http/fetch"));
+        let slow = target.url(&format!("/slow?ms={ms}"));
+        tokio::spawn(async move { client.get(url).query(&[("url", slow)]).send().await.unwrap() })
+    };
+    let cancelled = slow_request(10_000);
+    let running = loop {
+        let page = host.get_json("/v1/tasks?plugin=shop&state=running").await;
+        if let Some(id) = page["tasks"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let deleted = host.client.delete(host.url(&format!("/v1/tasks/{running}"))).send().await.unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    let answer = cancelled.await.unwrap();
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    assert_eq!(answer.json::<Value>().await.unwrap()["error"]["code"], "cancelled");
+
     // A hot swap to a version in another language: a request in flight ends on the version it
     // started with, the next ones reach the new one.
     let before = host.client.get(host.url("/v1/plugins/shop/http/")).send().await.unwrap();
     let old_version = version(&before);
-    let in_flight = tokio::spawn({
-        let (client, url) = (host.client.clone(), host.url("/v1/plugins/shop/http/fetch"));
-        let slow = target.url("/slow?ms=1500");
-        async move { client.get(url).query(&[("url", slow)]).send().await.unwrap() }
-    });
+    let in_flight = slow_request(1_500);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let swapped = host.upload_component("shop", js_plugin_bytes("js-proxy"), Some(LOCAL_MANIFEST)).await;
     let new_version = swapped["version"].as_str().unwrap().to_owned();
