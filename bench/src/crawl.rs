@@ -1,8 +1,8 @@
 //! Fan-out crawl: 20,000 pages of a target server that answers a small HTML page after a 50 ms
 //! non-blocking delay, fetched at concurrency 100 and 1,000 by what a user would pick: ignareo
-//! (one `crawler` task running `fetch-all`; as many `crawler` tasks as the concurrency, each
-//! fetching its share one page after another), raw tokio + reqwest, Python gevent + requests
-//! and asyncio + aiohttp.
+//! (one `crawler` task running `fetch-all`, in Rust, Python and JavaScript; as many Rust
+//! `crawler` tasks as the concurrency, each fetching its share one page after another), raw
+//! tokio + reqwest, Python gevent + requests and asyncio + aiohttp.
 //!
 //! Every run of every client is a process of its own, started for that run: a fresh host (no
 //! connection pool warmed by an earlier run) against fresh baseline processes. The runs are
@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::Paths;
+use crate::guests::Language;
 use crate::process::Process;
 
 pub const PAGES: usize = 20_000;
@@ -48,12 +49,14 @@ const HOST_CONFIG: &str = "[limits]\nmax_running_tasks = 2000\nmax_running_per_p
                            [outbound.politeness]\nmax_concurrent_per_host = 100000\n";
 
 pub const FETCH_ALL: &str = "ignareo: one task, fetch-all";
+pub const PYTHON_FETCH_ALL: &str = "ignareo: the Python crawler, one task, fetch_all";
+pub const JS_FETCH_ALL: &str = "ignareo: the JavaScript crawler, one task, fetchAll";
 pub const TASK_PER_CONNECTION: &str = "ignareo: one task per connection, sequential";
 pub const RAW: &str = "tokio + reqwest (no wasm)";
 pub const GEVENT: &str = "Python gevent + requests";
 pub const AIOHTTP: &str = "Python asyncio + aiohttp";
 /// Every client, in the order each repetition runs them.
-pub const CLIENTS: [&str; 5] = [FETCH_ALL, TASK_PER_CONNECTION, RAW, GEVENT, AIOHTTP];
+pub const CLIENTS: [&str; 7] = [FETCH_ALL, PYTHON_FETCH_ALL, JS_FETCH_ALL, TASK_PER_CONNECTION, RAW, GEVENT, AIOHTTP];
 
 /// One run of one client at one concurrency.
 pub struct CrawlRun {
@@ -174,7 +177,9 @@ async fn run_with(paths: &Paths, repetitions: usize, config: &str) -> anyhow::Re
             eprintln!("   concurrency {concurrency} ({repetition}/{repetitions})");
             for client in CLIENTS {
                 let run = match client {
-                    FETCH_ALL | TASK_PER_CONNECTION => ignareo(paths, config, client, &target.base, concurrency).await,
+                    FETCH_ALL | PYTHON_FETCH_ALL | JS_FETCH_ALL | TASK_PER_CONNECTION => {
+                        ignareo(paths, config, client, &target.base, concurrency).await
+                    }
                     RAW => {
                         let mut command = std::process::Command::new(std::env::current_exe()?);
                         command.arg("raw-crawl");
@@ -253,15 +258,21 @@ async fn ignareo(
     target: &str,
     concurrency: usize,
 ) -> anyhow::Result<CrawlRun> {
+    let language = match client {
+        PYTHON_FETCH_ALL => Language::Python,
+        JS_FETCH_ALL => Language::JavaScript,
+        _ => Language::Rust,
+    };
     let host = Process::host(&paths.host, &["--config", config]).await?;
-    host.upload_with_manifest(&crate::process::client(), "crawler", paths.plugin("crawler")?, GRANT).await?;
+    let crawler = paths.plugin_in(language, "crawler")?;
+    host.upload_with_manifest(&crate::process::client(), "crawler", crawler, GRANT).await?;
     let startup_cpu_s = host.cpu_s()?;
     let started = Instant::now();
     let crawl = async {
-        if client == FETCH_ALL {
-            fetch_all(&host, target, concurrency).await
-        } else {
+        if client == TASK_PER_CONNECTION {
             task_per_connection(&host, target, concurrency).await
+        } else {
+            fetch_all(&host, target, concurrency).await
         }
     };
     let fetched = tokio::time::timeout(RUN_LIMIT, crawl).await.context("the crawl did not end in time")??;
@@ -270,10 +281,10 @@ async fn ignareo(
     let peak_rss_mib = host.memory_mib("VmHWM")?;
     // Gone before the next client starts, so that no two clients share the machine.
     host.terminate().await?;
-    let settings = if client == FETCH_ALL {
-        format!("`fetch-all` with concurrency {concurrency}")
-    } else {
+    let settings = if client == TASK_PER_CONNECTION {
         format!("{concurrency} tasks in one `tasks:batch`, each `fetch-all` with concurrency 1")
+    } else {
+        format!("`fetch-all` with concurrency {concurrency}")
     };
     Ok(CrawlRun {
         client,

@@ -1,4 +1,5 @@
 //! Instantiate + run of `hello` in-process: a fresh store per invocation, as the host does.
+//! (The `guests` scenario runs the Python and JavaScript `hello` the same way.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,9 +35,14 @@ impl Spawner for NoSpawn {
 }
 
 pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResult> {
+    run_component(&paths.plugin("hello")?, iterations, WARMUP).await
+}
+
+/// `iterations` invocations of a `hello` component (of any language), after `warmup` more.
+pub async fn run_component(bytes: &[u8], iterations: usize, warmup: usize) -> anyhow::Result<InvokeResult> {
     let config = Config::default();
     let runtime = Runtime::new(&config.limits)?;
-    let component = runtime.compile(&paths.plugin("hello")?)?;
+    let component = runtime.compile(bytes)?;
     let linked = runtime.link(&component).await?;
     let ceilings = Ceilings::of(&config);
     let plugin = Manifest::parse("", &ceilings)?.capabilities("bench", &ceilings);
@@ -46,7 +52,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
     let deadline = Duration::from_secs(10);
 
     let mut samples = Vec::with_capacity(iterations);
-    for i in 0..WARMUP + iterations {
+    for i in 0..warmup + iterations {
         let task = Arc::new(Task::new("hello".into(), "bench".into(), Origin::Caller(None), deadline, 16, 1_000));
         let started = Instant::now();
         let invocation = capabilities.prepare(&plugin, task, spawner.clone());
@@ -55,7 +61,7 @@ pub async fn run(paths: &Paths, iterations: usize) -> anyhow::Result<InvokeResul
         if !matches!(outcome, Outcome::Succeeded(_)) {
             bail!("hello did not succeed: {}", outcome.describe());
         }
-        if i >= WARMUP {
+        if i >= warmup {
             samples.push(elapsed.as_secs_f64() * 1e6);
         }
     }

@@ -18,10 +18,13 @@
 //!   through the host with and without per-host caps.
 //! - `chaos`: the chaos proxy's own overhead (no faults) and the accuracy of its speed limit.
 //! - `hostile`: healthy `hello` throughput alone and beside the hostile plugin set.
+//! - `guests`: `hello` in Rust, Python and JavaScript in-process and over HTTP, and the memory
+//!   of sleeping Python and JavaScript tasks (their crawlers run in `crawl`).
 
 mod accept;
 mod chaos;
 mod crawl;
+mod guests;
 mod hostile;
 mod hotswap;
 mod invoke;
@@ -43,16 +46,16 @@ pub struct Paths {
     pub host: PathBuf,
     /// `target/wasm32-wasip2/release`.
     pub plugins: PathBuf,
+    /// `target`: the Python and JavaScript plugins are in its `python-plugins` and `js-plugins`.
+    pub target: PathBuf,
 }
 
 impl Paths {
     fn discover() -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let release = exe.parent().context("the bench binary has a directory")?.to_path_buf();
-        let paths = Self {
-            host: release.join("ignareo"),
-            plugins: release.parent().context("target/release has a parent")?.join("wasm32-wasip2/release"),
-        };
+        let target = release.parent().context("target/release has a parent")?.to_path_buf();
+        let paths = Self { host: release.join("ignareo"), plugins: target.join("wasm32-wasip2/release"), target };
         if !paths.host.exists() {
             bail!("{} is missing: run bench/run (it builds the host in release mode)", paths.host.display());
         }
@@ -62,6 +65,18 @@ impl Paths {
     pub fn plugin(&self, file: &str) -> anyhow::Result<Vec<u8>> {
         let path = self.plugins.join(format!("{file}.wasm"));
         std::fs::read(&path).with_context(|| format!("cannot read {}: build the plugins first", path.display()))
+    }
+
+    /// The plugin `name` in `language`: the Rust one, or the Python or JavaScript namesake
+    /// that `scripts/build-python-plugins` / `scripts/build-js-plugins` built.
+    pub fn plugin_in(&self, language: guests::Language, name: &str) -> anyhow::Result<Vec<u8>> {
+        let dir = match language {
+            guests::Language::Rust => return self.plugin(&name.replace('-', "_")),
+            guests::Language::Python => "python-plugins",
+            guests::Language::JavaScript => "js-plugins",
+        };
+        let path = self.target.join(dir).join(format!("{name}.wasm"));
+        std::fs::read(&path).with_context(|| format!("cannot read {}: bench/run builds it", path.display()))
     }
 }
 
@@ -78,8 +93,9 @@ const INVOCATIONS: usize = 20_000;
 const REPETITIONS: usize = 3;
 
 /// Every scenario, in the order a run takes them and the report shows them.
-pub const SCENARIOS: [&str; 10] =
-    ["invoke", "trigger", "accept", "restart", "crawl", "hotswap", "sleepers", "outbound", "chaos", "hostile"];
+pub const SCENARIOS: [&str; 11] = [
+    "invoke", "trigger", "accept", "restart", "crawl", "hotswap", "sleepers", "outbound", "chaos", "hostile", "guests",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -192,6 +208,7 @@ async fn run_scenario(
             "outbound" => report.outbound = Some(outbound::run(paths, repetitions).await?),
             "chaos" => report.chaos = Some(chaos::run(paths, repetitions).await?),
             "hostile" => report.hostile = Some(hostile::run(paths, repetitions).await?),
+            "guests" => report.guests = Some(guests::run(paths, repetitions).await?),
             other => bail!("no scenario {other:?}"),
         }
         Ok(())

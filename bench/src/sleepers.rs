@@ -2,6 +2,7 @@
 //! sleeping concurrently; peak RSS and page tables of the host, time to accept, time until all
 //! finished. One fresh host per count and repetition.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -50,18 +51,24 @@ pub async fn run_all(
     for &count in counts {
         for repetition in 1..=repetitions {
             eprintln!("   {count} sleepers ({repetition}/{repetitions})");
-            results.push(run(paths, count, sleep_ms).await?);
+            results.push(run(&paths.host, paths.plugin("sleep")?, count, sleep_ms).await?);
         }
     }
     Ok(results)
 }
 
-pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<SleepersResult> {
+/// `count` tasks of the `sleep` plugin `sleep_plugin` (of any language) at once.
+pub async fn run(
+    host_binary: &Path,
+    sleep_plugin: Vec<u8>,
+    count: usize,
+    sleep_ms: u64,
+) -> anyhow::Result<SleepersResult> {
     let map_count_note = raise_map_count(count);
     let limit = count.to_string();
-    let host = Process::host(&paths.host, &["--max-running-tasks", &limit, "--max-queued-tasks", &limit]).await?;
+    let host = Process::host(host_binary, &["--max-running-tasks", &limit, "--max-queued-tasks", &limit]).await?;
     let client = crate::process::client();
-    host.upload(&client, "sleep", paths.plugin("sleep")?).await?;
+    host.upload(&client, "sleep", sleep_plugin).await?;
     let idle_rss_mib = host.memory_mib("VmRSS")?;
 
     let url = format!("{}/v1/plugins/sleep/tasks:batch", host.base);
@@ -127,6 +134,13 @@ pub async fn run(paths: &Paths, count: usize, sleep_ms: u64) -> anyhow::Result<S
         succeeded,
         map_count_note,
     })
+}
+
+impl SleepersResult {
+    /// Peak RSS above the idle host's, over the most tasks running at once.
+    pub fn per_task_mib(&self) -> f64 {
+        (self.peak_rss_mib - self.idle_rss_mib) / self.most_running.max(1) as f64
+    }
 }
 
 fn ended_count(ended: &Value) -> usize {

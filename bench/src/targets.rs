@@ -22,6 +22,14 @@ pub const SLEEPERS_PEAK_RSS_MIB: f64 = 4096.0;
 pub const RESTART_READY_S: f64 = 2.0;
 /// Healthy `hello` requests/s beside the hostile set over alone (a drop under 20%).
 pub const HOSTILE_VS_ALONE: f64 = 0.8;
+/// Instantiate + run of the Python `hello`, in-process.
+pub const PYTHON_INVOKE_P50_US: f64 = 1000.0;
+/// Peak RSS per sleeping Python task.
+pub const PYTHON_SLEEPER_MIB: f64 = 2.0;
+/// The Python and JavaScript `crawler`s' fetch-all at the crawl concurrency: fetches/s over
+/// asyncio + aiohttp's, and over the Rust `crawler`'s.
+pub const GUEST_CRAWL_VS_AIOHTTP: f64 = 3.0;
+pub const GUEST_CRAWL_VS_RUST: f64 = 0.8;
 
 /// Every target in a sentence, for the README while no full run has judged them.
 pub fn summary() -> String {

@@ -164,6 +164,28 @@ impl Report {
                 let _ = writeln!(out, "Targets at this concurrency: {}.", self.crawl_verdict_line(&r));
             }
         }
+        let rust = self.crawl_medians(crawl::FETCH_ALL, concurrency);
+        for guest in [crawl::PYTHON_FETCH_ALL, crawl::JS_FETCH_ALL] {
+            let (Some(r), Some(rust)) = (self.crawl_ratios(guest, concurrency), rust) else { continue };
+            let Some(ours) = self.crawl_medians(guest, concurrency) else { continue };
+            let vs_rust = ours.fetches_per_sec / rust.fetches_per_sec;
+            let _ = write!(
+                out,
+                "{guest}: **{vs_rust:.2}×** the Rust crawler's fetches/s, **{:.1}×** aiohttp's, **{:.2}×** raw reqwest's CPU per fetch.",
+                r.vs_aiohttp, r.cpu_vs_raw
+            );
+            if concurrency == targets::CRAWL_CONCURRENCY {
+                let _ = write!(
+                    out,
+                    " Targets: ≥ {}× the Rust crawler ({}), ≥ {}× aiohttp ({}).",
+                    targets::GUEST_CRAWL_VS_RUST,
+                    targets::verdict(self.full, vs_rust >= targets::GUEST_CRAWL_VS_RUST),
+                    targets::GUEST_CRAWL_VS_AIOHTTP,
+                    targets::verdict(self.full, r.vs_aiohttp >= targets::GUEST_CRAWL_VS_AIOHTTP)
+                );
+            }
+            out += "\n";
+        }
         if let Some(r) = self.crawl_ratios(crawl::TASK_PER_CONNECTION, concurrency) {
             let _ = writeln!(
                 out,

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::Report;
 use crate::chaos::ChaosResult;
 use crate::crawl::{self, CrawlResult, CrawlRun};
+use crate::guests::{GuestsResult, Language};
 use crate::hostile::HostileResult;
 use crate::hotswap::HotSwapResult;
 use crate::invoke::InvokeResult;
@@ -102,5 +103,29 @@ pub fn clean(full: bool) -> Report {
         speed: vec![(1_000_000, 998_169.0)],
     });
     report.hostile = Some(hostile(0, &[(502, 20), (504, 20)], 0));
+    report.guests = Some(guests(1000));
     report
+}
+
+/// The guests' figures, the sleeping tasks of each language all succeeded but `lost`.
+pub fn guests(succeeded: usize) -> GuestsResult {
+    let invoke = |p50_us| InvokeResult { iterations: 200, p50_us, p99_us: p50_us * 1.7, mean_us: p50_us * 1.1 };
+    let mut python = sleepers(1000, succeeded);
+    python.peak_rss_mib = 2_345.0;
+    let mut javascript = sleepers(1000, 1000);
+    javascript.peak_rss_mib = 3_456.0;
+    GuestsResult {
+        invoke: vec![
+            (Language::Rust, invoke(13.7)),
+            (Language::Python, invoke(1_234.0)),
+            (Language::JavaScript, invoke(876.0)),
+        ],
+        trigger: vec![
+            (Language::Rust, load_at("Rust", 21_111.0, 0)),
+            (Language::Python, load_at("Python", 654.0, 0)),
+            (Language::JavaScript, load_at("JavaScript", 987.0, 0)),
+        ],
+        sleepers: vec![(Language::Python, python), (Language::JavaScript, javascript)],
+        skipped: vec!["10000 Python tasks: too many".to_owned()],
+    }
 }

@@ -37,6 +37,7 @@ impl Report {
             self.outbound_headline(),
             self.chaos_headline(),
             self.hostile_headline(),
+            self.guests_headline(),
         ]);
         for item in items.into_iter().flatten() {
             let _ = writeln!(out, "- {item}");
@@ -222,7 +223,7 @@ impl Report {
     fn hostile_headline(&self) -> Option<String> {
         let (alone, beside) = self.hostile_medians()?;
         Some(format!(
-            "healthy `hello` beside the hostile set (busy loops, memory and spawn bombs, stack overflows, huge outputs, log floods, sleepers, session hoarders; {} at a time): **{:.2}×** its throughput alone (target ≥ {}×, a drop under 20%: {}).",
+            "healthy `hello` beside the hostile set (busy loops, memory and spawn bombs, stack overflows, huge outputs, log floods, sleepers, session hoarders; {} at a time): **{:.2}×** its throughput alone (target ≥ {}×, a drop under 20%: {});",
             crate::hostile::IN_FLIGHT,
             beside / alone,
             targets::HOSTILE_VS_ALONE,
@@ -278,6 +279,7 @@ mod tests {
             "outbound HTTP",
             "chaos-proxy",
             "healthy `hello`",
+            "Python and JavaScript",
         ] {
             assert!(headline.contains(&format!("- {item}")), "no {item:?} in:\n{headline}");
         }

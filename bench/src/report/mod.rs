@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 mod crawl;
 #[cfg(test)]
 mod fixture;
+mod guests;
 mod headline;
 mod load;
 mod smoke;
@@ -16,6 +17,7 @@ use std::process::Command;
 
 use crate::chaos::ChaosResult;
 use crate::crawl::CrawlResult;
+use crate::guests::GuestsResult;
 use crate::hostile::HostileResult;
 use crate::hotswap::HotSwapResult;
 use crate::invoke::InvokeResult;
@@ -42,6 +44,7 @@ pub struct Report {
     pub hostile: Option<HostileResult>,
     pub crawl: Option<CrawlResult>,
     pub hotswap: Option<HotSwapResult>,
+    pub guests: Option<GuestsResult>,
 }
 
 /// The value at fraction `p` of sorted `samples`.
@@ -123,6 +126,7 @@ impl Report {
             hostile: None,
             crawl: None,
             hotswap: None,
+            guests: None,
         }
     }
 
@@ -169,6 +173,7 @@ impl Report {
             "outbound" => self.outbound_markdown(),
             "chaos" => self.chaos_markdown(),
             "hostile" => self.hostile_markdown(),
+            "guests" => self.guests_markdown(),
             _ => String::new(),
         }
     }

@@ -49,6 +49,17 @@ impl Report {
         for s in self.sleepers.iter().filter(|s| s.succeeded != s.count) {
             problems.push(format!("sleepers: {} of {} sleeping tasks succeeded", s.succeeded, s.count));
         }
+        if let Some(g) = &self.guests {
+            load_problems("guests", g.trigger.iter().map(|(_, run)| run), &mut problems);
+            for (language, s) in g.sleepers.iter().filter(|(_, s)| s.succeeded != s.count) {
+                problems.push(format!(
+                    "guests: {} of {} sleeping {} tasks succeeded",
+                    s.succeeded,
+                    s.count,
+                    language.name()
+                ));
+            }
+        }
         if let Some(c) = &self.chaos {
             load_problems("chaos", c.direct.iter().chain(&c.through), &mut problems);
         }

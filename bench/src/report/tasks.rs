@@ -53,7 +53,7 @@ impl Report {
         out += &row("peak RSS", &|s| Some(s.peak_rss_mib), 0, " MiB");
         out += &row(
             "peak RSS per running task (above idle, over the most running at once)",
-            &|s| Some((s.peak_rss_mib - s.idle_rss_mib) * 1024.0 / s.most_running.max(1) as f64),
+            &|s| Some(s.per_task_mib() * 1024.0),
             1,
             " KiB",
         );
