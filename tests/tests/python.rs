@@ -147,3 +147,29 @@ async fn a_python_task_ends_with_the_right_state_at_each_limit() {
     upload_python(&host, "limits", "py-limits", Some(LOCAL_MANIFEST)).await;
     assert_each_limit_ends_the_task(&host, &target, "limits").await;
 }
+
+#[tokio::test]
+async fn a_large_compile_holds_up_neither_other_uploads_nor_the_live_version() {
+    let host = Host::start().await;
+    host.upload("crawl", "hello").await;
+    // A Python component takes seconds to compile: its upload goes on in the background.
+    let form = reqwest::multipart::Form::new()
+        .part("component", reqwest::multipart::Part::bytes(python_plugin_bytes("crawler")).file_name("app.wasm"))
+        .text("manifest", LOCAL_MANIFEST);
+    let upload = host.client.put(host.url("/v1/plugins/crawl")).multipart(form);
+    let compiling = tokio::spawn(async move { upload.send().await.unwrap().status() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Meanwhile another plugin is uploaded (and compiled) and swapped, the live version of the
+    // plugin being replaced keeps serving, and the API answers.
+    let sleep = host.upload("sleep", "sleep").await;
+    assert_eq!(sleep["cached"], false, "{sleep}");
+    host.upload("sleep", "hello").await;
+    let (status, output) = host.run("crawl", &json!(1)).await;
+    assert_eq!((status, output), (200, json!({"hello": 1})), "the version live before the upload");
+    assert!(!compiling.is_finished(), "the large component was still compiling all along");
+
+    assert!(compiling.await.unwrap().is_success());
+    let (status, body) = host.run("crawl", &json!(1)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_input")), "now the crawler: {body}");
+}
