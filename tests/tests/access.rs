@@ -327,6 +327,7 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
         "POST /v1/plugins/{name}/run",
         "POST /v1/plugins/{name}/tasks",
         "POST /v1/plugins/{name}/tasks:batch",
+        "POST /v1/plugins/{name}/http/{path}",
         "GET /v1/tasks",
         "GET /v1/tasks/{id}",
         "DELETE /v1/tasks/{id}",
@@ -343,7 +344,7 @@ async fn the_openapi_document_is_public_and_describes_every_route() {
     ] {
         assert!(operations.contains(&expected.to_owned()), "{expected} is not in the document: {operations:?}");
     }
-    assert_eq!(operations.len(), 24, "{operations:?}");
+    assert_eq!(operations.len(), 25, "{operations:?}");
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     // The document carries this host's limits.
     let run = &doc["paths"]["/v1/plugins/{name}/run"]["post"]["parameters"];

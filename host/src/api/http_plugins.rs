@@ -15,7 +15,7 @@ use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use wasmtime_wasi_http::Error as WasiError;
 
-use super::error::Refusals;
+use super::error::{ErrorBody, Refusals};
 use super::extract::PluginName;
 use super::task_view::outcome_error;
 use super::tasks::identify;
@@ -29,11 +29,15 @@ use crate::task::{Outcome, Task};
     params(PluginName, ("path" = String, Path, description = "The path the plugin sees (any method is taken, not only POST)")),
     request_body(content = Option<String>, content_type = "application/octet-stream", description = "Handed to the plugin as it streams in"),
     responses(
-        (status = 200, description = "The plugin's answer, whatever its status, headers and body; `ignareo-task-id` names the request's task"),
-        (status = 409, description = "The plugin is a task plugin (wrong_kind)", body = super::error::ErrorBody),
-        (status = 429, description = "The queue is full (Retry-After)", body = super::error::ErrorBody),
-        (status = 502, description = "The plugin failed before it answered, or answered with an error", body = super::error::ErrorBody),
-        (status = 504, description = "The plugin did not answer within its timeout", body = super::error::ErrorBody),
+        (status = 200, description = "The plugin's answer: its headers and body; `ignareo-task-id` names the request's task"),
+        (status = "default", description = "The plugin's answer with another status, as it gave it"),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+        (status = 409, description = "The plugin is a task plugin (wrong_kind), or the request was cancelled", body = ErrorBody),
+        (status = 429, description = "The queue is full (Retry-After)", body = ErrorBody),
+        (status = 500, description = "The host failed while handing the request on", body = ErrorBody),
+        (status = 502, description = "The plugin failed before it answered, or answered with an error", body = ErrorBody),
+        (status = 503, description = "Cannot instantiate now, shutting down, or the plugin's live version could not be loaded at start (plugin_unavailable)", body = ErrorBody),
+        (status = 504, description = "The plugin did not answer within its timeout", body = ErrorBody),
         Refusals,
     ))]
 pub async fn serve(
