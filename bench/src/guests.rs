@@ -46,8 +46,8 @@ pub const WARMUP: usize = 200;
 /// Sleeping tasks at once, each sleeping this long.
 pub const SLEEPER_COUNTS: [usize; 2] = [1_000, 10_000];
 const SLEEP_MS: u64 = 10_000;
-/// A count is run only if the memory measured at the previous count says it fits in this
-/// share of the memory available when it starts.
+/// A count is run only if the memory measured at the previous count (PSS per task) says it
+/// fits in this share of the memory available when it starts.
 const MEMORY_SHARE: f64 = 0.6;
 
 pub struct GuestsResult {
@@ -114,7 +114,7 @@ async fn sleeping(paths: &Paths) -> anyhow::Result<(Vec<(Language, SleepersResul
             }
             eprintln!("   {count} sleeping {} tasks", language.name());
             let result = sleepers::run(&paths.host, paths.plugin_in(language, "sleep")?, count, SLEEP_MS).await?;
-            per_task_mib = Some(result.per_task_mib());
+            per_task_mib = Some(result.pss_per_task_mib().unwrap_or_else(|| result.per_task_mib()));
             results.push((language, result));
         }
     }

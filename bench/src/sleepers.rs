@@ -137,9 +137,16 @@ pub async fn run(
 }
 
 impl SleepersResult {
-    /// Peak RSS above the idle host's, over the most tasks running at once.
+    /// Peak RSS above the idle host's, over the most tasks running at once. RSS counts a page
+    /// shared by many instances (a plugin's data image) once for each.
     pub fn per_task_mib(&self) -> f64 {
         (self.peak_rss_mib - self.idle_rss_mib) / self.most_running.max(1) as f64
+    }
+
+    /// The memory each task costs the machine: PSS once all had started (shared pages split
+    /// among the instances mapping them) above the idle host's RSS, over the tasks.
+    pub fn pss_per_task_mib(&self) -> Option<f64> {
+        self.pss_all_started_mib.map(|pss| (pss - self.idle_rss_mib).max(0.0) / self.count.max(1) as f64)
     }
 }
 
