@@ -173,3 +173,21 @@ async fn a_large_compile_holds_up_neither_other_uploads_nor_the_live_version() {
     let (status, body) = host.run("crawl", &json!(1)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (422, Some("invalid_input")), "now the crawler: {body}");
 }
+
+#[tokio::test]
+async fn a_python_wasi_http_client_is_sent_under_the_manifest() {
+    let host = Host::start().await;
+    let target = Target::start().await;
+    upload_python(&host, "wasi-http", "py-wasi-http", Some(LOCAL_MANIFEST)).await;
+    for path in ["/page/2", "/redirect"] {
+        let (status, output) = host.run("wasi-http", &json!({"url": target.url(path)})).await;
+        assert_eq!((status, &output["status"]), (200, &json!(200)), "{path}: {output}");
+        assert!(output["bytes"].as_u64().unwrap() > 0, "{path}: {output}");
+    }
+    let (status, body) = host.run("wasi-http", &json!({"url": "http://example.com/"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (422, Some("task_failed")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("HttpRequestDenied"), "{body}");
+    let events = host.events(body["error"]["task_id"].as_str().unwrap()).await;
+    let expected = json!("wasi:http request denied: http://example.com:80 is not in this plugin's allowed_hosts");
+    assert!(events.iter().any(|(kind, data)| kind == "log" && data["message"] == expected), "{events:?}");
+}

@@ -1,3 +1,4 @@
+// world: http-proxy
 // An HTTP plugin of the standard wasi:http/proxy world, written the way StarlingMonkey's own
 // examples are (a fetch-event handler, no ignareo SDK):
 // - `GET /fetch?url=U`: fetches U with the standard `fetch` and answers `{"status": S,

@@ -1,3 +1,4 @@
+# world: http-proxy
 """An HTTP plugin of the standard wasi:http/proxy world, written the way componentize-py's own
 examples are (its generated bindings, no ignareo SDK):
 - `GET /fetch?url=U`: fetches U with wasi:http's outgoing handler and answers

@@ -5,7 +5,11 @@ import sys
 import traceback
 
 from componentize_py_types import Err
-from wit_world.imports.types import TaskError_Failed, TaskError_InvalidInput
+try:
+    from wit_world.imports.types import TaskError_Failed, TaskError_InvalidInput
+except ImportError:
+    # A world that imports wasi:http's `types` too (`task-http`) names each by its package.
+    from wit_world.imports.ignareo_task_types import TaskError_Failed, TaskError_InvalidInput
 
 from . import requests_adapter
 
