@@ -73,10 +73,10 @@ async fn bad_uploads_are_refused_with_a_reason() {
     let (status, code, message) = refusal(host.upload_bytes("p", plugin_bytes("not-a-task")).await).await;
     assert_eq!((status, code.as_str()), (422, "wrong_world"));
     assert!(message.contains("ignareo:task/task") && message.contains("run"), "{message}");
-    let wasi_http = wat::parse_str(r#"(component (import "wasi:http/types@0.2.10" (instance)))"#).unwrap();
-    let (status, code, message) = refusal(host.upload_bytes("p", wasi_http).await).await;
+    let keyvalue = wat::parse_str(r#"(component (import "wasi:keyvalue/store@0.2.0" (instance)))"#).unwrap();
+    let (status, code, message) = refusal(host.upload_bytes("p", keyvalue).await).await;
     assert_eq!((status, code.as_str()), (422, "wrong_world"));
-    assert!(message.contains("wasi:http/types@0.2.10, which this host does not link"), "{message}");
+    assert!(message.contains("wasi:keyvalue/store@0.2.0, which this host does not link"), "{message}");
     assert_eq!(compilations(&host).await, compiled, "nothing was compiled to refuse them");
 
     let mut truncated = plugin_bytes("hello");
