@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::Response;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use wasmtime_wasi_http::Error as WasiError;
 
@@ -24,9 +25,24 @@ use crate::auth::Caller;
 use crate::runtime::Exchange;
 use crate::task::{Outcome, Task};
 
+/// The methods an HTTP plugin is sent (the document's; any other is answered 405).
+pub fn route() -> MethodRouter<AppState> {
+    let methods = [
+        MethodFilter::GET,
+        MethodFilter::POST,
+        MethodFilter::PUT,
+        MethodFilter::DELETE,
+        MethodFilter::PATCH,
+        MethodFilter::HEAD,
+        MethodFilter::OPTIONS,
+        MethodFilter::TRACE,
+    ];
+    on(methods.into_iter().fold(MethodFilter::GET, MethodFilter::or), serve)
+}
+
 /// Send a request to an HTTP plugin.
-#[utoipa::path(post, path = "/v1/plugins/{name}/http/{path}", operation_id = "serve_http", tag = "tasks",
-    params(PluginName, ("path" = String, Path, description = "The path the plugin sees (any method is taken, not only POST)")),
+#[utoipa::path(method(get, post, put, delete, patch, head, options, trace), path = "/v1/plugins/{name}/http/{path}", operation_id = "serve_http", tag = "tasks",
+    params(PluginName, ("path" = String, Path, description = "The path the plugin sees")),
     request_body(content = Option<String>, content_type = "application/octet-stream", description = "Handed to the plugin as it streams in"),
     responses(
         (status = 200, description = "The plugin's answer: its headers and body; `ignareo-task-id` names the request's task"),

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{any, delete, get, post, put};
+use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 use body_limit::BodyLimit;
@@ -60,9 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/plugins/{name}/rollback", control.on(post(plugins::rollback)))
         .route("/v1/plugins/{name}/run", input.on(post(tasks::run)))
         .route("/v1/plugins/{name}/tasks", input.on(post(tasks::submit)))
-        .route("/v1/plugins/{name}/http", input.on(any(http_plugins::serve)))
-        .route("/v1/plugins/{name}/http/", input.on(any(http_plugins::serve)))
-        .route("/v1/plugins/{name}/http/{*path}", input.on(any(http_plugins::serve)))
+        .route("/v1/plugins/{name}/http", input.on(http_plugins::route()))
+        .route("/v1/plugins/{name}/http/", input.on(http_plugins::route()))
+        .route("/v1/plugins/{name}/http/{*path}", input.on(http_plugins::route()))
         .route("/v1/plugins/{name}/tasks:batch", batch_body.on(post(batch::submit_batch)))
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::show).delete(tasks::cancel))
