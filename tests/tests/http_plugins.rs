@@ -54,15 +54,7 @@ async fn stock_proxy_components_answer_requests_under_the_plugins_manifest() {
         );
         assert!(echo["headers"].get("authorization").is_none(), "{plugin} saw the host's token: {echo}");
         assert_eq!(host.wait(&id, 10).await["state"], "succeeded", "{plugin}: each request is a task");
-        let root: Value = host
-            .client
-            .get(host.url(&format!("/v1/plugins/{plugin}/http")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let root = host.get_json(&format!("/v1/plugins/{plugin}/http")).await;
         assert_eq!(root["path"], "/", "{plugin}");
 
         // Its own HTTP client goes through the host: a granted destination answers...
